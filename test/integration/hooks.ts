@@ -1,0 +1,95 @@
+// Root hooks for the integration suite: one control plane per run, the CRD installed and
+// Established before any test. Each test makes its own namespaces and objects.
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import {
+  type ControlPlane,
+  type KubectlResult,
+  startControlPlane,
+} from '../support/controlplane.ts';
+
+export const CRD_NAME = 'registrycredentials.regcred.dev';
+
+class TestCluster {
+  private plane?: ControlPlane;
+  private config?: KubeConfig;
+
+  attach(plane: ControlPlane): void {
+    this.plane = plane;
+    const kc = new KubeConfig();
+    kc.loadFromFile(plane.kubeconfigPath);
+    this.config = kc;
+  }
+
+  get attached(): boolean {
+    return this.plane !== undefined;
+  }
+
+  get controlPlane(): ControlPlane {
+    if (!this.plane) throw new Error('the control plane is not running (root hooks did not run)');
+    return this.plane;
+  }
+
+  get kubeconfigPath(): string {
+    return this.controlPlane.kubeconfigPath;
+  }
+
+  /** A KubeConfig for the admin identity (system:masters). */
+  get kc(): KubeConfig {
+    if (!this.config) throw new Error('the control plane is not running (root hooks did not run)');
+    return this.config;
+  }
+
+  kubectl(
+    args: string[],
+    options?: { input?: string; timeoutMs?: number },
+  ): Promise<KubectlResult> {
+    return this.controlPlane.kubectl(args, options);
+  }
+
+  /** Runs kubectl and throws with its output unless it exits 0. */
+  async kubectlOk(args: string[], options?: { input?: string }): Promise<string> {
+    const result = await this.kubectl(args, options);
+    if (result.code !== 0) {
+      throw new Error(
+        `kubectl ${args.join(' ')} exited ${result.code}: ${result.stderr || result.stdout}`,
+      );
+    }
+    return result.stdout;
+  }
+
+  detach(): void {
+    this.plane = undefined;
+    this.config = undefined;
+  }
+}
+
+export const cluster = new TestCluster();
+
+export const mochaHooks = {
+  async beforeAll(this: Mocha.Context): Promise<void> {
+    // The first run on a machine builds the binaries: that can take many minutes.
+    this.timeout(60 * 60 * 1000);
+    const plane = await startControlPlane({ log: (line) => process.stderr.write(`${line}\n`) });
+    cluster.attach(plane);
+    await cluster.kubectlOk([
+      'apply',
+      '--server-side',
+      '-f',
+      join(import.meta.dirname, '..', '..', 'crds'),
+    ]);
+    await cluster.kubectlOk([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      `crd/${CRD_NAME}`,
+    ]);
+  },
+  async afterAll(this: Mocha.Context): Promise<void> {
+    this.timeout(60_000);
+    if (!cluster.attached) return;
+    const plane = cluster.controlPlane;
+    cluster.detach();
+    await plane.stop();
+  },
+};
