@@ -7,12 +7,18 @@ import {
   type KubectlResult,
   startControlPlane,
 } from '../support/controlplane.ts';
+import { OperatorProcess } from '../support/operator.ts';
 
 export const CRD_NAME = 'registrycredentials.regcred.dev';
+/** The operator's own namespace in the suite, where source Secrets live by default. */
+export const OPERATOR_NAMESPACE = 'regcred-system';
+/** A second namespace the suite's operator may read source Secrets from. */
+export const EXTRA_SOURCE_NAMESPACE = 'regcred-sources';
 
 class TestCluster {
   private plane?: ControlPlane;
   private config?: KubeConfig;
+  private op?: OperatorProcess;
 
   attach(plane: ControlPlane): void {
     this.plane = plane;
@@ -58,6 +64,27 @@ class TestCluster {
     return result.stdout;
   }
 
+  /** The suite's operator (one process; tests may stop and restart it, never run a second). */
+  get operator(): OperatorProcess {
+    if (!this.op) throw new Error('the operator is not running (root hooks did not run)');
+    return this.op;
+  }
+
+  /** Starts the suite's operator (again); resolves once its caches have synced. */
+  async startOperator(): Promise<OperatorProcess> {
+    if (this.op?.running) return this.op;
+    this.op = new OperatorProcess({
+      kubeconfigPath: this.kubeconfigPath,
+      namespace: OPERATOR_NAMESPACE,
+      sourceNamespaces: [EXTRA_SOURCE_NAMESPACE],
+    });
+    return this.op.start();
+  }
+
+  async stopOperator(): Promise<void> {
+    await this.op?.stop();
+  }
+
   detach(): void {
     this.plane = undefined;
     this.config = undefined;
@@ -84,10 +111,15 @@ export const mochaHooks = {
       '--timeout=60s',
       `crd/${CRD_NAME}`,
     ]);
+    for (const ns of [OPERATOR_NAMESPACE, EXTRA_SOURCE_NAMESPACE]) {
+      await cluster.kubectlOk(['create', 'namespace', ns]);
+    }
+    await cluster.startOperator();
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(60_000);
     if (!cluster.attached) return;
+    await cluster.stopOperator();
     const plane = cluster.controlPlane;
     cluster.detach();
     await plane.stop();

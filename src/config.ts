@@ -1,0 +1,232 @@
+// Operator options: every flag has an environment variable, flags win, and everything is
+// validated before anything starts.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
+
+export interface OperatorConfig {
+  /** Path to a kubeconfig; absent: in-cluster config, then ~/.kube/config. */
+  kubeconfig?: string;
+  /** The operator's own namespace: where source Secrets without a namespace are read. */
+  namespace: string;
+  /** Namespaces source Secrets may be read from; always includes `namespace`. */
+  sourceNamespaces: string[];
+  /** RegistryCredentials reconciled at once. */
+  workers: number;
+  /** Namespace writes in flight at once for one RegistryCredential's fan-out. */
+  fanoutConcurrency: number;
+  logLevel: LogLevel;
+  /** host:port for /metrics; empty string disables. */
+  metricsAddress: string;
+  /** host:port for /healthz and /readyz; empty string disables. */
+  healthAddress: string;
+  leaderElect: boolean;
+  leaseName: string;
+  /** Identity in the Lease; defaults to the hostname (the Pod name in a cluster). */
+  identity: string;
+  /** Client-side request rate limit towards the API server. */
+  apiQps: number;
+  apiBurst: number;
+}
+
+interface OptionSpec {
+  env: string;
+  description: string;
+  default?: string;
+  type: 'string' | 'boolean';
+}
+
+export const OPTIONS: Record<string, OptionSpec> = {
+  kubeconfig: {
+    env: 'KUBECONFIG',
+    type: 'string',
+    description: 'kubeconfig path (default: in-cluster, then ~/.kube/config)',
+  },
+  namespace: {
+    env: 'REGCRED_NAMESPACE',
+    type: 'string',
+    description:
+      "the operator's namespace (default: POD_NAMESPACE, the service account's namespace, or regcred-system)",
+  },
+  'source-namespaces': {
+    env: 'REGCRED_SOURCE_NAMESPACES',
+    type: 'string',
+    description:
+      'comma-separated namespaces source Secrets may be read from, besides the own namespace',
+  },
+  workers: {
+    env: 'REGCRED_WORKERS',
+    type: 'string',
+    default: '4',
+    description: 'RegistryCredentials reconciled concurrently',
+  },
+  'fanout-concurrency': {
+    env: 'REGCRED_FANOUT_CONCURRENCY',
+    type: 'string',
+    default: '16',
+    description: 'namespace writes in flight per RegistryCredential',
+  },
+  'log-level': {
+    env: 'REGCRED_LOG_LEVEL',
+    type: 'string',
+    default: 'info',
+    description: 'error, warn, info or debug',
+  },
+  'metrics-address': {
+    env: 'REGCRED_METRICS_ADDRESS',
+    type: 'string',
+    default: ':8080',
+    description: 'listen address for /metrics ("" disables)',
+  },
+  'health-address': {
+    env: 'REGCRED_HEALTH_ADDRESS',
+    type: 'string',
+    default: ':8081',
+    description: 'listen address for /healthz and /readyz ("" disables)',
+  },
+  'leader-elect': {
+    env: 'REGCRED_LEADER_ELECT',
+    type: 'boolean',
+    default: 'true',
+    description: 'elect a leader on a Lease so only one replica writes (false for local runs)',
+  },
+  'lease-name': {
+    env: 'REGCRED_LEASE_NAME',
+    type: 'string',
+    default: 'regcred-operator',
+    description: 'name of the leader-election Lease',
+  },
+  identity: {
+    env: 'REGCRED_IDENTITY',
+    type: 'string',
+    description: 'holder identity in the Lease (default: hostname)',
+  },
+  'api-qps': {
+    env: 'REGCRED_API_QPS',
+    type: 'string',
+    default: '50',
+    description: 'API requests per second (client-side limit)',
+  },
+  'api-burst': {
+    env: 'REGCRED_API_BURST',
+    type: 'string',
+    default: '100',
+    description: 'API request burst (client-side limit)',
+  },
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function usage(): string {
+  const lines = [
+    'Usage: regcred-operator [flags]',
+    '',
+    'Every flag can also be set by its environment variable; a flag wins.',
+    '',
+  ];
+  for (const [name, spec] of Object.entries(OPTIONS)) {
+    const flag = spec.type === 'boolean' ? `--${name}[=false]` : `--${name} <value>`;
+    const def = spec.default !== undefined ? ` (default ${JSON.stringify(spec.default)})` : '';
+    lines.push(`  ${flag.padEnd(34)} ${spec.env.padEnd(28)} ${spec.description}${def}`);
+  }
+  lines.push(`  ${'--help'.padEnd(34)} ${''.padEnd(28)} this text`);
+  return lines.join('\n');
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+function positiveInt(name: string, raw: string, max: number): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(
+      `--${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+function address(name: string, raw: string): string {
+  if (raw === '' || /^(\[[0-9a-fA-F:]+\]|[^:]*):\d{1,5}$/.test(raw)) return raw;
+  throw new ConfigError(
+    `--${name} must be host:port or :port (or "" to disable), got ${JSON.stringify(raw)}`,
+  );
+}
+
+function defaultNamespace(env: NodeJS.ProcessEnv): string {
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE_FILE, 'utf8').trim();
+  } catch {
+    return 'regcred-system';
+  }
+}
+
+/** Parses argv and env; throws ConfigError with a message naming the bad flag. */
+export function loadConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  hostname = 'regcred-operator',
+): OperatorConfig | 'help' {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const [name, spec] of Object.entries(OPTIONS))
+    options[name] = { type: spec.type === 'boolean' ? 'string' : 'string' };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: false, strict: true });
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+  if (parsed.values.help === true) return 'help';
+  const value = (name: string): string | undefined => {
+    const flag = parsed.values[name];
+    if (typeof flag === 'string') return flag;
+    const spec = OPTIONS[name];
+    if (spec && env[spec.env] !== undefined) return env[spec.env];
+    return spec?.default;
+  };
+  const bool = (name: string): boolean => {
+    const raw = (value(name) ?? 'false').toLowerCase();
+    if (['true', '1', 'yes', ''].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    throw new ConfigError(`--${name} must be true or false, got ${JSON.stringify(raw)}`);
+  };
+
+  const namespace = value('namespace') ?? defaultNamespace(env);
+  if (!DNS_LABEL.test(namespace))
+    throw new ConfigError(`--namespace ${JSON.stringify(namespace)} is not a valid namespace name`);
+  const extra = (value('source-namespaces') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const ns of extra) {
+    if (!DNS_LABEL.test(ns))
+      throw new ConfigError(
+        `--source-namespaces: ${JSON.stringify(ns)} is not a valid namespace name`,
+      );
+  }
+  const logLevel = value('log-level') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(
+      `--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`,
+    );
+  }
+  const kubeconfig = value('kubeconfig');
+  return {
+    ...(kubeconfig ? { kubeconfig } : {}),
+    namespace,
+    sourceNamespaces: [...new Set([namespace, ...extra])].sort(),
+    workers: positiveInt('workers', value('workers') ?? '4', 64),
+    fanoutConcurrency: positiveInt('fanout-concurrency', value('fanout-concurrency') ?? '16', 256),
+    logLevel: logLevel as LogLevel,
+    metricsAddress: address('metrics-address', value('metrics-address') ?? ''),
+    healthAddress: address('health-address', value('health-address') ?? ''),
+    leaderElect: bool('leader-elect'),
+    leaseName: value('lease-name') ?? 'regcred-operator',
+    identity: value('identity') ?? hostname,
+    apiQps: positiveInt('api-qps', value('api-qps') ?? '50', 10_000),
+    apiBurst: positiveInt('api-burst', value('api-burst') ?? '100', 10_000),
+  };
+}

@@ -1,0 +1,712 @@
+// The reconciler: read the caches, compute the desired state from scratch, write only the
+// difference. A work item is a RegistryCredential name and nothing else, so replaying a
+// reconcile any number of times is harmless, and a reconcile that finds nothing to change
+// writes nothing (status included).
+import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import PQueue from 'p-queue';
+import { findCondition, setCondition } from '../api/conditions.ts';
+import { parseDuration } from '../api/duration.ts';
+import {
+  CLEANUP_FINALIZER,
+  type Condition,
+  type ConditionReason,
+  type FailedNamespace,
+  MAX_FAILED_NAMESPACES,
+  type RegistryCredential,
+  type RegistryCredentialStatus,
+} from '../api/types.ts';
+import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
+import { CredentialError } from '../credentials/errors.ts';
+import {
+  type ResolvedCredentials,
+  resolveStaticCredentials,
+  type SourcePolicy,
+  type SourceSecrets,
+} from '../credentials/resolve.ts';
+import { type KubeApi, KubeApiError } from '../kube/api.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import type { Logger } from '../observability/logger.ts';
+import { safeMessage } from '../observability/redact.ts';
+import {
+  classifySecret,
+  desiredSecret,
+  effectiveSecretName,
+  mergeSecretForUpdate,
+  olderCredentialWins,
+  secretConflictMessage,
+  secretNeedsUpdate,
+  withoutPullSecretEntry,
+  withPullSecretEntry,
+} from './desired.ts';
+import { type NamespaceInfo, namespaceSelection, selectedServiceAccounts } from './selection.ts';
+
+/** What the reconciler reads: informer caches, never the API server. */
+export interface ClusterView extends SourceSecrets {
+  credential(name: string): RegistryCredential | undefined;
+  namespaces(): Iterable<NamespaceInfo>;
+  namespace(name: string): NamespaceInfo | undefined;
+  serviceAccounts(namespace: string): V1ServiceAccount[];
+  managedSecret(namespace: string, name: string): V1Secret | undefined;
+  managedSecretsOf(credential: string): V1Secret[];
+  /** Write-through: the caches hold what we just wrote until the watch delivers it. */
+  wroteSecret(secret: V1Secret): void;
+  deletedSecret(namespace: string, name: string): void;
+  wroteServiceAccount(sa: V1ServiceAccount): void;
+  wroteCredential(cred: RegistryCredential): void;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface ReconcilerOptions {
+  view: ClusterView;
+  api: KubeApi;
+  events: EventRecorder;
+  log: Logger;
+  policy: SourcePolicy;
+  /** Namespace writes in flight at once for one RegistryCredential. */
+  fanoutConcurrency: number;
+  now?: () => Date;
+  /** Called after each reconcile with the status it settled on (metrics). */
+  onStatus?: (name: string, status: RegistryCredentialStatus | undefined) => void;
+}
+
+/** Conflicts are retried on this period: an adopt annotation on a Secret we don't watch. */
+export const CONFLICT_RETRY_MS = 60_000;
+const SERVICE_ACCOUNT_RETRIES = 5;
+
+type NamespaceOutcome =
+  | { kind: 'synced'; wrote: number }
+  | { kind: 'skipped' }
+  | { kind: 'failed'; reason: ConditionReason; message: string; transient: boolean };
+
+/** Thrown after status is written when some namespace failed for a reason worth retrying. */
+export class RetryableSyncError extends Error {
+  override name = 'RetryableSyncError';
+}
+
+interface Writes {
+  secrets: number;
+  serviceAccounts: number;
+  deleted: number;
+}
+
+export class Reconciler {
+  private readonly o: ReconcilerOptions;
+  private readonly now: () => Date;
+
+  constructor(options: ReconcilerOptions) {
+    this.o = options;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult> {
+    const cred = this.o.view.credential(name);
+    if (!cred) {
+      // Gone without our finalizer having run (removed by hand): garbage collection deletes
+      // the Secrets through their ownerReference; our entries on ServiceAccounts are ours to
+      // remove.
+      await this.removeStale(name, undefined, new Set(), '');
+      return {};
+    }
+    const log = this.o.log.child({ registryCredential: name });
+    if (cred.metadata.deletionTimestamp) return this.finalize(cred, log);
+    if (cred.spec.suspend) {
+      await this.writeStatus(cred, this.suspendedStatus(cred));
+      return {};
+    }
+    const current = await this.ensureFinalizer(cred);
+
+    let selects: (ns: NamespaceInfo) => boolean;
+    try {
+      if (current.spec.refreshInterval !== undefined) parseDuration(current.spec.refreshInterval);
+      selects = namespaceSelection(current.spec);
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      await this.writeStatus(current, this.failedStatus(current, error.reason, error.message));
+      return {};
+    }
+
+    const targets = new Set<string>();
+    for (const ns of this.o.view.namespaces()) if (selects(ns)) targets.add(ns.name);
+    const secretName = effectiveSecretName(current);
+
+    let resolved: ResolvedCredentials | undefined;
+    let credentialError: CredentialError | undefined;
+    try {
+      resolved = resolveStaticCredentials(current, this.o.view, this.o.policy);
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      credentialError = error;
+    }
+
+    const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
+    // Namespaces that left the targets, and Secrets under an old secretName, go first.
+    const cleanupErrors = await this.removeStale(name, current, targets, secretName, writes);
+
+    const outcomes = new Map<string, NamespaceOutcome>();
+    if (resolved) {
+      let json: string;
+      try {
+        json = buildDockerConfigJson(resolved.entries);
+        // Built once per reconcile; every namespace gets the same bytes.
+        desiredSecret(current, 'probe', json);
+      } catch (error) {
+        if (!(error instanceof CredentialError)) throw error;
+        await this.writeStatus(current, this.failedStatus(current, error.reason, error.message));
+        return {};
+      }
+      const queue = new PQueue({ concurrency: this.o.fanoutConcurrency });
+      for (const ns of [...targets].sort()) {
+        if (this.inSync(current, ns, secretName, json)) {
+          outcomes.set(ns, { kind: 'synced', wrote: 0 });
+          continue;
+        }
+        void queue.add(async () => {
+          outcomes.set(ns, await this.syncNamespace(current, ns, secretName, json, writes));
+        });
+      }
+      await queue.onIdle();
+    }
+
+    const status = this.computeStatus(
+      current,
+      targets,
+      outcomes,
+      resolved,
+      credentialError,
+      cleanupErrors,
+    );
+    await this.writeStatus(current, status);
+    if (writes.secrets + writes.serviceAccounts + writes.deleted > 0) {
+      log.info('synced', { ...writes, targets: targets.size });
+    }
+
+    const transient = [...outcomes.values()].some((o) => o.kind === 'failed' && o.transient);
+    if (transient || cleanupErrors.length > 0) {
+      throw new RetryableSyncError(
+        `some namespaces failed and will be retried: ${status.failedNamespaces?.map((f) => f.name).join(', ') ?? ''}`,
+      );
+    }
+    const conflicts = [...outcomes.values()].some((o) => o.kind === 'failed');
+    return conflicts ? { requeueAfterMs: CONFLICT_RETRY_MS } : {};
+  }
+
+  /** True when the cache shows nothing to write in this namespace: the cheap common case. */
+  private inSync(cred: RegistryCredential, ns: string, secretName: string, json: string): boolean {
+    const existing = this.o.view.managedSecret(ns, secretName);
+    const claim = classifySecret(existing, cred.metadata.name ?? '');
+    if (claim.kind !== 'ours' || !existing) return false;
+    if (secretNeedsUpdate(existing, desiredSecret(cred, ns, json))) return false;
+    return this.serviceAccountChanges(cred, ns, secretName).length === 0;
+  }
+
+  private serviceAccountChanges(
+    cred: RegistryCredential,
+    ns: string,
+    secretName: string,
+  ): V1ServiceAccount[] {
+    const accounts = this.o.view.serviceAccounts(ns);
+    const selected = new Set(
+      selectedServiceAccounts(
+        cred.spec,
+        accounts.map((sa) => sa.metadata?.name ?? ''),
+      ),
+    );
+    const changed: V1ServiceAccount[] = [];
+    for (const sa of accounts) {
+      const name = sa.metadata?.name ?? '';
+      const next = selected.has(name)
+        ? withPullSecretEntry(sa.imagePullSecrets, secretName)
+        : withoutPullSecretEntry(sa.imagePullSecrets, secretName);
+      if (next !== undefined) changed.push(sa);
+    }
+    return changed;
+  }
+
+  private async syncNamespace(
+    cred: RegistryCredential,
+    ns: string,
+    secretName: string,
+    json: string,
+    writes: Writes,
+  ): Promise<NamespaceOutcome> {
+    const credName = cred.metadata.name ?? '';
+    const desired = desiredSecret(cred, ns, json);
+    try {
+      let existing = this.o.view.managedSecret(ns, secretName);
+      let claim = classifySecret(existing, credName);
+      if (claim.kind === 'absent') {
+        try {
+          this.o.view.wroteSecret(await this.o.api.createSecret(desired));
+          writes.secrets += 1;
+          claim = { kind: 'ours' };
+          existing = undefined;
+        } catch (error) {
+          if (!(error instanceof KubeApiError && error.alreadyExists)) throw error;
+          // Not in our cache: a Secret we don't manage (or don't manage yet) holds the name.
+          existing = await this.o.api.readSecret(ns, secretName);
+          claim = classifySecret(existing, credName);
+          if (claim.kind === 'absent') {
+            return {
+              kind: 'failed',
+              reason: 'PartiallySynced',
+              message: `Secret ${ns}/${secretName} was deleted while being written`,
+              transient: true,
+            };
+          }
+        }
+      }
+      if (existing && claim.kind === 'otherCredential') {
+        const other = this.o.view.credential(claim.owner);
+        const otherStillClaims =
+          other !== undefined &&
+          !other.metadata.deletionTimestamp &&
+          effectiveSecretName(other) === secretName &&
+          this.targets(other, ns);
+        if (
+          otherStillClaims &&
+          olderCredentialWins(
+            {
+              name: other.metadata.name ?? '',
+              creationTimestamp: other.metadata.creationTimestamp,
+              uid: other.metadata.uid,
+            },
+            {
+              name: credName,
+              creationTimestamp: cred.metadata.creationTimestamp,
+              uid: cred.metadata.uid,
+            },
+          ) === -1
+        ) {
+          return {
+            kind: 'failed',
+            reason: 'Conflict',
+            message: `${secretConflictMessage(existing, claim)}, which is older and keeps it`,
+            transient: false,
+          };
+        }
+        claim = { kind: 'adoptable' };
+      }
+      if (existing && claim.kind === 'unmanaged') {
+        return {
+          kind: 'failed',
+          reason: 'Conflict',
+          message: secretConflictMessage(existing, claim),
+          transient: false,
+        };
+      }
+      if (existing && (claim.kind === 'ours' || claim.kind === 'adoptable')) {
+        if (claim.kind === 'adoptable' || secretNeedsUpdate(existing, desired)) {
+          this.o.view.wroteSecret(
+            await this.o.api.replaceSecret(mergeSecretForUpdate(existing, desired)),
+          );
+          writes.secrets += 1;
+        }
+      }
+      for (const sa of this.serviceAccountChanges(cred, ns, secretName)) {
+        await this.updateServiceAccount(cred, sa, secretName);
+        writes.serviceAccounts += 1;
+      }
+      return { kind: 'synced', wrote: 1 };
+    } catch (error) {
+      if (error instanceof KubeApiError && (error.notFound || terminating(error))) {
+        // The namespace went away (or is going) under us: not a target any more.
+        return { kind: 'skipped' };
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      this.o.log.warn('namespace sync failed', {
+        registryCredential: credName,
+        namespace: ns,
+        error: message,
+      });
+      return {
+        kind: 'failed',
+        reason: 'PartiallySynced',
+        message: safeMessage(message, 256),
+        transient: true,
+      };
+    }
+  }
+
+  private targets(cred: RegistryCredential, ns: string): boolean {
+    const info = this.o.view.namespace(ns);
+    if (!info) return false;
+    try {
+      return namespaceSelection(cred.spec)(info);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Read-modify-write with the resourceVersion: another writer's entries survive because a
+   * 409 makes us re-read and re-apply our one change to what they wrote.
+   */
+  private async updateServiceAccount(
+    cred: RegistryCredential,
+    cached: V1ServiceAccount,
+    secretName: string,
+  ): Promise<void> {
+    const ns = cached.metadata?.namespace ?? '';
+    const name = cached.metadata?.name ?? '';
+    let sa: V1ServiceAccount | undefined = cached;
+    for (let attempt = 0; attempt < SERVICE_ACCOUNT_RETRIES; attempt++) {
+      if (!sa) return;
+      const selected = selectedServiceAccounts(cred.spec, [name]).length === 1;
+      const next = selected
+        ? withPullSecretEntry(sa.imagePullSecrets, secretName)
+        : withoutPullSecretEntry(sa.imagePullSecrets, secretName);
+      if (next === undefined) return;
+      try {
+        const written = await this.o.api.replaceServiceAccount({ ...sa, imagePullSecrets: next });
+        this.o.view.wroteServiceAccount(written);
+        return;
+      } catch (error) {
+        if (!(error instanceof KubeApiError && error.conflict)) throw error;
+        sa = await this.o.api.readServiceAccount(ns, name);
+      }
+    }
+    throw new KubeApiError(
+      409,
+      'Conflict',
+      `ServiceAccount ${ns}/${name} kept changing; will retry`,
+    );
+  }
+
+  /** Removes our entry from every ServiceAccount in `ns` that has it. */
+  private async removeEntries(ns: string, secretName: string): Promise<void> {
+    for (const sa of this.o.view.serviceAccounts(ns)) {
+      let current: V1ServiceAccount | undefined = sa;
+      for (let attempt = 0; current && attempt < SERVICE_ACCOUNT_RETRIES; attempt++) {
+        const next = withoutPullSecretEntry(current.imagePullSecrets, secretName);
+        if (next === undefined) break;
+        try {
+          this.o.view.wroteServiceAccount(
+            await this.o.api.replaceServiceAccount({ ...current, imagePullSecrets: next }),
+          );
+          break;
+        } catch (error) {
+          if (error instanceof KubeApiError && error.notFound) break;
+          if (!(error instanceof KubeApiError && error.conflict)) throw error;
+          current = await this.o.api.readServiceAccount(ns, sa.metadata?.name ?? '');
+        }
+      }
+    }
+  }
+
+  /**
+   * Deletes our Secrets that should no longer exist (namespace no longer targeted, old
+   * secretName, credential deleted) and exactly our entries pointing at them. Returns the
+   * failures, which are retried.
+   */
+  private async removeStale(
+    credName: string,
+    cred: RegistryCredential | undefined,
+    targets: ReadonlySet<string>,
+    secretName: string,
+    writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 },
+  ): Promise<string[]> {
+    const stale = this.o.view.managedSecretsOf(credName).filter((secret) => {
+      const ns = secret.metadata?.namespace ?? '';
+      if (cred && targets.has(ns) && secret.metadata?.name === secretName) return false;
+      // The namespace controller removes everything in a terminating namespace.
+      return !this.o.view.namespace(ns)?.terminating;
+    });
+    const errors: string[] = [];
+    const queue = new PQueue({ concurrency: this.o.fanoutConcurrency });
+    for (const secret of stale) {
+      void queue.add(async () => {
+        const ns = secret.metadata?.namespace ?? '';
+        const name = secret.metadata?.name ?? '';
+        try {
+          await this.removeEntries(ns, name);
+          await this.o.api.deleteSecret(ns, name, secret.metadata?.uid);
+          this.o.view.deletedSecret(ns, name);
+          writes.deleted += 1;
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          this.o.log.warn('cleanup failed', {
+            registryCredential: credName,
+            namespace: ns,
+            error: message,
+          });
+          errors.push(`${ns}: ${message}`);
+        }
+      });
+    }
+    await queue.onIdle();
+    return errors;
+  }
+
+  private async ensureFinalizer(cred: RegistryCredential): Promise<RegistryCredential> {
+    const finalizers = cred.metadata.finalizers ?? [];
+    if (finalizers.includes(CLEANUP_FINALIZER)) return cred;
+    const updated = await this.o.api.setCredentialFinalizers(cred, [
+      ...finalizers,
+      CLEANUP_FINALIZER,
+    ]);
+    this.o.view.wroteCredential(updated);
+    return updated;
+  }
+
+  private async finalize(cred: RegistryCredential, log: Logger): Promise<ReconcileResult> {
+    const finalizers = cred.metadata.finalizers ?? [];
+    if (!finalizers.includes(CLEANUP_FINALIZER)) return {};
+    const name = cred.metadata.name ?? '';
+    const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
+    const errors = await this.removeStale(name, undefined, new Set(), '', writes);
+    if (errors.length > 0) {
+      await this.o.events.record(
+        cred,
+        'Warning',
+        'CleanupFailed',
+        `cleanup failed in ${errors.length} namespace(s); retrying`,
+      );
+      throw new RetryableSyncError(`cleanup of ${name} failed in ${errors.length} namespace(s)`);
+    }
+    await this.o.api.setCredentialFinalizers(
+      cred,
+      finalizers.filter((f) => f !== CLEANUP_FINALIZER),
+    );
+    log.info('cleaned up', { deleted: writes.deleted });
+    return {};
+  }
+
+  private suspendedStatus(cred: RegistryCredential): RegistryCredentialStatus {
+    const now = this.now();
+    const gen = cred.metadata.generation;
+    let conditions = cred.status?.conditions;
+    conditions = setCondition(
+      conditions,
+      {
+        type: 'Ready',
+        status: 'False',
+        reason: 'Suspended',
+        message: 'spec.suspend is true: nothing is written or removed',
+        observedGeneration: gen,
+      },
+      now,
+    );
+    conditions = setCondition(
+      conditions,
+      {
+        type: 'Synced',
+        status: 'False',
+        reason: 'Suspended',
+        message: 'spec.suspend is true',
+        observedGeneration: gen,
+      },
+      now,
+    );
+    return { ...cred.status, observedGeneration: gen, conditions };
+  }
+
+  private failedStatus(
+    cred: RegistryCredential,
+    reason: ConditionReason,
+    rawMessage: string,
+  ): RegistryCredentialStatus {
+    const now = this.now();
+    const gen = cred.metadata.generation;
+    const message = safeMessage(rawMessage);
+    let conditions = cred.status?.conditions;
+    conditions = setCondition(
+      conditions,
+      { type: 'Ready', status: 'False', reason, message, observedGeneration: gen },
+      now,
+    );
+    conditions = setCondition(
+      conditions,
+      { type: 'CredentialsReady', status: 'False', reason, message, observedGeneration: gen },
+      now,
+    );
+    conditions = setCondition(
+      conditions,
+      {
+        type: 'Synced',
+        status: 'False',
+        reason,
+        message: 'not syncing until the spec is valid; existing Secrets are kept',
+        observedGeneration: gen,
+      },
+      now,
+    );
+    return { ...cred.status, observedGeneration: gen, conditions };
+  }
+
+  private computeStatus(
+    cred: RegistryCredential,
+    targets: ReadonlySet<string>,
+    outcomes: ReadonlyMap<string, NamespaceOutcome>,
+    resolved: ResolvedCredentials | undefined,
+    credentialError: CredentialError | undefined,
+    cleanupErrors: readonly string[],
+  ): RegistryCredentialStatus {
+    const now = this.now();
+    const gen = cred.metadata.generation;
+    const failed: FailedNamespace[] = [];
+    let synced = 0;
+    let targetCount = 0;
+    for (const ns of targets) {
+      const outcome = outcomes.get(ns);
+      if (outcome?.kind === 'skipped') continue;
+      targetCount += 1;
+      if (outcome?.kind === 'synced') synced += 1;
+      else if (outcome?.kind === 'failed')
+        failed.push({ name: ns, reason: outcome.reason, message: outcome.message });
+    }
+    failed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+    let conditions = cred.status?.conditions;
+    const credentialsCondition: Omit<Condition, 'lastTransitionTime'> = credentialError
+      ? {
+          type: 'CredentialsReady',
+          status: 'False',
+          reason: credentialError.reason,
+          message: safeMessage(credentialError.message),
+          observedGeneration: gen,
+        }
+      : {
+          type: 'CredentialsReady',
+          status: 'True',
+          reason: 'CredentialsResolved',
+          message: `${resolved?.registries.length ?? 0} registries resolved`,
+          observedGeneration: gen,
+        };
+    conditions = setCondition(conditions, credentialsCondition, now);
+
+    let syncedCondition: Omit<Condition, 'lastTransitionTime'>;
+    if (credentialError) {
+      syncedCondition = {
+        type: 'Synced',
+        status: 'False',
+        reason: credentialError.reason,
+        message: 'credentials are not ready; existing Secrets are kept unchanged',
+        observedGeneration: gen,
+      };
+    } else if (failed.length > 0 || cleanupErrors.length > 0) {
+      const conflicts = failed.filter((f) => f.reason === 'Conflict');
+      const reason: ConditionReason =
+        conflicts.length === failed.length && cleanupErrors.length === 0
+          ? 'Conflict'
+          : 'PartiallySynced';
+      const parts = [`${synced}/${targetCount} namespaces synced`];
+      if (conflicts.length > 0)
+        parts.push(
+          `${conflicts.length} in conflict (${conflicts
+            .slice(0, 3)
+            .map((c) => c.name)
+            .join(', ')}${conflicts.length > 3 ? ', …' : ''})`,
+        );
+      const other = failed.length - conflicts.length;
+      if (other > 0) parts.push(`${other} failed and will be retried`);
+      if (cleanupErrors.length > 0)
+        parts.push(`cleanup failed in ${cleanupErrors.length} namespace(s)`);
+      syncedCondition = {
+        type: 'Synced',
+        status: 'False',
+        reason,
+        message: parts.join('; '),
+        observedGeneration: gen,
+      };
+    } else {
+      syncedCondition = {
+        type: 'Synced',
+        status: 'True',
+        reason: 'Synced',
+        message: `${synced}/${targetCount} namespaces synced`,
+        observedGeneration: gen,
+      };
+    }
+    conditions = setCondition(conditions, syncedCondition, now);
+
+    let readyCondition: Omit<Condition, 'lastTransitionTime'>;
+    if (credentialError) {
+      readyCondition = { ...credentialsCondition, type: 'Ready' };
+    } else if (syncedCondition.status !== 'True') {
+      readyCondition = { ...syncedCondition, type: 'Ready' };
+    } else if (targetCount === 0) {
+      readyCondition = {
+        type: 'Ready',
+        status: 'True',
+        reason: 'NoTargets',
+        message: 'no namespace matched spec.namespaceSelector or spec.namespaces',
+        observedGeneration: gen,
+      };
+    } else {
+      readyCondition = {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Ready',
+        message: `${synced} namespaces hold the current Secret`,
+        observedGeneration: gen,
+      };
+    }
+    conditions = setCondition(conditions, readyCondition, now);
+
+    const status: RegistryCredentialStatus = {
+      observedGeneration: gen,
+      conditions,
+      targetNamespaces: targetCount,
+      syncedNamespaces: credentialError ? 0 : synced,
+    };
+    if (failed.length > 0) status.failedNamespaces = failed.slice(0, MAX_FAILED_NAMESPACES);
+    const registries = resolved?.registries ?? cred.status?.registries;
+    if (registries && registries.length > 0) status.registries = registries;
+    return status;
+  }
+
+  /** Writes status only when it differs; records an Event when Ready changes. */
+  private async writeStatus(
+    cred: RegistryCredential,
+    status: RegistryCredentialStatus,
+  ): Promise<void> {
+    const name = cred.metadata.name ?? '';
+    this.o.onStatus?.(name, status);
+    if (sameStatus(cred.status, status)) return;
+    const updated = await this.o.api.patchCredentialStatus(name, status);
+    this.o.view.wroteCredential(updated);
+    const before = findCondition(cred.status?.conditions, 'Ready');
+    const after = findCondition(status.conditions, 'Ready');
+    if (
+      after &&
+      (before?.status !== after.status ||
+        before.reason !== after.reason ||
+        before.message !== after.message)
+    ) {
+      await this.o.events.record(
+        cred,
+        after.status === 'True' ? 'Normal' : 'Warning',
+        after.reason,
+        after.message,
+      );
+    }
+  }
+}
+
+function terminating(error: KubeApiError): boolean {
+  return error.code === 403 && /being terminated/.test(error.message);
+}
+
+/** Status equality as the API server would store it (key order and undefined ignored). */
+export function sameStatus(
+  a: RegistryCredentialStatus | undefined,
+  b: RegistryCredentialStatus,
+): boolean {
+  return canonical(a ?? {}) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(
+        Object.entries(v as Record<string, unknown>)
+          .filter(([, inner]) => inner !== undefined && inner !== null)
+          .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
+      );
+    }
+    return v;
+  });
+}

@@ -1,0 +1,88 @@
+// The last line of defence against credential leaks: every credential value the operator reads
+// is registered here, and every log line, Event message, status message and error that leaves
+// the process goes through `redact`. Key names that always hold secrets are masked as well, so a
+// caller that passes a whole Secret or a dockerconfigjson cannot leak it either.
+
+const MASK = '[REDACTED]';
+const SENSITIVE_KEYS =
+  /^(password|passwd|secret|token|auth|identitytoken|registrytoken|access_?token|refresh_?token|id_?token|client_?secret|private_?key|private_key_id|secretaccesskey|aws_secret_access_key|aws_session_token|sessiontoken|authorization|\.dockerconfigjson|\.dockercfg|data|stringdata)$/i;
+
+/** Shorter values are not tracked: masking "a" or "ab" everywhere would garble every message. */
+const MIN_TRACKED_LENGTH = 4;
+const MAX_TRACKED = 20_000;
+
+export class SecretValues {
+  private readonly values = new Set<string>();
+  private pattern: RegExp | undefined;
+
+  /** Registers credential values (and their base64 forms) so they never leave the process. */
+  add(...values: Array<string | undefined>): void {
+    let changed = false;
+    for (const value of values) {
+      if (value === undefined || value.length < MIN_TRACKED_LENGTH) continue;
+      for (const form of [value, Buffer.from(value).toString('base64')]) {
+        if (!this.values.has(form)) {
+          this.values.add(form);
+          changed = true;
+        }
+      }
+    }
+    if (this.values.size > MAX_TRACKED) {
+      // Keep the newest; old rotated tokens are the least likely to still be in flight.
+      const keep = [...this.values].slice(-MAX_TRACKED);
+      this.values.clear();
+      for (const v of keep) this.values.add(v);
+    }
+    if (changed) this.pattern = undefined;
+  }
+
+  get size(): number {
+    return this.values.size;
+  }
+
+  /** Replaces every registered value inside `text`. */
+  scrub(text: string): string {
+    if (this.values.size === 0) return text;
+    this.pattern ??= new RegExp(
+      [...this.values]
+        .sort((a, b) => b.length - a.length)
+        .map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('|'),
+      'g',
+    );
+    return text.replace(this.pattern, MASK);
+  }
+}
+
+/** The process-wide registry; credential sources add to it as they read. */
+export const secretValues = new SecretValues();
+
+/** Deep-copies `value` with sensitive keys masked and registered values scrubbed from strings. */
+export function redact(value: unknown, values: SecretValues = secretValues, depth = 0): unknown {
+  if (typeof value === 'string') return values.scrub(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 8) return '[…]';
+  if (value instanceof Error) {
+    return { name: value.name, message: values.scrub(value.message) };
+  }
+  if (Array.isArray(value)) return value.map((item) => redact(item, values, depth + 1));
+  if (value instanceof Date) return value.toISOString();
+  const out: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    out[key] =
+      SENSITIVE_KEYS.test(key) && inner !== undefined && inner !== null && inner !== ''
+        ? MASK
+        : redact(inner, values, depth + 1);
+  }
+  return out;
+}
+
+/** A message that is safe to put in an Event, a status condition or a log line. */
+export function safeMessage(
+  text: string,
+  maxLength = 512,
+  values: SecretValues = secretValues,
+): string {
+  const scrubbed = values.scrub(text);
+  return scrubbed.length > maxLength ? `${scrubbed.slice(0, maxLength - 1)}…` : scrubbed;
+}

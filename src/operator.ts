@@ -1,0 +1,386 @@
+// Wiring: informers feed an event → key mapping into the work queue; workers run the reconciler
+// once every cache has synced. Everything here is plumbing; decisions live in controller/.
+import type { KubeConfig, V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import { Subscription } from 'rxjs';
+import {
+  CREDENTIAL_LABEL,
+  GROUP,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  PLURAL,
+  type RegistryCredential,
+  VERSION,
+} from './api/types.ts';
+import type { OperatorConfig } from './config.ts';
+import { type ClusterView, Reconciler } from './controller/reconciler.ts';
+import { type NamespaceInfo, namespaceInfo, namespaceSelection } from './controller/selection.ts';
+import { runWorkers, type StopWorkers } from './controller/worker-pool.ts';
+import { WorkQueue } from './controller/workqueue.ts';
+import { referencedSecrets } from './credentials/resolve.ts';
+import { KubeApi } from './kube/api.ts';
+import { EventRecorder } from './kube/events.ts';
+import { Informer, type InformerEvent } from './kube/informer.ts';
+import type { Logger } from './observability/logger.ts';
+import { Metrics } from './observability/metrics.ts';
+
+type Obj = { metadata?: { name?: string; namespace?: string; resourceVersion?: string } };
+
+function keyOf(obj: Obj): string {
+  const ns = obj.metadata?.namespace;
+  return ns ? `${ns}/${obj.metadata?.name}` : (obj.metadata?.name ?? '');
+}
+
+function rv(obj: Obj | undefined): number {
+  const n = Number(obj?.metadata?.resourceVersion);
+  return Number.isFinite(n) ? n : -1;
+}
+
+/**
+ * What we wrote, until the watch catches up. Without it, an event that arrives between our
+ * write and the watch delivering it would find the old object in the cache and make us write
+ * again (a wasted request and a 409).
+ */
+class WrittenOverlay<T extends Obj> {
+  private readonly written = new Map<string, T | null>();
+
+  put(obj: T): void {
+    this.written.set(keyOf(obj), obj);
+  }
+  remove(key: string): void {
+    this.written.set(key, null);
+  }
+  /** The newer of the cache's object and ours; drops ours once the cache has caught up. */
+  pick(key: string, cached: T | undefined): T | undefined {
+    if (!this.written.has(key)) return cached;
+    const mine = this.written.get(key);
+    if (mine === null) {
+      if (cached === undefined) {
+        this.written.delete(key);
+        return undefined;
+      }
+      return undefined;
+    }
+    if (mine && cached && rv(cached) >= rv(mine)) {
+      this.written.delete(key);
+      return cached;
+    }
+    return mine;
+  }
+  clear(): void {
+    this.written.clear();
+  }
+}
+
+function stripNamespace(ns: V1Namespace): V1Namespace {
+  return {
+    metadata: {
+      name: ns.metadata?.name,
+      resourceVersion: ns.metadata?.resourceVersion,
+      labels: ns.metadata?.labels,
+      annotations: ns.metadata?.annotations,
+      deletionTimestamp: ns.metadata?.deletionTimestamp,
+    },
+    status: { phase: ns.status?.phase },
+  };
+}
+
+function stripServiceAccount(sa: V1ServiceAccount): V1ServiceAccount {
+  // Only what a read-modify-write needs; `secrets` and annotations can be large.
+  const { managedFields: _m, ...metadata } = sa.metadata ?? {};
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata,
+    imagePullSecrets: sa.imagePullSecrets,
+  };
+}
+
+function stripSecret(secret: V1Secret): V1Secret {
+  const { managedFields: _m, ...metadata } = secret.metadata ?? {};
+  return { ...secret, metadata };
+}
+
+export interface OperatorOptions {
+  config: OperatorConfig;
+  kc: KubeConfig;
+  log: Logger;
+  metrics?: Metrics;
+}
+
+export class Operator implements ClusterView {
+  readonly metrics: Metrics;
+  readonly api: KubeApi;
+  private readonly config: OperatorConfig;
+  private readonly log: Logger;
+  private readonly credentials: Informer<RegistryCredential>;
+  private readonly namespaceInformer: Informer<V1Namespace>;
+  private readonly serviceAccountInformer: Informer<V1ServiceAccount>;
+  private readonly managedSecrets: Informer<V1Secret>;
+  private readonly sourceSecrets: Informer<V1Secret>[];
+  private readonly secretOverlay = new WrittenOverlay<V1Secret>();
+  private readonly saOverlay = new WrittenOverlay<V1ServiceAccount>();
+  private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
+  private readonly queue: WorkQueue;
+  private readonly reconciler: Reconciler;
+  private subscription?: Subscription;
+  private stopWorkers?: StopWorkers;
+  private leading = false;
+
+  constructor({ config, kc, log, metrics }: OperatorOptions) {
+    this.config = config;
+    this.log = log;
+    this.metrics = metrics ?? new Metrics({ processMetrics: false });
+    this.api = new KubeApi(kc, this.metrics.observeRequest);
+    const informerLog = log.child({ component: 'informer' });
+    this.credentials = new Informer<RegistryCredential>(kc, {
+      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      logger: informerLog,
+    });
+    this.namespaceInformer = new Informer<V1Namespace>(kc, {
+      path: '/api/v1/namespaces',
+      transform: stripNamespace,
+      logger: informerLog,
+    });
+    this.serviceAccountInformer = new Informer<V1ServiceAccount>(kc, {
+      path: '/api/v1/serviceaccounts',
+      transform: stripServiceAccount,
+      logger: informerLog,
+    });
+    this.managedSecrets = new Informer<V1Secret>(kc, {
+      path: '/api/v1/secrets',
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      transform: stripSecret,
+      logger: informerLog,
+    });
+    this.sourceSecrets = config.sourceNamespaces.map(
+      (ns) =>
+        new Informer<V1Secret>(kc, {
+          path: `/api/v1/namespaces/${ns}/secrets`,
+          transform: stripSecret,
+          logger: informerLog,
+        }),
+    );
+    this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });
+    this.reconciler = new Reconciler({
+      view: this,
+      api: this.api,
+      events: new EventRecorder(this.api, log, config.identity),
+      log,
+      policy: {
+        operatorNamespace: config.namespace,
+        allowedSourceNamespaces: new Set(config.sourceNamespaces),
+      },
+      fanoutConcurrency: config.fanoutConcurrency,
+      onStatus: (name, status) => {
+        this.metrics.targetNamespaces.set(
+          { registrycredential: name },
+          status?.targetNamespaces ?? 0,
+        );
+        this.metrics.syncedNamespaces.set(
+          { registrycredential: name },
+          status?.syncedNamespaces ?? 0,
+        );
+      },
+    });
+  }
+
+  private get informers(): Array<Informer<Obj>> {
+    return [
+      this.credentials,
+      this.namespaceInformer,
+      this.serviceAccountInformer,
+      this.managedSecrets,
+      ...this.sourceSecrets,
+    ] as unknown as Array<Informer<Obj>>;
+  }
+
+  /** Starts the informers and the event mapping; resolves once every cache has synced. */
+  async startCaches(): Promise<void> {
+    const subscription = new Subscription();
+    subscription.add(this.credentials.events$.subscribe((e) => this.onCredential(e)));
+    subscription.add(this.namespaceInformer.events$.subscribe((e) => this.onNamespace(e)));
+    subscription.add(this.serviceAccountInformer.events$.subscribe((e) => this.onServiceAccount(e)));
+    subscription.add(this.managedSecrets.events$.subscribe((e) => this.onManagedSecret(e)));
+    for (const informer of this.sourceSecrets) {
+      subscription.add(informer.events$.subscribe((e) => this.onSourceSecret(e)));
+    }
+    this.subscription = subscription;
+    for (const informer of this.informers) informer.start();
+    await Promise.all(this.informers.map((informer) => informer.synced));
+    this.log.info('caches synced', {
+      registryCredentials: this.credentials.list().length,
+      namespaces: this.namespaceInformer.list().length,
+    });
+  }
+
+  /** Runs the workers (call on the leader only, after startCaches). */
+  startWorkers(): void {
+    if (this.leading) return;
+    this.leading = true;
+    for (const cred of this.credentials.list()) this.queue.add(cred.metadata.name ?? '');
+    this.stopWorkers = runWorkers(
+      this.queue,
+      this.config.workers,
+      (key) => this.reconciler.reconcile(key),
+      {
+        logger: this.log,
+        onResult: (_key, outcome) => {
+          const result =
+            outcome.kind === 'error'
+              ? 'error'
+              : outcome.requeueAfterMs
+                ? 'requeue_after'
+                : 'success';
+          this.metrics.reconciled(result, outcome.durationMs / 1000);
+        },
+      },
+    );
+  }
+
+  /** Stops taking work, lets in-flight reconciles finish (bounded), stops the informers. */
+  async stop(drainMs = 30_000): Promise<void> {
+    this.queue.shutDown();
+    if (this.stopWorkers) {
+      await Promise.race([this.stopWorkers(), new Promise((r) => setTimeout(r, drainMs).unref())]);
+    }
+    this.subscription?.unsubscribe();
+    await Promise.all(this.informers.map((informer) => informer.stop()));
+  }
+
+  health(): { synced: boolean; healthy: boolean; detail: string } {
+    const states = this.informers.map((i) => i.health());
+    const broken = states.filter((s) => !s.healthy);
+    return {
+      synced: states.every((s) => s.synced),
+      healthy: broken.length === 0,
+      detail: broken.map((s) => s.lastError ?? 'informer broken').join('; ') || 'ok',
+    };
+  }
+
+  // ---- event → key mapping (ARCHITECTURE.md) ----
+
+  private enqueue(name: string | undefined): void {
+    if (name) this.queue.add(name);
+  }
+
+  private onCredential(e: InformerEvent<RegistryCredential>): void {
+    this.enqueue(e.object.metadata?.name);
+  }
+
+  private credentialsSelecting(...namespaces: Array<NamespaceInfo | undefined>): string[] {
+    const names: string[] = [];
+    for (const cred of this.credentials.list()) {
+      let selects: (ns: NamespaceInfo) => boolean;
+      try {
+        selects = namespaceSelection(cred.spec);
+      } catch {
+        continue;
+      }
+      if (namespaces.some((ns) => ns !== undefined && selects(ns)))
+        names.push(cred.metadata.name ?? '');
+    }
+    return names;
+  }
+
+  private onNamespace(e: InformerEvent<V1Namespace>): void {
+    const now = namespaceInfo(e.object);
+    const before = e.old ? namespaceInfo(e.old) : undefined;
+    const names = new Set(this.credentialsSelecting(now, before));
+    // A namespace that leaves every selector still holds our Secrets: their owners clean up.
+    for (const secret of this.managedSecrets.byNamespace(now.name)) {
+      const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
+      if (owner) names.add(owner);
+    }
+    for (const name of names) this.enqueue(name);
+  }
+
+  private onServiceAccount(e: InformerEvent<V1ServiceAccount>): void {
+    const ns = e.object.metadata?.namespace ?? '';
+    const info = this.namespace(ns);
+    const names = new Set(this.credentialsSelecting(info));
+    for (const secret of this.managedSecrets.byNamespace(ns)) {
+      const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
+      if (owner) names.add(owner);
+    }
+    for (const name of names) this.enqueue(name);
+  }
+
+  private onManagedSecret(e: InformerEvent<V1Secret>): void {
+    this.enqueue(e.object.metadata?.labels?.[CREDENTIAL_LABEL]);
+    const before = e.old?.metadata?.labels?.[CREDENTIAL_LABEL];
+    if (before) this.enqueue(before);
+  }
+
+  private onSourceSecret(e: InformerEvent<V1Secret>): void {
+    const ns = e.object.metadata?.namespace;
+    const name = e.object.metadata?.name;
+    for (const cred of this.credentials.list()) {
+      if (
+        referencedSecrets(cred, this.config.namespace).some(
+          (r) => r.namespace === ns && r.name === name,
+        )
+      ) {
+        this.enqueue(cred.metadata.name);
+      }
+    }
+  }
+
+  // ---- ClusterView: reads from the caches ----
+
+  credential(name: string): RegistryCredential | undefined {
+    return this.credOverlay.pick(name, this.credentials.get(name));
+  }
+
+  *namespaces(): Iterable<NamespaceInfo> {
+    for (const ns of this.namespaceInformer.list()) yield namespaceInfo(ns);
+  }
+
+  namespace(name: string): NamespaceInfo | undefined {
+    const ns = this.namespaceInformer.get(name);
+    return ns ? namespaceInfo(ns) : undefined;
+  }
+
+  serviceAccounts(namespace: string): V1ServiceAccount[] {
+    return this.serviceAccountInformer
+      .byNamespace(namespace)
+      .map((sa) => this.saOverlay.pick(keyOf(sa), sa))
+      .filter((sa): sa is V1ServiceAccount => sa !== undefined);
+  }
+
+  managedSecret(namespace: string, name: string): V1Secret | undefined {
+    const key = `${namespace}/${name}`;
+    return this.secretOverlay.pick(key, this.managedSecrets.get(key));
+  }
+
+  managedSecretsOf(credential: string): V1Secret[] {
+    return this.managedSecrets
+      .list()
+      .filter((s) => s.metadata?.labels?.[CREDENTIAL_LABEL] === credential)
+      .map((s) => this.secretOverlay.pick(keyOf(s), s))
+      .filter(
+        (s): s is V1Secret =>
+          s !== undefined && s.metadata?.labels?.[CREDENTIAL_LABEL] === credential,
+      );
+  }
+
+  sourceSecret(namespace: string, name: string): V1Secret | undefined {
+    for (const informer of this.sourceSecrets) {
+      const found = informer.get(`${namespace}/${name}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  wroteSecret(secret: V1Secret): void {
+    this.secretOverlay.put(stripSecret(secret));
+  }
+  deletedSecret(namespace: string, name: string): void {
+    this.secretOverlay.remove(`${namespace}/${name}`);
+  }
+  wroteServiceAccount(sa: V1ServiceAccount): void {
+    this.saOverlay.put(stripServiceAccount(sa));
+  }
+  wroteCredential(cred: RegistryCredential): void {
+    this.credOverlay.put(cred);
+  }
+}

@@ -1,0 +1,257 @@
+// Test fixtures in the user's terms: namespaces, source Secrets, RegistryCredentials, and
+// reads of what the operator wrote. All writes go through the admin identity.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Secret,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import {
+  type Condition,
+  type ConditionType,
+  GROUP,
+  PLURAL,
+  type RegistryCredential,
+  type RegistryCredentialSpec,
+  VERSION,
+} from '../../src/api/types.ts';
+import { uniqueName } from './names.ts';
+import { type WaitOptions, waitFor } from './wait.ts';
+
+export interface DockerConfig {
+  auths: Record<string, { username?: string; password?: string; auth?: string }>;
+}
+
+export class Fixtures {
+  readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
+
+  constructor(kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  /** Creates a namespace with a unique name and the given labels; returns its name. */
+  async namespace(
+    prefix: string,
+    labels: Record<string, string> = {},
+    annotations: Record<string, string> = {},
+  ): Promise<string> {
+    const name = uniqueName(prefix);
+    await this.core.createNamespace({ body: { metadata: { name, labels, annotations } } });
+    return name;
+  }
+
+  async labelNamespace(name: string, labels: Record<string, string | null>): Promise<void> {
+    await this.core.patchNamespace(
+      { name, body: { metadata: { labels } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async annotateNamespace(name: string, annotations: Record<string, string | null>): Promise<void> {
+    await this.core.patchNamespace(
+      { name, body: { metadata: { annotations } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  /** A username/password Secret as `basic` sources read it. */
+  async basicSecret(
+    namespace: string,
+    name: string,
+    username: string,
+    password: string,
+  ): Promise<V1Secret> {
+    return this.core.createNamespacedSecret({
+      namespace,
+      body: { metadata: { name }, type: 'Opaque', stringData: { username, password } },
+    });
+  }
+
+  async setSecretData(
+    namespace: string,
+    name: string,
+    stringData: Record<string, string>,
+  ): Promise<void> {
+    await this.core.patchNamespacedSecret(
+      { namespace, name, body: { stringData } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async createCredential(name: string, spec: RegistryCredentialSpec): Promise<RegistryCredential> {
+    return (await this.custom.createClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: 'RegistryCredential',
+        metadata: { name },
+        spec,
+      },
+    })) as RegistryCredential;
+  }
+
+  async patchCredential(name: string, patch: Record<string, unknown>): Promise<RegistryCredential> {
+    return (await this.custom.patchClusterCustomObject(
+      { group: GROUP, version: VERSION, plural: PLURAL, name, body: patch },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )) as RegistryCredential;
+  }
+
+  async getCredential(name: string): Promise<RegistryCredential> {
+    return (await this.custom.getClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      name,
+    })) as RegistryCredential;
+  }
+
+  async deleteCredential(name: string): Promise<void> {
+    await this.custom.deleteClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      name,
+    });
+  }
+
+  /** Waits until the RegistryCredential is gone (its finalizer ran). */
+  async waitCredentialGone(name: string, options?: WaitOptions): Promise<void> {
+    await waitFor(
+      `RegistryCredential ${name} to be deleted`,
+      async () => {
+        try {
+          return await this.getCredential(name);
+        } catch (error) {
+          if ((error as { code?: number }).code === 404) return undefined;
+          throw error;
+        }
+      },
+      (cred) => cred === undefined,
+      options,
+    );
+  }
+
+  /** Waits for a condition on the current generation, e.g. ('Ready', 'True'). */
+  async waitCondition(
+    name: string,
+    type: ConditionType,
+    status: 'True' | 'False',
+    reason?: string,
+    options?: WaitOptions,
+  ): Promise<RegistryCredential> {
+    return waitFor(
+      `RegistryCredential ${name} condition ${type}=${status}${reason ? ` reason=${reason}` : ''}`,
+      () => this.getCredential(name),
+      (cred) => {
+        const c: Condition | undefined = cred.status?.conditions?.find((x) => x.type === type);
+        return (
+          c !== undefined &&
+          c.status === status &&
+          (reason === undefined || c.reason === reason) &&
+          c.observedGeneration === cred.metadata.generation
+        );
+      },
+      options,
+    );
+  }
+
+  async secret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    try {
+      return await this.core.readNamespacedSecret({ namespace, name });
+    } catch (error) {
+      if ((error as { code?: number }).code === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async serviceAccount(namespace: string, name = 'default'): Promise<V1ServiceAccount | undefined> {
+    try {
+      return await this.core.readNamespacedServiceAccount({ namespace, name });
+    } catch (error) {
+      if ((error as { code?: number }).code === 404) return undefined;
+      throw error;
+    }
+  }
+
+  /** The imagePullSecrets names of a ServiceAccount, in order ([] when it has none). */
+  async pullSecretNames(namespace: string, name = 'default'): Promise<string[]> {
+    return ((await this.serviceAccount(namespace, name))?.imagePullSecrets ?? []).map(
+      (e) => e.name ?? '',
+    );
+  }
+
+  /** The decoded .dockerconfigjson of a Secret, or undefined when it does not exist. */
+  async dockerConfig(namespace: string, name: string): Promise<DockerConfig | undefined> {
+    const secret = await this.secret(namespace, name);
+    const data = secret?.data?.['.dockerconfigjson'];
+    return data
+      ? (JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as DockerConfig)
+      : undefined;
+  }
+
+  /** Waits until the Secret exists and its dockerconfigjson satisfies `accept`. */
+  waitDockerConfig(
+    namespace: string,
+    name: string,
+    accept: (config: DockerConfig) => boolean,
+    options?: WaitOptions,
+  ): Promise<DockerConfig | undefined> {
+    return waitFor(
+      `Secret ${namespace}/${name} with the expected .dockerconfigjson`,
+      () => this.dockerConfig(namespace, name),
+      (config) => config !== undefined && accept(config),
+      options,
+    );
+  }
+
+  waitSecretGone(
+    namespace: string,
+    name: string,
+    options?: WaitOptions,
+  ): Promise<V1Secret | undefined> {
+    return waitFor(
+      `Secret ${namespace}/${name} to be deleted`,
+      () => this.secret(namespace, name),
+      (s) => s === undefined,
+      options,
+    );
+  }
+
+  waitPullSecrets(
+    namespace: string,
+    sa: string,
+    accept: (names: string[]) => boolean,
+    options?: WaitOptions,
+  ): Promise<string[]> {
+    return waitFor(
+      `ServiceAccount ${namespace}/${sa} imagePullSecrets`,
+      () => this.pullSecretNames(namespace, sa),
+      accept,
+      options,
+    );
+  }
+
+  /** Events recorded on a RegistryCredential (reason and message), oldest first. */
+  async events(
+    credentialName: string,
+  ): Promise<Array<{ type: string; reason: string; message: string; count: number }>> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: `involvedObject.kind=RegistryCredential,involvedObject.name=${credentialName}`,
+    });
+    return list.items.map((e) => ({
+      type: e.type ?? '',
+      reason: e.reason ?? '',
+      message: e.message ?? '',
+      count: e.count ?? 1,
+    }));
+  }
+}

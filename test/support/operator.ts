@@ -1,0 +1,145 @@
+// Runs the operator as its own process, as in production, against a test control plane: its
+// logs are kept (tests check them for leaks), its health and metrics endpoints are reachable,
+// and tests can stop, kill and restart it.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './controlplane.ts';
+import { waitUntil } from './wait.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface OperatorProcessOptions {
+  kubeconfigPath: string;
+  namespace?: string;
+  sourceNamespaces?: string[];
+  /** Extra flags, e.g. ['--workers=8']. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** Run from the built dist/ (as the image does) instead of src/. */
+  fromDist?: boolean;
+}
+
+/** Every line any operator process printed in this test run: the leak checks read it. */
+export const allOperatorLogs: string[] = [];
+
+export class OperatorProcess {
+  readonly options: OperatorProcessOptions;
+  metricsPort = 0;
+  healthPort = 0;
+  logs: string[] = [];
+  private child?: ChildProcess;
+  private exitPromise?: Promise<number | null>;
+
+  constructor(options: OperatorProcessOptions) {
+    this.options = options;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return (
+      this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null
+    );
+  }
+
+  /** Starts the process and waits until /readyz passes (caches synced). */
+  async start(): Promise<this> {
+    this.metricsPort = await freePort();
+    this.healthPort = await freePort();
+    const o = this.options;
+    const entry = o.fromDist ? join(repoRoot, 'dist', 'main.js') : join(repoRoot, 'src', 'main.ts');
+    const args = [
+      entry,
+      `--kubeconfig=${o.kubeconfigPath}`,
+      `--namespace=${o.namespace ?? 'regcred-system'}`,
+      `--metrics-address=127.0.0.1:${this.metricsPort}`,
+      `--health-address=127.0.0.1:${this.healthPort}`,
+      `--log-level=${o.logLevel ?? 'debug'}`,
+      '--leader-elect=false',
+      ...(o.sourceNamespaces ? [`--source-namespaces=${o.sourceNamespaces.join(',')}`] : []),
+      ...(o.args ?? []),
+    ];
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...o.env },
+    });
+    this.child = child;
+    let partial = '';
+    const onData = (chunk: Buffer) => {
+      partial += chunk.toString();
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        this.logs.push(line);
+        allOperatorLogs.push(line);
+        if (process.env.REGCRED_TEST_OPERATOR_LOGS) process.stderr.write(`[operator] ${line}\n`);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    this.exitPromise = new Promise((resolveExit) => child.on('exit', (code) => resolveExit(code)));
+    await waitUntil(
+      `operator /readyz on port ${this.healthPort}`,
+      async () => {
+        if (!this.running)
+          throw new Error(`operator exited; last logs:\n${this.logs.slice(-20).join('\n')}`);
+        return (await this.httpGet(this.healthPort, '/readyz')).status === 200;
+      },
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    return this;
+  }
+
+  httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolveGet, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, timeout: 5_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  async metrics(): Promise<string> {
+    return (await this.httpGet(this.metricsPort, '/metrics')).body;
+  }
+
+  /** SIGTERM, then wait for exit; resolves with the exit code. */
+  async stop(timeoutMs = 40_000): Promise<number | null> {
+    if (!this.child || !this.running) return this.child?.exitCode ?? null;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), timeoutMs);
+    const code = await this.exitPromise;
+    clearTimeout(timer);
+    return code ?? null;
+  }
+
+  /** SIGKILL: a crash, no cleanup. */
+  async kill(): Promise<void> {
+    if (!this.child || !this.running) return;
+    this.child.kill('SIGKILL');
+    await this.exitPromise;
+  }
+}
+
+const running = new Set<OperatorProcess>();
+process.on('exit', () => {
+  for (const op of running) if (op.running) op.pid && process.kill(op.pid, 'SIGKILL');
+});
+
+export async function startOperator(options: OperatorProcessOptions): Promise<OperatorProcess> {
+  const op = new OperatorProcess(options);
+  running.add(op);
+  return op.start();
+}
