@@ -49,3 +49,34 @@ describe('the local control plane', () => {
     assert.equal(existsSync(plane.dir), false, `${plane.dir} was removed`);
   });
 });
+
+describe('the control-plane harness under a signal', () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`stops every component and removes its temp dir when its process gets ${signal}`, async function () {
+      this.timeout(120_000);
+      const { spawn } = await import('node:child_process');
+      const { existsSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const script = join(import.meta.dirname, '..', '..', 'scripts', 'controlplane.ts');
+      const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const line = await new Promise<string>((resolveLine, reject) => {
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) resolveLine(out.split('\n')[0] ?? '');
+        });
+        child.on('exit', () => reject(new Error(`the harness exited before it was ready: ${out}`)));
+      });
+      const info = JSON.parse(line) as { pids: number[]; dir: string };
+      assert.equal(info.pids.length, 3);
+      assert.ok(info.pids.every(alive), 'all three components run');
+      child.kill(signal);
+      const code = await exited;
+      assert.equal(code, signal === 'SIGINT' ? 130 : 143);
+      const survivors = info.pids.filter(alive);
+      assert.deepEqual(survivors, [], `processes alive after ${signal}: ${survivors.join(', ')}`);
+      assert.equal(existsSync(info.dir), false, `${info.dir} was removed`);
+    });
+  }
+});
