@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, loadConfig, type OperatorConfig, usage } from './config.ts';
+import { LeaderElector } from './kube/leader-election.ts';
 import { closeServer, serveHealth, serveMetrics } from './observability/http.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
@@ -53,21 +54,40 @@ export async function run(argv: string[]): Promise<number> {
       })
     : undefined;
 
+  let elector: LeaderElector | undefined;
   let stopping: Promise<number> | undefined;
-  const shutdown = (signal: string): Promise<number> => {
+  const shutdown = (reason: string, code: number): Promise<number> => {
     stopping ??= (async () => {
-      log.info('shutting down', { signal });
+      log.info('shutting down', { reason });
+      // Stop writing first; only then hand the lease over, so two replicas never write at once.
       await operator.stop(SHUTDOWN_CAP_MS);
+      await elector?.release();
       await Promise.all([closeServer(metricsServer), closeServer(healthServer)]);
       log.info('stopped');
-      return 0;
+      return code;
     })();
     return stopping;
   };
   const exited = new Promise<number>((resolve) => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
-        void shutdown(signal).then(resolve);
+        void shutdown(signal, 0).then(resolve);
+      });
+    }
+    if (config.leaderElect) {
+      elector = new LeaderElector(kc, {
+        namespace: config.namespace,
+        name: config.leaseName,
+        identity: config.identity,
+        log,
+        onStartedLeading: () => {
+          operator.startWorkers();
+          log.info('workers started');
+        },
+        // Exit so the Deployment restarts us as a clean standby.
+        onStoppedLeading: () => void shutdown('lost leadership', 1).then(resolve),
+        onLeaderStatus: (leading) =>
+          metrics.leaderStatus.set({ name: config.leaseName }, leading ? 1 : 0),
       });
     }
   });
@@ -79,8 +99,12 @@ export async function run(argv: string[]): Promise<number> {
     leaderElect: config.leaderElect,
   });
   await operator.startCaches();
-  operator.startWorkers();
-  log.info('workers started');
+  if (elector) {
+    elector.start();
+  } else {
+    operator.startWorkers();
+    log.info('workers started (leader election disabled)');
+  }
   return exited;
 }
 

@@ -1,0 +1,246 @@
+// Leader election on a coordination.k8s.io Lease with client-go's timings and races: every
+// write is conditional on the resourceVersion we read (a 409 means someone else won), expiry is
+// judged by our own clock from when we last saw the record change (clocks across nodes may
+// disagree), and a leader that cannot renew within the renew deadline gives up before its
+// lease can expire and be taken by another replica.
+import {
+  ApiException,
+  CoordinationV1Api,
+  type KubeConfig,
+  type V1Lease,
+} from '@kubernetes/client-node';
+import type { Logger } from '../observability/logger.ts';
+import { toKubeApiError } from './api.ts';
+
+export interface LeaderElectionOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  log: Logger;
+  /** Called once when this replica becomes the leader. */
+  onStartedLeading: () => void;
+  /** Called once when leadership is lost (not on release). The process should exit. */
+  onStoppedLeading: () => void;
+  onLeaderStatus?: (leading: boolean) => void;
+  now?: () => Date;
+}
+
+/**
+ * metav1.MicroTime wants six fractional digits; client-node would send Date.toISOString()'s
+ * three, which the API server rejects. Its serializer passes strings through unchanged.
+ */
+function microTime(date: Date): Date {
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private readonly o: Required<Omit<LeaderElectionOptions, 'onLeaderStatus' | 'now'>> &
+    Pick<LeaderElectionOptions, 'onLeaderStatus'>;
+  private readonly now: () => Date;
+  private observed?: { holder: string; renewTime: string; resourceVersion: string };
+  private observedAt = 0;
+  private leading = false;
+  private stopped = false;
+  private timer?: NodeJS.Timeout;
+  private lastRenew = 0;
+  private current?: V1Lease;
+
+  constructor(kc: KubeConfig, options: LeaderElectionOptions) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.o = {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      ...options,
+    };
+    this.now = options.now ?? (() => new Date());
+    if (this.o.renewDeadlineMs >= this.o.leaseDurationMs) {
+      throw new Error('the renew deadline must be shorter than the lease duration');
+    }
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    this.o.onLeaderStatus?.(false);
+    void this.tick();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    // A little jitter keeps standbys from hitting the API server in lockstep.
+    const delay = this.o.retryPeriodMs * (this.leading ? 1 : 1 + Math.random() * 0.2);
+    this.timer = setTimeout(() => void this.tick(), delay);
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    let ok = false;
+    try {
+      ok = await this.tryAcquireOrRenew();
+    } catch (error) {
+      this.o.log.warn('leader election: lease request failed', {
+        lease: `${this.o.namespace}/${this.o.name}`,
+        error: toKubeApiError(error, 'lease').message,
+      });
+    }
+    if (this.stopped) return;
+    const nowMs = Date.now();
+    if (ok) {
+      this.lastRenew = nowMs;
+      if (!this.leading) {
+        this.leading = true;
+        this.o.log.info('became leader', {
+          lease: `${this.o.namespace}/${this.o.name}`,
+          identity: this.o.identity,
+        });
+        this.o.onLeaderStatus?.(true);
+        this.o.onStartedLeading();
+      }
+    } else if (this.leading && nowMs - this.lastRenew >= this.o.renewDeadlineMs) {
+      this.leading = false;
+      this.stopped = true;
+      this.o.log.error('lost leadership: could not renew the lease within the renew deadline', {
+        lease: `${this.o.namespace}/${this.o.name}`,
+      });
+      this.o.onLeaderStatus?.(false);
+      this.o.onStoppedLeading();
+      return;
+    }
+    this.schedule();
+  }
+
+  private holderOf(lease: V1Lease | undefined): string {
+    return lease?.spec?.holderIdentity ?? '';
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const now = this.now();
+    const leaseSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
+    let lease: V1Lease | undefined;
+    try {
+      lease = await this.api.readNamespacedLease({
+        name: this.o.name,
+        namespace: this.o.namespace,
+      });
+    } catch (error) {
+      if (!(error instanceof ApiException && error.code === 404)) throw error;
+    }
+    if (!lease) {
+      const created = await this.conditional(() =>
+        this.api.createNamespacedLease({
+          namespace: this.o.namespace,
+          body: {
+            metadata: { name: this.o.name, namespace: this.o.namespace },
+            spec: {
+              holderIdentity: this.o.identity,
+              leaseDurationSeconds: leaseSeconds,
+              acquireTime: microTime(now),
+              renewTime: microTime(now),
+              leaseTransitions: 0,
+            },
+          },
+        }),
+      );
+      if (created) this.remember(created);
+      return created !== undefined;
+    }
+    this.observe(lease);
+    const holder = this.holderOf(lease);
+    const expired =
+      this.observedAt + (lease.spec?.leaseDurationSeconds ?? leaseSeconds) * 1000 <= Date.now();
+    if (holder !== '' && holder !== this.o.identity && !expired) return false;
+    const takingOver = holder !== this.o.identity;
+    const updated = await this.conditional(() =>
+      this.api.replaceNamespacedLease({
+        name: this.o.name,
+        namespace: this.o.namespace,
+        body: {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            holderIdentity: this.o.identity,
+            leaseDurationSeconds: leaseSeconds,
+            renewTime: microTime(now),
+            acquireTime: takingOver ? microTime(now) : lease.spec?.acquireTime,
+            leaseTransitions:
+              (lease.spec?.leaseTransitions ?? 0) + (takingOver && holder !== '' ? 1 : 0),
+          },
+        },
+      }),
+    );
+    if (updated) this.remember(updated);
+    return updated !== undefined;
+  }
+
+  /** Runs a write; undefined when another writer got there first (409). */
+  private async conditional(write: () => Promise<V1Lease>): Promise<V1Lease | undefined> {
+    try {
+      return await write();
+    } catch (error) {
+      if (error instanceof ApiException && error.code === 409) return undefined;
+      throw error;
+    }
+  }
+
+  private observe(lease: V1Lease): void {
+    const record = {
+      holder: this.holderOf(lease),
+      renewTime: String(lease.spec?.renewTime ?? ''),
+      resourceVersion: lease.metadata?.resourceVersion ?? '',
+    };
+    if (
+      !this.observed ||
+      this.observed.holder !== record.holder ||
+      this.observed.renewTime !== record.renewTime
+    ) {
+      this.observed = record;
+      this.observedAt = Date.now();
+    }
+  }
+
+  private remember(lease: V1Lease): void {
+    this.current = lease;
+    this.observe(lease);
+  }
+
+  /** Stops electing; a leader hands the lease back so a standby takes over at once. */
+  async release(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading || !this.current) return;
+    this.leading = false;
+    this.o.onLeaderStatus?.(false);
+    try {
+      const lease = await this.api.readNamespacedLease({
+        name: this.o.name,
+        namespace: this.o.namespace,
+      });
+      if (this.holderOf(lease) !== this.o.identity) return;
+      await this.api.replaceNamespacedLease({
+        name: this.o.name,
+        namespace: this.o.namespace,
+        body: {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            renewTime: microTime(this.now()),
+          },
+        },
+      });
+      this.o.log.info('released the lease', { lease: `${this.o.namespace}/${this.o.name}` });
+    } catch (error) {
+      this.o.log.warn('could not release the lease', {
+        error: toKubeApiError(error, 'lease').message,
+      });
+    }
+  }
+}
