@@ -1,0 +1,40 @@
+// Time and timers behind an interface, so queues and informers can be driven by a fake clock
+// in tests. Real timers are unref'd: a pending retry or refresh never keeps a process alive.
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Runs `fn` after `ms` milliseconds; the returned function cancels it. */
+  schedule(fn: () => void, ms: number): () => void;
+}
+
+/** setTimeout's ceiling (about 24.8 days); longer delays would fire at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  schedule(fn, ms) {
+    const timer = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
+
+/** Resolves after `ms`, or at once when `signal` aborts; never rejects. */
+export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const onAbort = (): void => {
+      cancel();
+      resolve();
+    };
+    const cancel = clock.schedule(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,549 @@
+// An informer that heals. client-node's makeInformer stops on most errors and resolves start()
+// before its cache is filled; this one never gives up:
+//
+//   list (paginated) → replace the cache, emitting the difference → synced
+//   → watch from the list's resourceVersion, with bookmarks and a randomized server timeout
+//       watch ended cleanly / went silent → watch again from the last resourceVersion seen
+//       410 Gone (resourceVersion too old) → list again
+//       any other failure → wait (jittered exponential backoff), then list again
+//       periodic relist timer → list again (repairs anything a watch could have missed)
+//
+// Events are emitted after the cache holds the change; an update whose resourceVersion did not
+// change (a relist replaying the same object) is not emitted. Cached objects are shared: never
+// mutate them. Subscribers must not throw (rxjs rethrows asynchronously, which ends the
+// process). Nothing here logs an object, only paths, counts and resourceVersions.
+import type { KubeConfig, V1Status } from '@kubernetes/client-node';
+import { type Observable, Subject } from 'rxjs';
+import { type Clock, sleep, systemClock } from '../clock.ts';
+import { type Logger, silentLogger } from '../observability/logger.ts';
+import { safeMessage } from '../observability/redact.ts';
+import { KubeApiError } from './api.ts';
+import {
+  isExpired,
+  type KubeObject,
+  kubeListWatch,
+  type ListWatch,
+  listAll,
+  type WatchEventType,
+} from './list-watch.ts';
+
+export type { KubeObject } from './list-watch.ts';
+
+export type InformerLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+export interface InformerEvent<T> {
+  type: 'add' | 'update' | 'delete';
+  /** The object now (for delete: its last state). */
+  object: T;
+  /** The cached object it replaced (update, delete). */
+  old?: T;
+}
+
+export interface InformerHealth {
+  /** The first full list has landed. */
+  synced: boolean;
+  /** False once the informer has been failing without a break for longer than the budget. */
+  healthy: boolean;
+  lastError?: string;
+  brokenSince?: Date;
+}
+
+/** The read side of an informer, also implemented by unions of informers. */
+export interface ObjectCache<T> {
+  /** By `namespace/name`, or `name` for cluster-scoped objects. */
+  get(key: string): T | undefined;
+  list(): T[];
+  byNamespace(namespace: string): T[];
+  hasSynced(): boolean;
+}
+
+export interface InformerOptions<T extends KubeObject> {
+  /** Collection path, e.g. /api/v1/namespaces/X/secrets or /apis/regcred.dev/v1alpha1/registrycredentials. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Applied to every object before caching, to keep caches small (default: stripManagedFields). */
+  transform?: (obj: T) => T;
+  /** Names the informer in logs (default: the path). */
+  name?: string;
+  logger?: InformerLogger;
+  /** LIST page size (default 500). */
+  pageSize?: number;
+  /** Server-side watch timeout, chosen at random in [min, max] seconds (default 300..600). */
+  watchTimeoutSeconds?: { min: number; max: number };
+  /** Full relist period, jittered by ±10% (default 10 min; 0 disables). */
+  relistIntervalMs?: number;
+  /** Restart a watch that delivered no event or bookmark for this long (default 150 s). */
+  silenceTimeoutMs?: number;
+  /** Retry backoff after a failure: initial and maximum delay (default 1 s .. 30 s), jittered. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** health().healthy turns false after failing continuously for this long (default 60 s). */
+  unhealthyAfterMs?: number;
+  clock?: Clock;
+  /** Source of randomness for jitter (tests pin it). */
+  random?: () => number;
+}
+
+/** The default transform: managedFields are large and never read by the operator. */
+export function stripManagedFields<T extends KubeObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
+
+/** `namespace/name`, or `name` for cluster-scoped objects (client-go's MetaNamespaceKeyFunc). */
+export function objectKey(obj: KubeObject): string {
+  const name = obj.metadata?.name ?? '';
+  const namespace = obj.metadata?.namespace;
+  return namespace ? `${namespace}/${name}` : name;
+}
+
+type WatchEnd =
+  | { kind: 'stopped' }
+  | { kind: 'closed' }
+  | { kind: 'silent' }
+  | { kind: 'relist' }
+  | { kind: 'expired' }
+  | { kind: 'failed'; error: unknown };
+
+/** A watch that ends cleanly sooner than this without any event counts as a failure. */
+const MIN_CLEAN_WATCH_MS = 1000;
+
+export class Informer<T extends KubeObject> implements ObjectCache<T> {
+  readonly name: string;
+  /** Cache changes, delivered after the cache holds them. Completes on stop(). */
+  readonly events$: Observable<InformerEvent<T>>;
+  /** Resolves once the first full list has landed; rejects if stopped before that. */
+  readonly synced: Promise<void>;
+
+  readonly #lw: ListWatch;
+  readonly #path: string;
+  readonly #labelSelector: string | undefined;
+  readonly #fieldSelector: string | undefined;
+  readonly #transform: (obj: T) => T;
+  readonly #log: InformerLogger;
+  readonly #pageSize: number;
+  readonly #watchTimeout: { min: number; max: number };
+  readonly #relistIntervalMs: number;
+  readonly #silenceTimeoutMs: number;
+  readonly #backoff: { initialMs: number; maxMs: number };
+  readonly #unhealthyAfterMs: number;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+
+  readonly #events = new Subject<InformerEvent<T>>();
+  #cache = new Map<string, T>();
+  #byNamespace = new Map<string, Map<string, T>>();
+  #resourceVersion: string | undefined;
+  #synced = false;
+  #resolveSynced: () => void = () => {};
+  #rejectSynced: (err: Error) => void = () => {};
+
+  #stopping: AbortController | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  #failures = 0;
+  #expiredInARow = 0;
+  #brokenSince: number | undefined;
+  #lastError: string | undefined;
+
+  /** `source`: the cluster's KubeConfig, or a ListWatch (tests, wrappers). */
+  constructor(source: KubeConfig | ListWatch, opts: InformerOptions<T>) {
+    this.#silenceTimeoutMs = opts.silenceTimeoutMs ?? 150_000;
+    // client-node's own idle cut-off must not fire before the silence watchdog does.
+    this.#lw = isListWatch(source)
+      ? source
+      : kubeListWatch(source, { watchIdleTimeoutMs: this.#silenceTimeoutMs + 30_000 });
+    this.#path = opts.path;
+    this.name = opts.name ?? opts.path;
+    this.#labelSelector = opts.labelSelector;
+    this.#fieldSelector = opts.fieldSelector;
+    this.#transform = opts.transform ?? stripManagedFields;
+    this.#log = opts.logger ?? silentLogger;
+    this.#pageSize = opts.pageSize ?? 500;
+    this.#watchTimeout = opts.watchTimeoutSeconds ?? { min: 300, max: 600 };
+    this.#relistIntervalMs = opts.relistIntervalMs ?? 10 * 60_000;
+    this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
+    this.#unhealthyAfterMs = opts.unhealthyAfterMs ?? 60_000;
+    this.#clock = opts.clock ?? systemClock;
+    this.#random = opts.random ?? Math.random;
+    this.events$ = this.#events.asObservable();
+    this.synced = new Promise<void>((resolve, reject) => {
+      this.#resolveSynced = resolve;
+      this.#rejectSynced = reject;
+    });
+    // Nobody may be awaiting it when stop() rejects it.
+    this.synced.catch(() => {});
+  }
+
+  start(): void {
+    if (this.#stopped) throw new Error(`informer ${this.name} was stopped; make a new one`);
+    if (this.#running) return;
+    this.#stopping = new AbortController();
+    this.#running = this.#run(this.#stopping.signal);
+  }
+
+  /** Aborts the watch, clears timers, completes events$. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stopping?.abort();
+    await this.#running;
+    if (!this.#synced)
+      this.#rejectSynced(new Error(`informer ${this.name} stopped before it synced`));
+    this.#events.complete();
+  }
+
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  health(): InformerHealth {
+    const broken = this.#brokenSince;
+    return {
+      synced: this.#synced,
+      healthy: broken === undefined || this.#clock.now() - broken <= this.#unhealthyAfterMs,
+      lastError: this.#lastError,
+      brokenSince: broken === undefined ? undefined : new Date(broken),
+    };
+  }
+
+  get(key: string): T | undefined {
+    return this.#cache.get(key);
+  }
+
+  list(): T[] {
+    return [...this.#cache.values()];
+  }
+
+  byNamespace(namespace: string): T[] {
+    const index = this.#byNamespace.get(namespace);
+    return index ? [...index.values()] : [];
+  }
+
+  /** The resourceVersion the next watch resumes from. */
+  get resourceVersion(): string | undefined {
+    return this.#resourceVersion;
+  }
+
+  // --- the loop ---
+
+  async #run(signal: AbortSignal): Promise<void> {
+    let needList = true;
+    let relistAt = Number.POSITIVE_INFINITY;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.#listAndReplace(signal);
+          needList = false;
+          relistAt =
+            this.#relistIntervalMs > 0
+              ? this.#clock.now() + this.#relistIntervalMs * (0.9 + 0.2 * this.#random())
+              : Number.POSITIVE_INFINITY;
+        }
+        const end = await this.#watch(signal, relistAt);
+        switch (end.kind) {
+          case 'stopped':
+            return;
+          case 'closed':
+            break;
+          case 'silent':
+            // Debug only: on a quiet cluster no bookmark comes (the resourceVersion never moves).
+            this.#log.debug('watch went silent; restarting it', {
+              informer: this.name,
+              silenceMs: this.#silenceTimeoutMs,
+            });
+            break;
+          case 'relist':
+            this.#log.debug('periodic relist', { informer: this.name });
+            needList = true;
+            break;
+          case 'expired':
+            // A second expiry without any event in between means relisting does not help:
+            // back off instead of hammering the server with lists.
+            if (++this.#expiredInARow > 1)
+              throw new Error('watch expired again right after a list');
+            this.#log.info('resourceVersion expired; relisting', { informer: this.name });
+            needList = true;
+            break;
+          case 'failed':
+            throw end.error;
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        needList = true;
+        this.#failures++;
+        this.#brokenSince ??= this.#clock.now();
+        this.#lastError = messageOf(err);
+        const delayMs = this.#backoffDelay();
+        this.#log.warn('list/watch failed; retrying', {
+          informer: this.name,
+          error: this.#lastError,
+          attempt: this.#failures,
+          retryInMs: Math.round(delayMs),
+        });
+        await sleep(delayMs, signal, this.#clock);
+      }
+    }
+  }
+
+  #backoffDelay(): number {
+    const { initialMs, maxMs } = this.#backoff;
+    const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(this.#failures - 1, 30));
+    // Between half and all of the ceiling, never under the initial delay.
+    return Math.max(initialMs, ceiling * (0.5 + 0.5 * this.#random()));
+  }
+
+  #recovered(): void {
+    this.#failures = 0;
+    this.#expiredInARow = 0;
+    this.#brokenSince = undefined;
+    this.#lastError = undefined;
+  }
+
+  async #listAndReplace(signal: AbortSignal): Promise<void> {
+    const started = this.#clock.now();
+    const result = await listAll<T>(this.#lw, this.#path, {
+      labelSelector: this.#labelSelector,
+      fieldSelector: this.#fieldSelector,
+      pageSize: this.#pageSize,
+      signal,
+    });
+    if (signal.aborted) return;
+
+    const next = new Map<string, T>();
+    for (const raw of result.items) {
+      const obj = this.#transform(raw);
+      next.set(objectKey(obj), obj);
+    }
+    const events: InformerEvent<T>[] = [];
+    for (const [key, obj] of next) {
+      const old = this.#cache.get(key);
+      if (!old) {
+        events.push({ type: 'add', object: obj });
+      } else if (resourceVersionOf(old) === resourceVersionOf(obj)) {
+        next.set(key, old); // unchanged: keep the cached object, emit nothing
+      } else {
+        events.push({ type: 'update', object: obj, old });
+      }
+    }
+    for (const [key, old] of this.#cache) {
+      if (!next.has(key)) events.push({ type: 'delete', object: old, old });
+    }
+
+    this.#cache = next;
+    this.#byNamespace = new Map();
+    for (const [key, obj] of next) this.#index(key, obj);
+    this.#resourceVersion = result.resourceVersion;
+    this.#log.debug('listed', {
+      informer: this.name,
+      objects: next.size,
+      pages: result.pages,
+      changes: events.length,
+      resourceVersion: result.resourceVersion,
+      durationMs: this.#clock.now() - started,
+    });
+
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#log.info('informer synced', { informer: this.name, objects: next.size });
+      this.#resolveSynced();
+    }
+    for (const event of events) this.#events.next(event);
+  }
+
+  /** One watch, from the last resourceVersion, until it ends for one of WatchEnd's reasons. */
+  #watch(signal: AbortSignal, relistAt: number): Promise<WatchEnd> {
+    if (this.#clock.now() >= relistAt) return Promise.resolve({ kind: 'relist' });
+    const { min, max } = this.#watchTimeout;
+    const timeoutSeconds = Math.round(min + (max - min) * this.#random());
+    const startedAt = this.#clock.now();
+    const startedRv = this.#resourceVersion;
+
+    return new Promise<WatchEnd>((resolve) => {
+      let ended = false;
+      let handle: { abort(): void } | undefined;
+      let sawEvents = false;
+      let connected = false;
+      let cancelSilence: (() => void) | undefined;
+
+      const end = (why: WatchEnd): void => {
+        if (ended) return;
+        ended = true;
+        cancelSilence?.();
+        cancelRelist();
+        signal.removeEventListener('abort', onStop);
+        handle?.abort();
+        resolve(why);
+      };
+      const onStop = (): void => end({ kind: 'stopped' });
+      const armSilence = (): void => {
+        cancelSilence?.();
+        cancelSilence = this.#clock.schedule(
+          () =>
+            // Quiet after connecting is normal on a quiet cluster; never connecting is not (a
+            // hung API server) and must count against health.
+            end(
+              connected
+                ? { kind: 'silent' }
+                : {
+                    kind: 'failed',
+                    error: new Error(
+                      `watch ${this.#path} did not connect within ${this.#silenceTimeoutMs} ms`,
+                    ),
+                  },
+            ),
+          this.#silenceTimeoutMs,
+        );
+      };
+      const cancelRelist = Number.isFinite(relistAt)
+        ? this.#clock.schedule(() => end({ kind: 'relist' }), relistAt - startedAt)
+        : () => {};
+      signal.addEventListener('abort', onStop, { once: true });
+      armSilence();
+
+      const onEvent = (type: WatchEventType, raw: unknown): void => {
+        if (ended) return;
+        // client-node swallows exceptions thrown here; turn them into a failed watch instead.
+        try {
+          connected = true;
+          armSilence();
+          if (type === 'ERROR') {
+            const status = (raw ?? {}) as V1Status;
+            if (status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone') {
+              end({ kind: 'expired' });
+            } else {
+              end({
+                kind: 'failed',
+                error: new KubeApiError(
+                  status.code ?? 0,
+                  status.reason ?? '',
+                  safeMessage(`watch ${this.#path}: ${status.message ?? 'error event'}`),
+                ),
+              });
+            }
+            return;
+          }
+          if (!sawEvents) {
+            sawEvents = true;
+            this.#recovered();
+          }
+          this.#applyWatchEvent(type, raw as T);
+        } catch (err) {
+          end({ kind: 'failed', error: err });
+        }
+      };
+      const onDone = (err?: unknown): void => {
+        if (ended) return;
+        if (err === undefined || isTimeoutError(err)) {
+          const quick = this.#clock.now() - startedAt < MIN_CLEAN_WATCH_MS;
+          end(
+            quick && !sawEvents
+              ? { kind: 'failed', error: new Error(`watch ${this.#path} closed at once`) }
+              : { kind: 'closed' },
+          );
+        } else if (isExpired(err)) {
+          end({ kind: 'expired' });
+        } else {
+          end({ kind: 'failed', error: err });
+        }
+      };
+
+      this.#log.debug('watching', {
+        informer: this.name,
+        resourceVersion: startedRv,
+        timeoutSeconds,
+      });
+      this.#lw
+        .watch(
+          this.#path,
+          {
+            resourceVersion: startedRv,
+            labelSelector: this.#labelSelector,
+            fieldSelector: this.#fieldSelector,
+            allowWatchBookmarks: true,
+            timeoutSeconds,
+          },
+          onEvent,
+          onDone,
+        )
+        .then(
+          (h) => {
+            handle = h;
+            if (ended) {
+              h.abort();
+            } else {
+              // Connected: the informer works again, even before the first event.
+              connected = true;
+              this.#brokenSince = undefined;
+              this.#lastError = undefined;
+            }
+          },
+          (err: unknown) => end({ kind: 'failed', error: err }),
+        );
+    });
+  }
+
+  #applyWatchEvent(type: WatchEventType, raw: T): void {
+    if (type === 'BOOKMARK') {
+      const rv = resourceVersionOf(raw);
+      if (rv) this.#resourceVersion = rv;
+      return;
+    }
+    if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') {
+      throw new Error(`watch ${this.#path}: unexpected event type ${type}`);
+    }
+    const obj = this.#transform(raw);
+    const key = objectKey(obj);
+    const rv = resourceVersionOf(obj);
+    const old = this.#cache.get(key);
+    if (rv) this.#resourceVersion = rv;
+
+    if (type === 'DELETED') {
+      if (!old) return;
+      this.#cache.delete(key);
+      this.#unindex(key, old);
+      this.#events.next({ type: 'delete', object: obj, old });
+      return;
+    }
+    if (old && resourceVersionOf(old) === rv) return;
+    if (old) this.#unindex(key, old);
+    this.#cache.set(key, obj);
+    this.#index(key, obj);
+    this.#events.next(old ? { type: 'update', object: obj, old } : { type: 'add', object: obj });
+  }
+
+  #index(key: string, obj: T): void {
+    const namespace = obj.metadata?.namespace ?? '';
+    let index = this.#byNamespace.get(namespace);
+    if (!index) {
+      index = new Map();
+      this.#byNamespace.set(namespace, index);
+    }
+    index.set(key, obj);
+  }
+
+  #unindex(key: string, obj: T): void {
+    const namespace = obj.metadata?.namespace ?? '';
+    const index = this.#byNamespace.get(namespace);
+    if (!index) return;
+    index.delete(key);
+    if (index.size === 0) this.#byNamespace.delete(namespace);
+  }
+}
+
+function isListWatch(source: KubeConfig | ListWatch): source is ListWatch {
+  return typeof (source as Partial<ListWatch>).list === 'function' && 'watch' in source;
+}
+
+function resourceVersionOf(obj: KubeObject): string | undefined {
+  return obj.metadata?.resourceVersion;
+}
+
+/** client-node's own idle timeout (a DOMException): the watch simply went quiet. */
+function isTimeoutError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'name' in err && err.name === 'TimeoutError';
+}
+
+function messageOf(err: unknown): string {
+  return safeMessage(err instanceof Error ? err.message : String(err));
+}

@@ -1,0 +1,120 @@
+// The operator's view of Secrets without caching every Secret in the cluster: one informer per
+// allowed source namespace, plus one cluster-wide informer on the Secrets it manages (selected
+// by its managed-by label), read as a single cache.
+import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { merge, type Observable } from 'rxjs';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/types.ts';
+import {
+  Informer,
+  type InformerEvent,
+  type InformerHealth,
+  type InformerOptions,
+  type KubeObject,
+  type ObjectCache,
+  objectKey,
+} from './informer.ts';
+
+/**
+ * Several informers read as one cache. An object may sit in more than one of them (a managed
+ * Secret inside a source namespace): reads return the first informer's copy, and each informer
+ * emits its own events, so a change can arrive twice. Consumers are level-triggered (they
+ * enqueue a key and re-read the cache), which makes the repeat harmless.
+ */
+export class InformerUnion<T extends KubeObject> implements ObjectCache<T> {
+  readonly informers: readonly Informer<T>[];
+  readonly events$: Observable<InformerEvent<T>>;
+  readonly synced: Promise<void>;
+
+  constructor(informers: readonly Informer<T>[]) {
+    this.informers = informers;
+    this.events$ = merge(...informers.map((informer) => informer.events$));
+    this.synced = Promise.all(informers.map((informer) => informer.synced)).then(() => {});
+    this.synced.catch(() => {});
+  }
+
+  start(): void {
+    for (const informer of this.informers) informer.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((informer) => informer.stop()));
+  }
+
+  hasSynced(): boolean {
+    return this.informers.every((informer) => informer.hasSynced());
+  }
+
+  /** Synced and healthy only if every member is; the oldest breakage is reported. */
+  health(): InformerHealth {
+    const all = this.informers.map((informer) => informer.health());
+    const broken = all
+      .filter((h) => h.brokenSince !== undefined)
+      .sort((a, b) => (a.brokenSince?.getTime() ?? 0) - (b.brokenSince?.getTime() ?? 0))[0];
+    return {
+      synced: all.every((h) => h.synced),
+      healthy: all.every((h) => h.healthy),
+      lastError: broken?.lastError ?? all.find((h) => h.lastError)?.lastError,
+      brokenSince: broken?.brokenSince,
+    };
+  }
+
+  get(key: string): T | undefined {
+    for (const informer of this.informers) {
+      const obj = informer.get(key);
+      if (obj) return obj;
+    }
+    return undefined;
+  }
+
+  list(): T[] {
+    return this.#union((informer) => informer.list());
+  }
+
+  byNamespace(namespace: string): T[] {
+    return this.#union((informer) => informer.byNamespace(namespace));
+  }
+
+  #union(read: (informer: Informer<T>) => T[]): T[] {
+    if (this.informers.length === 1 && this.informers[0]) return read(this.informers[0]);
+    const seen = new Map<string, T>();
+    for (const informer of this.informers) {
+      for (const obj of read(informer)) {
+        const key = objectKey(obj);
+        if (!seen.has(key)) seen.set(key, obj);
+      }
+    }
+    return [...seen.values()];
+  }
+}
+
+export interface SecretInformersOptions
+  extends Omit<InformerOptions<V1Secret>, 'path' | 'labelSelector' | 'fieldSelector' | 'name'> {
+  /** Namespaces whose Secrets may be credential sources; each gets its own informer. */
+  sourceNamespaces: readonly string[];
+  /** Selects the Secrets the operator writes (default: managed-by=regcred-operator). */
+  managedSelector?: string;
+}
+
+export function createSecretInformers(
+  kc: KubeConfig,
+  opts: SecretInformersOptions,
+): InformerUnion<V1Secret> {
+  const { sourceNamespaces, managedSelector, ...common } = opts;
+  const informers = [...new Set(sourceNamespaces)].map(
+    (namespace) =>
+      new Informer<V1Secret>(kc, {
+        ...common,
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`,
+        name: `secrets/${namespace}`,
+      }),
+  );
+  informers.push(
+    new Informer<V1Secret>(kc, {
+      ...common,
+      path: '/api/v1/secrets',
+      labelSelector: managedSelector ?? `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      name: 'secrets/managed',
+    }),
+  );
+  return new InformerUnion(informers);
+}

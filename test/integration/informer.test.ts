@@ -1,0 +1,409 @@
+import assert from 'node:assert/strict';
+import { CoreV1Api, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../../src/api/types.ts';
+import { Informer, type InformerEvent, type InformerOptions } from '../../src/kube/informer.ts';
+import {
+  type KubeObject,
+  kubeListWatch,
+  type ListOptions,
+  type ListPage,
+  type ListWatch,
+  type WatchHandle,
+  type WatchOptions,
+} from '../../src/kube/list-watch.ts';
+import { createSecretInformers } from '../../src/kube/secret-informers.ts';
+import { uniqueName } from '../support/names.ts';
+import { waitUntil } from '../support/wait.ts';
+import { cluster } from './hooks.ts';
+
+/**
+ * Wraps the real ListWatch to count calls and to play a flaky network: cut() ends the open
+ * watches as a server timeout would and holds new ones until resume(); muted drops events.
+ */
+class TappedListWatch implements ListWatch {
+  readonly inner: ListWatch;
+  readonly lists: ListOptions[] = [];
+  readonly watches: WatchOptions[] = [];
+  muted = false;
+  #held: Promise<void> | undefined;
+  #release: () => void = () => {};
+  readonly #open = new Set<{ handle?: WatchHandle; cut: boolean }>();
+
+  constructor(inner: ListWatch) {
+    this.inner = inner;
+  }
+
+  list<T>(path: string, opts?: ListOptions): Promise<ListPage<T>> {
+    this.lists.push(opts ?? {});
+    return this.inner.list<T>(path, opts);
+  }
+
+  async watch(
+    path: string,
+    opts: WatchOptions,
+    onEvent: (type: string, obj: unknown) => void,
+    onDone: (err?: unknown) => void,
+  ): Promise<WatchHandle> {
+    this.watches.push(opts);
+    await this.#held;
+    const entry: { handle?: WatchHandle; cut: boolean } = { cut: false };
+    this.#open.add(entry);
+    entry.handle = await this.inner.watch(
+      path,
+      opts,
+      (type, obj) => {
+        if (!this.muted) onEvent(type, obj);
+      },
+      (err) => {
+        this.#open.delete(entry);
+        onDone(entry.cut ? undefined : err);
+      },
+    );
+    return entry.handle;
+  }
+
+  cut(): void {
+    this.#held = new Promise((resolve) => {
+      this.#release = resolve;
+    });
+    for (const entry of this.#open) {
+      entry.cut = true;
+      entry.handle?.abort();
+    }
+  }
+
+  resume(): void {
+    this.#held = undefined;
+    this.#release();
+  }
+}
+
+function recordEvents<T extends KubeObject>(informer: Informer<T>): string[] {
+  const events: string[] = [];
+  informer.events$.subscribe((e: InformerEvent<T>) => {
+    events.push(`${e.type}:${e.object.metadata?.name}`);
+  });
+  return events;
+}
+
+async function createInBatches(count: number, create: (i: number) => Promise<unknown>) {
+  const batch = 25;
+  for (let start = 0; start < count; start += batch) {
+    const n = Math.min(batch, count - start);
+    await Promise.all(Array.from({ length: n }, (_, j) => create(start + j)));
+  }
+}
+
+describe('Informer against a real API server', () => {
+  let core: CoreV1Api;
+  const namespaces: string[] = [];
+  const informers: Array<{ stop(): Promise<void> }> = [];
+
+  before(() => {
+    core = cluster.kc.makeApiClient(CoreV1Api);
+  });
+
+  afterEach(async () => {
+    await Promise.all(informers.splice(0).map((informer) => informer.stop()));
+  });
+
+  after(async () => {
+    await Promise.all(
+      namespaces.map((name) => core.deleteNamespace({ name }).catch(() => undefined)),
+    );
+  });
+
+  async function namespace(prefix: string): Promise<string> {
+    const name = uniqueName(prefix);
+    await core.createNamespace({ body: { metadata: { name } } });
+    namespaces.push(name);
+    return name;
+  }
+
+  function configMap(ns: string, name: string, data: Record<string, string> = {}, labels = {}) {
+    return core.createNamespacedConfigMap({
+      namespace: ns,
+      body: { metadata: { name, labels }, data },
+    });
+  }
+
+  function configMapInformer(
+    ns: string,
+    extra: Partial<InformerOptions<V1ConfigMap>> = {},
+  ): { informer: Informer<V1ConfigMap>; tap: TappedListWatch } {
+    const tap = new TappedListWatch(kubeListWatch(cluster.kc));
+    const informer = new Informer<V1ConfigMap>(tap, {
+      path: `/api/v1/namespaces/${ns}/configmaps`,
+      ...extra,
+    });
+    informers.push(informer);
+    return { informer, tap };
+  }
+
+  it('fills its cache from a paginated list before it reports synced', async function () {
+    this.timeout(300_000);
+    const ns = await namespace('inf-bulk');
+    await createInBatches(600, (i) => configMap(ns, `cm-${String(i).padStart(3, '0')}`));
+
+    const { informer, tap } = configMapInformer(ns);
+    let cachedAtSync = -1;
+    void informer.synced.then(() => {
+      cachedAtSync = informer.list().length;
+    });
+    informer.start();
+    assert.equal(informer.hasSynced(), false);
+    await informer.synced;
+
+    // 600 of ours plus kube-root-ca.crt, published by kube-controller-manager.
+    assert.ok(cachedAtSync >= 600, `only ${cachedAtSync} objects cached when synced resolved`);
+    for (let i = 0; i < 600; i++) {
+      const name = `cm-${String(i).padStart(3, '0')}`;
+      assert.ok(informer.get(`${ns}/${name}`), `${name} is cached`);
+    }
+    assert.equal(informer.byNamespace(ns).length, informer.list().length);
+    assert.equal(tap.lists.length, 2, 'two pages of at most 500');
+    assert.equal(tap.lists[0]?.limit, 500);
+    assert.ok(tap.lists[1]?.continueToken, 'the second page continues the first');
+    assert.deepEqual(informer.health(), {
+      synced: true,
+      healthy: true,
+      lastError: undefined,
+      brokenSince: undefined,
+    });
+  });
+
+  it('delivers add, update and delete as they happen', async () => {
+    const ns = await namespace('inf-events');
+    const { informer } = configMapInformer(ns);
+    const events: Array<InformerEvent<V1ConfigMap>> = [];
+    informer.events$.subscribe((e) => {
+      if (e.object.metadata?.name === 'app-config') events.push(e);
+    });
+    informer.start();
+    await informer.synced;
+
+    await configMap(ns, 'app-config', { level: 'info' });
+    await waitUntil('the add event', () => events.length === 1);
+    await core.patchNamespacedConfigMap({
+      namespace: ns,
+      name: 'app-config',
+      body: [{ op: 'replace', path: '/data/level', value: 'debug' }],
+    });
+    await waitUntil('the update event', () => events.length === 2);
+    await core.deleteNamespacedConfigMap({ namespace: ns, name: 'app-config' });
+    await waitUntil('the delete event', () => events.length === 3);
+
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['add', 'update', 'delete'],
+    );
+    assert.equal(events[1]?.old?.data?.level, 'info');
+    assert.equal(events[1]?.object.data?.level, 'debug');
+    assert.equal(informer.get(`${ns}/app-config`), undefined);
+  });
+
+  it('catches up on changes made while its watch was down, resuming from its resourceVersion', async () => {
+    const ns = await namespace('inf-resume');
+    await configMap(ns, 'changes');
+    await configMap(ns, 'goes-away');
+    const { informer, tap } = configMapInformer(ns);
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    await configMap(ns, 'before-cut');
+    await waitUntil('the watch to deliver', () => events.includes('add:before-cut'));
+    const listsBefore = tap.lists.length;
+
+    tap.cut();
+    await configMap(ns, 'born-while-down');
+    await core.patchNamespacedConfigMap({
+      namespace: ns,
+      name: 'changes',
+      body: [{ op: 'add', path: '/data', value: { k: 'v' } }],
+    });
+    await core.deleteNamespacedConfigMap({ namespace: ns, name: 'goes-away' });
+    assert.equal(informer.get(`${ns}/born-while-down`), undefined, 'nothing seen while cut');
+
+    tap.resume();
+    await waitUntil('the missed changes', () =>
+      ['add:born-while-down', 'update:changes', 'delete:goes-away'].every((e) =>
+        events.includes(e),
+      ),
+    );
+    assert.equal(tap.lists.length, listsBefore, 'resumed by watch, without a relist');
+    assert.deepEqual(informer.get(`${ns}/changes`)?.data, { k: 'v' });
+  });
+
+  it('repairs what a watch missed with its periodic relist', async () => {
+    const ns = await namespace('inf-relist');
+    await configMap(ns, 'stays');
+    await configMap(ns, 'changes');
+    await configMap(ns, 'goes-away');
+    const { informer, tap } = configMapInformer(ns, { relistIntervalMs: 1500 });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+
+    tap.muted = true; // the watch stays up but loses every event
+    await configMap(ns, 'new');
+    await core.patchNamespacedConfigMap({
+      namespace: ns,
+      name: 'changes',
+      body: [{ op: 'add', path: '/data', value: { k: 'v' } }],
+    });
+    await core.deleteNamespacedConfigMap({ namespace: ns, name: 'goes-away' });
+
+    await waitUntil('the relist diff', () =>
+      ['add:new', 'update:changes', 'delete:goes-away'].every((e) => events.includes(e)),
+    );
+    assert.ok(!events.includes('update:stays'), 'an unchanged object is not replayed');
+    assert.ok(tap.lists.length >= 2);
+  });
+
+  it('sees only the objects its label selector matches', async () => {
+    const ns = await namespace('inf-labels');
+    await configMap(ns, 'mine-1', {}, { team: 'a' });
+    await configMap(ns, 'theirs', {}, { team: 'b' });
+    const { informer } = configMapInformer(ns, { labelSelector: 'team=a' });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    assert.deepEqual(
+      informer.list().map((cm) => cm.metadata?.name),
+      ['mine-1'],
+    );
+
+    await configMap(ns, 'mine-2', {}, { team: 'a' });
+    await configMap(ns, 'theirs-2', {}, { team: 'b' });
+    await core.patchNamespacedConfigMap({
+      namespace: ns,
+      name: 'mine-1',
+      body: [{ op: 'replace', path: '/metadata/labels/team', value: 'b' }],
+    });
+    await waitUntil(
+      'mine-2 added and mine-1 gone',
+      () => events.includes('add:mine-2') && events.includes('delete:mine-1'),
+    );
+    assert.deepEqual(
+      informer.list().map((cm) => cm.metadata?.name),
+      ['mine-2'],
+    );
+    assert.ok(!events.some((e) => e.endsWith(':theirs') || e.endsWith(':theirs-2')));
+  });
+
+  it('strips managedFields by default, and applies a custom transform', async () => {
+    const ns = await namespace('inf-transform');
+    await configMap(ns, 'big', { payload: 'x'.repeat(1000) });
+    const raw = await core.readNamespacedConfigMap({ namespace: ns, name: 'big' });
+    assert.ok(raw.metadata?.managedFields?.length, 'the server does record managedFields');
+
+    const { informer: plain } = configMapInformer(ns);
+    const { informer: slim } = configMapInformer(ns, {
+      transform: (cm) => ({
+        metadata: {
+          name: cm.metadata?.name,
+          namespace: cm.metadata?.namespace,
+          resourceVersion: cm.metadata?.resourceVersion,
+        },
+      }),
+    });
+    plain.start();
+    slim.start();
+    await Promise.all([plain.synced, slim.synced]);
+    await configMap(ns, 'later', { a: 'b' });
+    await waitUntil('both informers see the new object', () =>
+      [plain, slim].every((informer) => informer.get(`${ns}/later`) !== undefined),
+    );
+
+    for (const name of ['big', 'later']) {
+      assert.equal(plain.get(`${ns}/${name}`)?.metadata?.managedFields, undefined);
+      assert.ok(plain.get(`${ns}/${name}`)?.data, 'the default keeps data');
+      assert.equal(slim.get(`${ns}/${name}`)?.data, undefined, 'the custom transform drops data');
+    }
+  });
+
+  it('reads source-namespace Secrets and labelled managed Secrets as one cache', async () => {
+    const source = await namespace('inf-src');
+    const tenant = await namespace('inf-tenant');
+    const secret = (ns: string, name: string, labels: Record<string, string> = {}) =>
+      core.createNamespacedSecret({
+        namespace: ns,
+        body: { metadata: { name, labels }, stringData: { token: 'not-a-real-token' } },
+      });
+    await secret(source, 'registry-login');
+    await secret(tenant, 'pull', { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE });
+    await secret(tenant, 'unrelated');
+
+    const secrets = createSecretInformers(cluster.kc, { sourceNamespaces: [source] });
+    informers.push(secrets);
+    const events: string[] = [];
+    secrets.events$.subscribe((e: InformerEvent<V1Secret>) =>
+      events.push(`${e.type}:${e.object.metadata?.namespace}/${e.object.metadata?.name}`),
+    );
+    secrets.start();
+    await secrets.synced;
+
+    assert.ok(secrets.get(`${source}/registry-login`));
+    assert.ok(secrets.get(`${tenant}/pull`));
+    assert.equal(secrets.get(`${tenant}/unrelated`), undefined, 'unmanaged Secrets stay uncached');
+    assert.deepEqual(
+      secrets.byNamespace(tenant).map((s) => s.metadata?.name),
+      ['pull'],
+    );
+
+    await secret(tenant, 'pull-2', { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE });
+    await secret(tenant, 'unrelated-2');
+    await waitUntil('the new managed Secret', () => events.includes(`add:${tenant}/pull-2`));
+    assert.ok(!events.includes(`add:${tenant}/unrelated-2`));
+    assert.equal(secrets.health().healthy, true);
+  });
+
+  it('notices a frozen API server through its silence watchdog, and recovers', async function () {
+    this.timeout(180_000);
+    const ns = await namespace('inf-frozen');
+    const { informer, tap } = configMapInformer(ns, {
+      silenceTimeoutMs: 1000,
+      backoff: { initialMs: 200, maxMs: 1000 },
+    });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    await waitUntil('a watch', () => tap.watches.length === 1);
+
+    const plane = cluster.controlPlane;
+    plane.signalApiServer('SIGSTOP');
+    try {
+      await waitUntil(
+        'the watchdog to report the hung server',
+        () => /did not connect/.test(informer.health().lastError ?? ''),
+        { timeoutMs: 30_000 },
+      );
+      assert.ok(tap.watches.length >= 2, 'the silent watch was restarted');
+    } finally {
+      plane.signalApiServer('SIGCONT');
+    }
+    await configMap(ns, 'after-thaw');
+    await waitUntil('the add after the thaw', () => events.includes('add:after-thaw'), {
+      timeoutMs: 90_000,
+    });
+    await waitUntil('healthy', () => !informer.health().lastError, { timeoutMs: 30_000 });
+  });
+
+  it('keeps serving its cache across an API server restart, then catches up', async function () {
+    this.timeout(180_000);
+    const ns = await namespace('inf-restart');
+    await configMap(ns, 'before');
+    const { informer } = configMapInformer(ns, { backoff: { initialMs: 200, maxMs: 1000 } });
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+
+    await cluster.controlPlane.restartApiServer();
+    assert.ok(informer.get(`${ns}/before`), 'the cache is still served while reconnecting');
+    await configMap(ns, 'after');
+    await waitUntil('the add after the restart', () => events.includes('add:after'), {
+      timeoutMs: 60_000,
+    });
+    await waitUntil('healthy', () => informer.health().healthy && !informer.health().lastError);
+  });
+});

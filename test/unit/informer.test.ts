@@ -1,0 +1,527 @@
+import assert from 'node:assert/strict';
+import type { V1ManagedFieldsEntry } from '@kubernetes/client-node';
+import { KubeApiError } from '../../src/kube/api.ts';
+import { Informer, type InformerEvent } from '../../src/kube/informer.ts';
+import {
+  type ListOptions,
+  type ListPage,
+  type ListWatch,
+  listAll,
+  type WatchHandle,
+  type WatchOptions,
+} from '../../src/kube/list-watch.ts';
+
+interface Obj {
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string;
+    managedFields?: V1ManagedFieldsEntry[];
+    labels?: Record<string, string>;
+  };
+  data?: Record<string, string>;
+}
+
+interface Watcher {
+  opts: WatchOptions;
+  onEvent: (type: string, obj: unknown) => void;
+  onDone: (err?: unknown) => void;
+  open: boolean;
+}
+
+/**
+ * An API server in memory: objects with resourceVersions, an event log that watches replay
+ * from a resourceVersion, compaction (410 for older ones), pagination, and failure switches.
+ */
+class FakeServer implements ListWatch {
+  rv = 1;
+  readonly objects = new Map<string, Obj>();
+  readonly log: Array<{ rv: number; type: string; obj: Obj }> = [];
+  compactedBefore = 0;
+  readonly watchers: Watcher[] = [];
+  listCalls: ListOptions[] = [];
+  failLists = 0;
+  failWatches = 0;
+  /** While false, watches stay connected but deliver nothing. */
+  deliver = true;
+  listGate: Promise<void> | undefined;
+
+  put(name: string, data: Record<string, string> = {}, namespace = 'ns'): Obj {
+    const key = `${namespace}/${name}`;
+    const type = this.objects.has(key) ? 'MODIFIED' : 'ADDED';
+    const obj: Obj = {
+      metadata: {
+        name,
+        namespace,
+        resourceVersion: String(++this.rv),
+        managedFields: [{ manager: 'test' }],
+      },
+      data,
+    };
+    this.objects.set(key, obj);
+    this.#emit(type, obj);
+    return obj;
+  }
+
+  remove(name: string, namespace = 'ns'): void {
+    const key = `${namespace}/${name}`;
+    const old = this.objects.get(key);
+    if (!old) return;
+    this.objects.delete(key);
+    this.#emit('DELETED', {
+      ...old,
+      metadata: { ...old.metadata, resourceVersion: String(++this.rv) },
+    });
+  }
+
+  /** Sends a raw event to every open watch, outside the log (e.g. a replayed MODIFIED). */
+  send(type: string, obj: unknown): void {
+    for (const w of this.watchers) if (w.open) setImmediate(() => w.open && w.onEvent(type, obj));
+  }
+
+  bookmark(): void {
+    this.send('BOOKMARK', { metadata: { resourceVersion: String(this.rv) } });
+  }
+
+  /** Ends every open watch the way a server timeout does. */
+  closeWatches(err?: unknown): void {
+    for (const w of this.watchers) {
+      if (!w.open) continue;
+      w.open = false;
+      w.onDone(err);
+    }
+  }
+
+  openWatches(): Watcher[] {
+    return this.watchers.filter((w) => w.open);
+  }
+
+  async list<T>(_path: string, opts: ListOptions = {}): Promise<ListPage<T>> {
+    this.listCalls.push(opts);
+    await this.listGate;
+    await new Promise((r) => setImmediate(r));
+    if (this.failLists > 0) {
+      this.failLists--;
+      throw new KubeApiError(503, 'ServiceUnavailable', 'list failed');
+    }
+    const all = [...this.objects.values()]
+      .filter((o) => matches(o, opts.labelSelector))
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const offset = opts.continueToken ? Number(opts.continueToken) : 0;
+    const end = opts.limit ? offset + opts.limit : all.length;
+    return {
+      items: structuredClone(all.slice(offset, end)) as T[],
+      resourceVersion: String(this.rv),
+      continueToken: end < all.length ? String(end) : undefined,
+    };
+  }
+
+  async watch(
+    _path: string,
+    opts: WatchOptions,
+    onEvent: (type: string, obj: unknown) => void,
+    onDone: (err?: unknown) => void,
+  ): Promise<WatchHandle> {
+    const w: Watcher = { opts, onEvent, onDone, open: true };
+    await new Promise((r) => setImmediate(r));
+    if (this.failWatches > 0) {
+      this.failWatches--;
+      w.open = false;
+      onDone(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
+      return { abort() {} };
+    }
+    this.watchers.push(w);
+    const from = Number(opts.resourceVersion ?? 0);
+    if (from < this.compactedBefore) {
+      setImmediate(() => {
+        if (!w.open) return;
+        w.onEvent('ERROR', { kind: 'Status', code: 410, reason: 'Expired', message: 'too old' });
+      });
+    } else if (this.deliver) {
+      for (const e of this.log) if (e.rv > from) this.#deliver(w, e.type, e.obj);
+    }
+    return {
+      abort: () => {
+        if (!w.open) return;
+        w.open = false;
+        setImmediate(() => onDone(new DOMException('aborted', 'AbortError')));
+      },
+    };
+  }
+
+  #emit(type: string, obj: Obj): void {
+    this.log.push({ rv: this.rv, type, obj: structuredClone(obj) });
+    if (!this.deliver) return;
+    for (const w of this.watchers) if (w.open) this.#deliver(w, type, obj);
+  }
+
+  #deliver(w: Watcher, type: string, obj: Obj): void {
+    const copy = structuredClone(obj);
+    if (!matches(copy, w.opts.labelSelector)) return;
+    setImmediate(() => w.open && w.onEvent(type, copy));
+  }
+}
+
+function matches(obj: Obj, selector: string | undefined): boolean {
+  if (!selector) return true;
+  const [k, v] = selector.split('=');
+  return obj.metadata.labels?.[k as string] === v;
+}
+
+async function until(what: string, condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+const fast = {
+  backoff: { initialMs: 2, maxMs: 10 },
+  random: () => 0.5,
+};
+
+function record(informer: Informer<Obj>): Array<{ type: string; name: string; rv?: string }> {
+  const events: Array<{ type: string; name: string; rv?: string }> = [];
+  informer.events$.subscribe((e: InformerEvent<Obj>) =>
+    events.push({
+      type: e.type,
+      name: e.object.metadata.name,
+      rv: e.object.metadata.resourceVersion,
+    }),
+  );
+  return events;
+}
+
+describe('Informer (fake API server)', () => {
+  let informer: Informer<Obj> | undefined;
+  afterEach(async () => {
+    await informer?.stop();
+    informer = undefined;
+  });
+
+  it('reports synced only after the whole paginated list is cached', async () => {
+    const server = new FakeServer();
+    for (let i = 0; i < 5; i++) server.put(`o${i}`);
+    let openGate = (): void => {};
+    server.listGate = new Promise((r) => {
+      openGate = r;
+    });
+    informer = new Informer<Obj>(server, { path: '/x', pageSize: 2, ...fast });
+    informer.start();
+    await until('the first list call', () => server.listCalls.length === 1);
+    assert.equal(informer.hasSynced(), false);
+    assert.equal(informer.health().synced, false);
+
+    openGate();
+    await informer.synced;
+    assert.equal(informer.list().length, 5);
+    assert.equal(server.listCalls.length, 3, '5 objects in pages of 2');
+    assert.deepEqual(
+      server.listCalls.map((c) => c.continueToken),
+      [undefined, '2', '4'],
+    );
+    assert.ok(informer.hasSynced());
+  });
+
+  it('emits add, update and delete after the cache holds them', async () => {
+    const server = new FakeServer();
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const inf = informer;
+    const seen: string[] = [];
+    inf.events$.subscribe((e) => {
+      const cached = inf.get(`ns/${e.object.metadata.name}`);
+      if (e.type === 'delete') assert.equal(cached, undefined);
+      else assert.equal(cached, e.object);
+      seen.push(`${e.type}:${e.object.metadata.name}:${e.old?.metadata.resourceVersion ?? ''}`);
+    });
+    inf.start();
+    await inf.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+
+    const created = server.put('a', { v: '1' });
+    await until('add', () => seen.length === 1);
+    server.put('a', { v: '2' });
+    await until('update', () => seen.length === 2);
+    server.remove('a');
+    await until('delete', () => seen.length === 3);
+    const createdRv = created.metadata.resourceVersion;
+    assert.deepEqual(seen, [
+      'add:a:',
+      `update:a:${createdRv}`,
+      `delete:a:${Number(createdRv) + 1}`,
+    ]);
+    assert.equal(inf.list().length, 0);
+  });
+
+  it('does not emit an update whose resourceVersion did not change', async () => {
+    const server = new FakeServer();
+    const a = server.put('a');
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    server.send('MODIFIED', structuredClone(a));
+    server.put('b');
+    await until('the add of b', () => events.length === 2);
+    assert.deepEqual(
+      events.map((e) => `${e.type}:${e.name}`),
+      ['add:a', 'add:b'],
+    );
+  });
+
+  it('strips managedFields by default and applies a custom transform', async () => {
+    const server = new FakeServer();
+    server.put('a', { secret: 'x' });
+    const plain = new Informer<Obj>(server, { path: '/x', ...fast });
+    const slim = new Informer<Obj>(server, {
+      path: '/x',
+      ...fast,
+      transform: (o) => ({ metadata: o.metadata }),
+    });
+    plain.start();
+    slim.start();
+    await Promise.all([plain.synced, slim.synced]);
+    assert.equal(plain.get('ns/a')?.metadata.managedFields, undefined);
+    assert.deepEqual(plain.get('ns/a')?.data, { secret: 'x' });
+    assert.equal(slim.get('ns/a')?.data, undefined);
+    await Promise.all([plain.stop(), slim.stop()]);
+  });
+
+  it('indexes by namespace', async () => {
+    const server = new FakeServer();
+    server.put('a', {}, 'one');
+    server.put('b', {}, 'one');
+    server.put('c', {}, 'two');
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    assert.deepEqual(
+      informer
+        .byNamespace('one')
+        .map((o) => o.metadata.name)
+        .sort(),
+      ['a', 'b'],
+    );
+    server.remove('a', 'one');
+    server.put('d', {}, 'two');
+    await until('both changes', () => informer?.byNamespace('two').length === 2);
+    assert.deepEqual(
+      informer.byNamespace('one').map((o) => o.metadata.name),
+      ['b'],
+    );
+    assert.deepEqual(informer.byNamespace('none'), []);
+  });
+
+  it('resumes a closed watch from the last resourceVersion, without relisting', async () => {
+    const server = new FakeServer();
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    server.put('a');
+    await until('add a', () => events.length === 1);
+
+    server.deliver = false;
+    server.closeWatches();
+    server.put('b'); // happens while no watch is open
+    server.deliver = true;
+    await until('add b', () => events.length === 2);
+    assert.equal(server.listCalls.length, 1);
+    assert.equal(server.watchers[1]?.opts.resourceVersion, events[0]?.rv);
+  });
+
+  it('relists on 410 Gone and emits exactly what changed meanwhile', async () => {
+    const server = new FakeServer();
+    server.put('keep');
+    server.put('change');
+    server.put('drop');
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    server.put('tick'); // the watch delivers something, so it has "worked"
+    await until('add tick', () => events.length === 4);
+
+    server.deliver = false;
+    server.closeWatches();
+    server.put('change', { v: '2' });
+    server.remove('drop');
+    server.put('new');
+    server.compactedBefore = server.rv + 1;
+    server.deliver = true;
+
+    await until('the relist diff', () => events.length === 7);
+    assert.deepEqual(
+      events
+        .slice(4)
+        .map((e) => `${e.type}:${e.name}`)
+        .sort(),
+      ['add:new', 'delete:drop', 'update:change'],
+    );
+    assert.equal(server.listCalls.length, 2);
+    assert.deepEqual(
+      informer
+        .list()
+        .map((o) => o.metadata.name)
+        .sort(),
+      ['change', 'keep', 'new', 'tick'],
+    );
+    assert.ok(informer.health().healthy);
+  });
+
+  it('retries failures with backoff, turns unhealthy after its budget, and heals', async () => {
+    const server = new FakeServer();
+    server.put('a');
+    server.failLists = Number.POSITIVE_INFINITY;
+    informer = new Informer<Obj>(server, { path: '/x', ...fast, unhealthyAfterMs: 30 });
+    informer.start();
+    await until('several attempts', () => server.listCalls.length >= 3);
+    await until('unhealthy', () => informer?.health().healthy === false);
+    const broken = informer.health();
+    assert.equal(broken.synced, false);
+    assert.match(broken.lastError ?? '', /list failed/);
+    assert.ok(broken.brokenSince instanceof Date);
+
+    server.failLists = 0;
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    await until('healthy again', () => informer?.health().healthy === true);
+    assert.equal(informer.health().brokenSince, undefined);
+    assert.equal(informer.get('ns/a')?.metadata.name, 'a');
+  });
+
+  it('relists after a refused watch (e.g. 403) instead of giving up', async () => {
+    const server = new FakeServer();
+    server.failWatches = 2;
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await until('a watch that stays open', () => server.openWatches().length === 1);
+    assert.equal(server.listCalls.length, 3, 'each failure relists');
+    server.put('a');
+    await until('add a', () => events.length === 1);
+  });
+
+  it('restarts a silent watch from the same resourceVersion', async () => {
+    const server = new FakeServer();
+    informer = new Informer<Obj>(server, { path: '/x', ...fast, silenceTimeoutMs: 20 });
+    informer.start();
+    await until('three watches', () => server.watchers.length >= 3);
+    assert.equal(server.listCalls.length, 1);
+    assert.equal(server.openWatches().length <= 1, true, 'old watches are aborted');
+    const rvs = new Set(server.watchers.map((w) => w.opts.resourceVersion));
+    assert.equal(rvs.size, 1);
+  });
+
+  it('counts a watch that never connects (a hung server) as a failure', async () => {
+    const server = new FakeServer();
+    const hung: ListWatch = {
+      list: server.list.bind(server),
+      watch: () => new Promise<WatchHandle>(() => {}),
+    };
+    informer = new Informer<Obj>(hung, {
+      path: '/x',
+      ...fast,
+      silenceTimeoutMs: 10,
+      unhealthyAfterMs: 40,
+    });
+    informer.start();
+    await until('unhealthy', () => informer?.health().healthy === false);
+    assert.match(informer.health().lastError ?? '', /did not connect within 10 ms/);
+    assert.ok(server.listCalls.length >= 2, 'each failure relists');
+  });
+
+  it('bookmarks move the resume point and keep a watch from going silent', async () => {
+    const server = new FakeServer();
+    informer = new Informer<Obj>(server, { path: '/x', ...fast, silenceTimeoutMs: 60 });
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    server.rv += 10; // the collection's resourceVersion moves on elsewhere
+    for (let i = 0; i < 6; i++) {
+      server.bookmark();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(server.watchers.length, 1, 'no restart while bookmarks arrive');
+    assert.equal(informer.resourceVersion, String(server.rv));
+  });
+
+  it('relists periodically and repairs what a watch missed', async () => {
+    const server = new FakeServer();
+    server.put('a');
+    server.put('b');
+    informer = new Informer<Obj>(server, { path: '/x', ...fast, relistIntervalMs: 40 });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    server.deliver = false; // a watch that silently lost its events
+    server.put('a', { v: '2' });
+    server.remove('b');
+    server.put('c');
+    await until('the relist diff', () => events.length === 5);
+    assert.deepEqual(
+      events
+        .slice(2)
+        .map((e) => `${e.type}:${e.name}`)
+        .sort(),
+      ['add:c', 'delete:b', 'update:a'],
+    );
+    const lists = server.listCalls.length;
+    await until('another relist', () => server.listCalls.length > lists);
+    assert.equal(events.length, 5, 'a relist with nothing new emits nothing');
+  });
+
+  it('stop() aborts the watch, completes events$ and leaves no work behind', async () => {
+    const server = new FakeServer();
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    let completed = false;
+    informer.events$.subscribe({ complete: () => (completed = true) });
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    await informer.stop();
+    assert.equal(server.openWatches().length, 0);
+    assert.ok(completed);
+    assert.throws(() => informer?.start(), /stopped/);
+  });
+
+  it('rejects synced when stopped before the first list lands', async () => {
+    const server = new FakeServer();
+    server.failLists = Number.POSITIVE_INFINITY;
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    informer.start();
+    await until('a list attempt', () => server.listCalls.length >= 1);
+    await informer.stop();
+    await assert.rejects(informer.synced, /stopped before it synced/);
+  });
+});
+
+describe('listAll', () => {
+  it('starts over unpaginated when a continue token expires', async () => {
+    const server = new FakeServer();
+    for (let i = 0; i < 5; i++) server.put(`o${i}`);
+    const lw: ListWatch = {
+      list: async <T>(path: string, opts: ListOptions = {}) => {
+        if (opts.continueToken === '4') throw new KubeApiError(410, 'Expired', 'too old');
+        return server.list<T>(path, opts);
+      },
+      watch: server.watch.bind(server),
+    };
+    const result = await listAll<Obj>(lw, '/x', { pageSize: 2, resourceVersion: '7' });
+    assert.equal(result.items.length, 5);
+    const calls = server.listCalls;
+    assert.deepEqual(
+      calls.map((c) => [c.limit, c.continueToken, c.resourceVersion]),
+      [
+        [2, undefined, '7'],
+        [2, '2', undefined],
+        [undefined, undefined, '7'],
+      ],
+    );
+  });
+});
