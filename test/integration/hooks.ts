@@ -19,6 +19,8 @@ class TestCluster {
   private plane?: ControlPlane;
   private config?: KubeConfig;
   private op?: OperatorProcess;
+  /** A kubeconfig with the operator ServiceAccount's token (config/rbac's permissions). */
+  operatorKubeconfigPath = '';
 
   attach(plane: ControlPlane): void {
     this.plane = plane;
@@ -74,7 +76,7 @@ class TestCluster {
   async startOperator(): Promise<OperatorProcess> {
     if (this.op?.running) return this.op;
     this.op = new OperatorProcess({
-      kubeconfigPath: this.kubeconfigPath,
+      kubeconfigPath: this.operatorKubeconfigPath,
       namespace: OPERATOR_NAMESPACE,
       sourceNamespaces: [EXTRA_SOURCE_NAMESPACE],
     });
@@ -114,6 +116,28 @@ export const mochaHooks = {
     for (const ns of [OPERATOR_NAMESPACE, EXTRA_SOURCE_NAMESPACE]) {
       await cluster.kubectlOk(['create', 'namespace', ns]);
     }
+    // The operator runs as the ServiceAccount config/rbac grants, never as cluster admin, so
+    // every test also proves the RBAC is enough.
+    await cluster.kubectlOk([
+      'apply',
+      '-k',
+      join(import.meta.dirname, '..', '..', 'config', 'rbac'),
+    ]);
+    const token = (
+      await cluster.kubectlOk([
+        'create',
+        'token',
+        'regcred-operator',
+        '-n',
+        OPERATOR_NAMESPACE,
+        '--duration=24h',
+      ])
+    ).trim();
+    cluster.operatorKubeconfigPath = plane.writeKubeconfigFor(
+      join(plane.dir, 'operator.kubeconfig'),
+      'regcred-operator',
+      token,
+    );
     await cluster.startOperator();
   },
   async afterAll(this: Mocha.Context): Promise<void> {

@@ -384,9 +384,14 @@ export class ControlPlane {
   }
 
   private writeKubeconfig(): void {
+    this.writeKubeconfigFor(this.kubeconfigPath, 'admin', this.adminToken);
+  }
+
+  /** Writes a kubeconfig for this cluster authenticating with `token`; returns its path. */
+  writeKubeconfigFor(path: string, user: string, token: string): string {
     const ca = readFileSync(this.caFile).toString('base64');
     writeFileSync(
-      this.kubeconfigPath,
+      path,
       [
         'apiVersion: v1',
         'kind: Config',
@@ -396,17 +401,18 @@ export class ControlPlane {
         `    server: ${this.server}`,
         `    certificate-authority-data: ${ca}`,
         'users:',
-        '- name: admin',
+        `- name: ${user}`,
         '  user:',
-        `    token: ${this.adminToken}`,
+        `    token: ${token}`,
         'contexts:',
         '- name: regcred-local',
-        '  context: {cluster: regcred-local, user: admin}',
+        `  context: {cluster: regcred-local, user: ${user}}`,
         'current-context: regcred-local',
         '',
       ].join('\n'),
       { mode: 0o600 },
     );
+    return path;
   }
 
   /** Runs the provisioned kubectl against this control plane. Never throws on a non-zero exit. */

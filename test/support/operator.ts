@@ -18,6 +18,10 @@ export interface OperatorProcessOptions {
   args?: string[];
   env?: NodeJS.ProcessEnv;
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** Elect a leader on a Lease (default false: one operator per test run). */
+  leaderElect?: boolean;
+  /** Holder identity in the Lease. */
+  identity?: string;
   /** Run from the built dist/ (as the image does) instead of src/. */
   fromDist?: boolean;
 }
@@ -60,7 +64,8 @@ export class OperatorProcess {
       `--metrics-address=127.0.0.1:${this.metricsPort}`,
       `--health-address=127.0.0.1:${this.healthPort}`,
       `--log-level=${o.logLevel ?? 'debug'}`,
-      '--leader-elect=false',
+      `--leader-elect=${o.leaderElect === true}`,
+      ...(o.identity ? [`--identity=${o.identity}`] : []),
       ...(o.sourceNamespaces ? [`--source-namespaces=${o.sourceNamespaces.join(',')}`] : []),
       ...(o.args ?? []),
     ];
