@@ -20,6 +20,7 @@ import { referencedSecrets } from './credentials/resolve.ts';
 import { KubeApi } from './kube/api.ts';
 import { EventRecorder } from './kube/events.ts';
 import { Informer, type InformerEvent } from './kube/informer.ts';
+import { createSecretInformers, type InformerUnion } from './kube/secret-informers.ts';
 import type { Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 
@@ -71,6 +72,11 @@ class WrittenOverlay<T extends Obj> {
   }
 }
 
+function managedFor(secret: V1Secret, credential: string): boolean {
+  const labels = secret.metadata?.labels ?? {};
+  return labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && labels[CREDENTIAL_LABEL] === credential;
+}
+
 function stripNamespace(ns: V1Namespace): V1Namespace {
   return {
     metadata: {
@@ -115,8 +121,9 @@ export class Operator implements ClusterView {
   private readonly credentials: Informer<RegistryCredential>;
   private readonly namespaceInformer: Informer<V1Namespace>;
   private readonly serviceAccountInformer: Informer<V1ServiceAccount>;
-  private readonly managedSecrets: Informer<V1Secret>;
-  private readonly sourceSecrets: Informer<V1Secret>[];
+  /** Managed Secrets cluster-wide (by label) and every Secret of the source namespaces. */
+  private readonly secrets: InformerUnion<V1Secret>;
+  private readonly sourceNamespaces: ReadonlySet<string>;
   private readonly secretOverlay = new WrittenOverlay<V1Secret>();
   private readonly saOverlay = new WrittenOverlay<V1ServiceAccount>();
   private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
@@ -146,20 +153,12 @@ export class Operator implements ClusterView {
       transform: stripServiceAccount,
       logger: informerLog,
     });
-    this.managedSecrets = new Informer<V1Secret>(kc, {
-      path: '/api/v1/secrets',
-      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+    this.sourceNamespaces = new Set(config.sourceNamespaces);
+    this.secrets = createSecretInformers(kc, {
+      sourceNamespaces: config.sourceNamespaces,
       transform: stripSecret,
       logger: informerLog,
     });
-    this.sourceSecrets = config.sourceNamespaces.map(
-      (ns) =>
-        new Informer<V1Secret>(kc, {
-          path: `/api/v1/namespaces/${ns}/secrets`,
-          transform: stripSecret,
-          logger: informerLog,
-        }),
-    );
     this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });
     this.reconciler = new Reconciler({
       view: this,
@@ -184,14 +183,13 @@ export class Operator implements ClusterView {
     });
   }
 
-  private get informers(): Array<Informer<Obj>> {
+  private get informers(): Array<Informer<Obj> | InformerUnion<V1Secret>> {
     return [
       this.credentials,
       this.namespaceInformer,
       this.serviceAccountInformer,
-      this.managedSecrets,
-      ...this.sourceSecrets,
-    ] as unknown as Array<Informer<Obj>>;
+      this.secrets,
+    ] as Array<Informer<Obj> | InformerUnion<V1Secret>>;
   }
 
   /** Starts the informers and the event mapping; resolves once every cache has synced. */
@@ -199,11 +197,10 @@ export class Operator implements ClusterView {
     const subscription = new Subscription();
     subscription.add(this.credentials.events$.subscribe((e) => this.onCredential(e)));
     subscription.add(this.namespaceInformer.events$.subscribe((e) => this.onNamespace(e)));
-    subscription.add(this.serviceAccountInformer.events$.subscribe((e) => this.onServiceAccount(e)));
-    subscription.add(this.managedSecrets.events$.subscribe((e) => this.onManagedSecret(e)));
-    for (const informer of this.sourceSecrets) {
-      subscription.add(informer.events$.subscribe((e) => this.onSourceSecret(e)));
-    }
+    subscription.add(
+      this.serviceAccountInformer.events$.subscribe((e) => this.onServiceAccount(e)),
+    );
+    subscription.add(this.secrets.events$.subscribe((e) => this.onSecret(e)));
     this.subscription = subscription;
     for (const informer of this.informers) informer.start();
     await Promise.all(this.informers.map((informer) => informer.synced));
@@ -287,7 +284,7 @@ export class Operator implements ClusterView {
     const before = e.old ? namespaceInfo(e.old) : undefined;
     const names = new Set(this.credentialsSelecting(now, before));
     // A namespace that leaves every selector still holds our Secrets: their owners clean up.
-    for (const secret of this.managedSecrets.byNamespace(now.name)) {
+    for (const secret of this.secrets.byNamespace(now.name)) {
       const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
       if (owner) names.add(owner);
     }
@@ -298,21 +295,21 @@ export class Operator implements ClusterView {
     const ns = e.object.metadata?.namespace ?? '';
     const info = this.namespace(ns);
     const names = new Set(this.credentialsSelecting(info));
-    for (const secret of this.managedSecrets.byNamespace(ns)) {
+    for (const secret of this.secrets.byNamespace(ns)) {
       const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
       if (owner) names.add(owner);
     }
     for (const name of names) this.enqueue(name);
   }
 
-  private onManagedSecret(e: InformerEvent<V1Secret>): void {
-    this.enqueue(e.object.metadata?.labels?.[CREDENTIAL_LABEL]);
-    const before = e.old?.metadata?.labels?.[CREDENTIAL_LABEL];
-    if (before) this.enqueue(before);
-  }
-
-  private onSourceSecret(e: InformerEvent<V1Secret>): void {
-    const ns = e.object.metadata?.namespace;
+  private onSecret(e: InformerEvent<V1Secret>): void {
+    for (const obj of [e.object, e.old]) {
+      if (obj?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
+        this.enqueue(obj.metadata.labels[CREDENTIAL_LABEL]);
+      }
+    }
+    const ns = e.object.metadata?.namespace ?? '';
+    if (!this.sourceNamespaces.has(ns)) return;
     const name = e.object.metadata?.name;
     for (const cred of this.credentials.list()) {
       if (
@@ -349,26 +346,20 @@ export class Operator implements ClusterView {
 
   managedSecret(namespace: string, name: string): V1Secret | undefined {
     const key = `${namespace}/${name}`;
-    return this.secretOverlay.pick(key, this.managedSecrets.get(key));
+    return this.secretOverlay.pick(key, this.secrets.get(key));
   }
 
   managedSecretsOf(credential: string): V1Secret[] {
-    return this.managedSecrets
+    return this.secrets
       .list()
-      .filter((s) => s.metadata?.labels?.[CREDENTIAL_LABEL] === credential)
       .map((s) => this.secretOverlay.pick(keyOf(s), s))
-      .filter(
-        (s): s is V1Secret =>
-          s !== undefined && s.metadata?.labels?.[CREDENTIAL_LABEL] === credential,
-      );
+      .filter((s): s is V1Secret => s !== undefined && managedFor(s, credential));
   }
 
   sourceSecret(namespace: string, name: string): V1Secret | undefined {
-    for (const informer of this.sourceSecrets) {
-      const found = informer.get(`${namespace}/${name}`);
-      if (found) return found;
-    }
-    return undefined;
+    return this.sourceNamespaces.has(namespace)
+      ? this.secrets.get(`${namespace}/${name}`)
+      : undefined;
   }
 
   wroteSecret(secret: V1Secret): void {
