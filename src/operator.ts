@@ -12,6 +12,7 @@ import {
   VERSION,
 } from './api/types.ts';
 import type { OperatorConfig } from './config.ts';
+import { effectiveSecretName } from './controller/desired.ts';
 import { type ClusterView, Reconciler } from './controller/reconciler.ts';
 import { type NamespaceInfo, namespaceInfo, namespaceSelection } from './controller/selection.ts';
 import { runWorkers, type StopWorkers } from './controller/worker-pool.ts';
@@ -91,14 +92,10 @@ function stripNamespace(ns: V1Namespace): V1Namespace {
 }
 
 function stripServiceAccount(sa: V1ServiceAccount): V1ServiceAccount {
-  // Only what a read-modify-write needs; `secrets` and annotations can be large.
+  // The whole object but managedFields: our writes are PUTs of the cached object, and a
+  // field left out here would be erased on the server (automountServiceAccountToken, secrets).
   const { managedFields: _m, ...metadata } = sa.metadata ?? {};
-  return {
-    apiVersion: 'v1',
-    kind: 'ServiceAccount',
-    metadata,
-    imagePullSecrets: sa.imagePullSecrets,
-  };
+  return { ...sa, apiVersion: 'v1', kind: 'ServiceAccount', metadata };
 }
 
 function stripSecret(secret: V1Secret): V1Secret {
@@ -306,6 +303,16 @@ export class Operator implements ClusterView {
     for (const obj of [e.object, e.old]) {
       if (obj?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
         this.enqueue(obj.metadata.labels[CREDENTIAL_LABEL]);
+      }
+    }
+    if (e.type === 'delete' && e.object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
+      // The name is free again: a RegistryCredential that lost it to an older one takes it
+      // now rather than on its next conflict retry.
+      const secretName = e.object.metadata.name;
+      const info = this.namespace(e.object.metadata.namespace ?? '');
+      for (const name of this.credentialsSelecting(info)) {
+        const cred = this.credentials.get(name);
+        if (cred && effectiveSecretName(cred) === secretName) this.enqueue(name);
       }
     }
     const ns = e.object.metadata?.namespace ?? '';

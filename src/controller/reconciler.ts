@@ -466,10 +466,16 @@ export class Reconciler {
       );
       throw new RetryableSyncError(`cleanup of ${name} failed in ${errors.length} namespace(s)`);
     }
-    await this.o.api.setCredentialFinalizers(
-      cred,
-      finalizers.filter((f) => f !== CLEANUP_FINALIZER),
-    );
+    try {
+      await this.o.api.setCredentialFinalizers(
+        cred,
+        finalizers.filter((f) => f !== CLEANUP_FINALIZER),
+      );
+    } catch (error) {
+      // Already gone: a replay of a finalize that completed, before the watch caught up.
+      if (!(error instanceof KubeApiError && error.notFound)) throw error;
+      return {};
+    }
     log.info('cleaned up', { deleted: writes.deleted });
     return {};
   }
