@@ -18,7 +18,11 @@ export const REFRESH_REQUESTED_ANNOTATION = 'regcred.dev/refresh-requested-at';
 export const CLEANUP_FINALIZER = 'regcred.dev/cleanup';
 
 /** Namespaces never targeted unless listed by name in spec.namespaces. */
-export const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
+export const SYSTEM_NAMESPACES: readonly string[] = [
+  'kube-system',
+  'kube-public',
+  'kube-node-lease',
+];
 
 export interface SecretReference {
   name: string;
