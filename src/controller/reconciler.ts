@@ -676,17 +676,32 @@ export class Reconciler {
     this.o.view.wroteCredential(updated);
     const before = findCondition(cred.status?.conditions, 'Ready');
     const after = findCondition(status.conditions, 'Ready');
-    if (
-      after &&
-      (before?.status !== after.status ||
-        before.reason !== after.reason ||
-        before.message !== after.message)
-    ) {
+    // Events on transitions only, summarised: one for Ready changing, one per failure kind
+    // whose namespaces changed; never one per namespace.
+    if (after && (before?.status !== after.status || before.reason !== after.reason)) {
       await this.o.events.record(
         cred,
         after.status === 'True' ? 'Normal' : 'Warning',
         after.reason,
         after.message,
+      );
+    }
+    const failures = (s?: RegistryCredentialStatus) => {
+      const byReason = new Map<string, string[]>();
+      for (const f of s?.failedNamespaces ?? []) {
+        byReason.set(f.reason, [...(byReason.get(f.reason) ?? []), f.name]);
+      }
+      return byReason;
+    };
+    const was = failures(cred.status);
+    for (const [reason, names] of failures(status)) {
+      if ((was.get(reason) ?? []).join(',') === names.join(',')) continue;
+      const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? ', …' : '');
+      await this.o.events.record(
+        cred,
+        'Warning',
+        reason,
+        `${reason} in ${names.length} namespace(s): ${shown}`,
       );
     }
   }
