@@ -2,7 +2,49 @@
 // validated before anything starts.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { CloudEndpoints } from './credentials/cloud/cloud-token.ts';
 import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
+
+/**
+ * Endpoint overrides for the cloud SDKs, from the environment only. The AWS SDK reads
+ * AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL_STS and Google's GCE_METADATA_HOST itself; these
+ * cover what the SDKs can't be told by environment.
+ */
+export const CLOUD_ENDPOINT_ENV = {
+  gcpTokenUrl: 'REGCRED_GCP_TOKEN_URL',
+  gcpAllowLoopbackUrls: 'REGCRED_GCP_ALLOW_LOOPBACK_URLS',
+  azureAuthorityHost: 'REGCRED_AZURE_AUTHORITY_HOST',
+  acrExchangeUrl: 'REGCRED_ACR_EXCHANGE_URL',
+  tlsCaFile: 'REGCRED_CLOUD_CA_FILE',
+} as const;
+
+function cloudEndpoints(env: NodeJS.ProcessEnv): CloudEndpoints {
+  const out: CloudEndpoints = {};
+  const e = CLOUD_ENDPOINT_ENV;
+  if (env[e.gcpTokenUrl]) out.gcpTokenUrl = env[e.gcpTokenUrl];
+  if (env[e.gcpAllowLoopbackUrls] === 'true') out.gcpAllowLoopbackUrls = true;
+  if (env[e.azureAuthorityHost]) out.azureAuthorityHost = env[e.azureAuthorityHost];
+  const template = env[e.acrExchangeUrl];
+  if (template) {
+    if (!template.includes('{host}')) {
+      throw new ConfigError(
+        `${e.acrExchangeUrl} must contain {host}, got ${JSON.stringify(template)}`,
+      );
+    }
+    out.acrExchangeUrlFor = (host) => template.replaceAll('{host}', host);
+  }
+  const caFile = env[e.tlsCaFile];
+  if (caFile) {
+    try {
+      out.tlsCa = readFileSync(caFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError(
+        `${e.tlsCaFile}: cannot read ${caFile}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+  return out;
+}
 
 export interface OperatorConfig {
   /** Path to a kubeconfig; absent: in-cluster config, then ~/.kube/config. */
@@ -27,6 +69,8 @@ export interface OperatorConfig {
   /** Client-side request rate limit towards the API server. */
   apiQps: number;
   apiBurst: number;
+  /** Cloud endpoint overrides (air-gapped mirrors, tests); empty in a normal install. */
+  cloudEndpoints: CloudEndpoints;
 }
 
 interface OptionSpec {
@@ -228,5 +272,6 @@ export function loadConfig(
     identity: value('identity') ?? hostname,
     apiQps: positiveInt('api-qps', value('api-qps') ?? '50', 10_000),
     apiBurst: positiveInt('api-burst', value('api-burst') ?? '100', 10_000),
+    cloudEndpoints: cloudEndpoints(env),
   };
 }

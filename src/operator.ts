@@ -18,6 +18,7 @@ import { type NamespaceInfo, namespaceInfo, namespaceSelection } from './control
 import { runWorkers, type StopWorkers } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
 import { referencedSecrets } from './credentials/resolve.ts';
+import { TokenCache } from './credentials/token-cache.ts';
 import { KubeApi } from './kube/api.ts';
 import { EventRecorder } from './kube/events.ts';
 import { Informer, type InformerEvent } from './kube/informer.ts';
@@ -167,11 +168,17 @@ export class Operator implements ClusterView {
         allowedSourceNamespaces: new Set(config.sourceNamespaces),
       },
       fanoutConcurrency: config.fanoutConcurrency,
+      tokens: new TokenCache(),
+      endpoints: config.cloudEndpoints,
+      onRefresh: (credential, source, ok) => {
+        if (!ok) this.metrics.refreshFailures.inc({ registrycredential: credential, source });
+      },
       onStatus: (name, status) => {
         this.metrics.targetNamespaces.set(
           { registrycredential: name },
           status?.targetNamespaces ?? 0,
         );
+        this.metrics.tokenExpiries(name, status?.registries ?? []);
         this.metrics.syncedNamespaces.set(
           { registrycredential: name },
           status?.syncedNamespaces ?? 0,

@@ -4,7 +4,7 @@
 // writes nothing (status included).
 import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
-import { findCondition, setCondition } from '../api/conditions.ts';
+import { conditionTime, findCondition, setCondition } from '../api/conditions.ts';
 import { parseDuration } from '../api/duration.ts';
 import {
   CLEANUP_FINALIZER,
@@ -15,14 +15,16 @@ import {
   type RegistryCredential,
   type RegistryCredentialStatus,
 } from '../api/types.ts';
+import type { CloudEndpoints } from '../credentials/cloud/cloud-token.ts';
 import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
 import { CredentialError } from '../credentials/errors.ts';
 import {
-  type ResolvedCredentials,
-  resolveStaticCredentials,
+  type ResolvedWithTokens,
+  resolveCredentials,
   type SourcePolicy,
   type SourceSecrets,
 } from '../credentials/resolve.ts';
+import type { TokenCache } from '../credentials/token-cache.ts';
 import { type KubeApi, KubeApiError } from '../kube/api.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -67,6 +69,11 @@ export interface ReconcilerOptions {
   policy: SourcePolicy;
   /** Namespace writes in flight at once for one RegistryCredential. */
   fanoutConcurrency: number;
+  /** Cloud tokens, one cloud call per refresh whatever the number of namespaces. */
+  tokens: TokenCache;
+  /** Endpoint overrides for the cloud SDKs (tests, air-gapped mirrors). */
+  endpoints?: CloudEndpoints;
+  onRefresh?: (credential: string, source: 'ecr' | 'gcp' | 'acr', ok: boolean) => void;
   now?: () => Date;
   /** Called after each reconcile with the status it settled on (metrics). */
   onStatus?: (name: string, status: RegistryCredentialStatus | undefined) => void;
@@ -132,10 +139,25 @@ export class Reconciler {
     for (const ns of this.o.view.namespaces()) if (selects(ns)) targets.add(ns.name);
     const secretName = effectiveSecretName(current);
 
-    let resolved: ResolvedCredentials | undefined;
+    let resolved: ResolvedWithTokens | undefined;
     let credentialError: CredentialError | undefined;
+    let registryStatuses = current.status?.registries;
     try {
-      resolved = resolveStaticCredentials(current, this.o.view, this.o.policy);
+      resolved = await resolveCredentials(current, this.o.view, this.o.policy, {
+        tokens: this.o.tokens,
+        now: this.now(),
+        ...(this.o.endpoints ? { endpoints: this.o.endpoints } : {}),
+        ...(this.o.onRefresh
+          ? { onRefresh: (source, ok) => this.o.onRefresh?.(name, source, ok) }
+          : {}),
+      });
+      registryStatuses = resolved.registries;
+      const first = resolved.refreshErrors[0];
+      if (resolved.entries.size === 0 && resolved.expiredServers.length === 0 && first) {
+        // No token was ever obtained: writing an empty Secret everywhere would help no one.
+        credentialError = first;
+        resolved = undefined;
+      }
     } catch (error) {
       if (!(error instanceof CredentialError)) throw error;
       credentialError = error;
@@ -175,6 +197,7 @@ export class Reconciler {
       targets,
       outcomes,
       resolved,
+      registryStatuses,
       credentialError,
       cleanupErrors,
     );
@@ -190,7 +213,12 @@ export class Reconciler {
       );
     }
     const conflicts = [...outcomes.values()].some((o) => o.kind === 'failed');
-    return conflicts ? { requeueAfterMs: CONFLICT_RETRY_MS } : {};
+    const delays: number[] = [];
+    if (conflicts) delays.push(CONFLICT_RETRY_MS);
+    if (resolved?.nextAttemptAt) {
+      delays.push(Math.max(1_000, resolved.nextAttemptAt.getTime() - this.now().getTime()));
+    }
+    return delays.length > 0 ? { requeueAfterMs: Math.min(...delays) } : {};
   }
 
   /** True when the cache shows nothing to write in this namespace: the cheap common case. */
@@ -476,6 +504,7 @@ export class Reconciler {
       if (!(error instanceof KubeApiError && error.notFound)) throw error;
       return {};
     }
+    this.o.tokens.forget(cred.metadata.uid ?? name);
     log.info('cleaned up', { deleted: writes.deleted });
     return {};
   }
@@ -546,7 +575,8 @@ export class Reconciler {
     cred: RegistryCredential,
     targets: ReadonlySet<string>,
     outcomes: ReadonlyMap<string, NamespaceOutcome>,
-    resolved: ResolvedCredentials | undefined,
+    resolved: ResolvedWithTokens | undefined,
+    registries: RegistryCredentialStatus['registries'],
     credentialError: CredentialError | undefined,
     cleanupErrors: readonly string[],
   ): RegistryCredentialStatus {
@@ -566,6 +596,8 @@ export class Reconciler {
     failed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 
     let conditions = cred.status?.conditions;
+    const refreshErrors = resolved?.refreshErrors ?? [];
+    const firstRefreshError = refreshErrors[0];
     const credentialsCondition: Omit<Condition, 'lastTransitionTime'> = credentialError
       ? {
           type: 'CredentialsReady',
@@ -574,13 +606,24 @@ export class Reconciler {
           message: safeMessage(credentialError.message),
           observedGeneration: gen,
         }
-      : {
-          type: 'CredentialsReady',
-          status: 'True',
-          reason: 'CredentialsResolved',
-          message: `${resolved?.registries.length ?? 0} registries resolved`,
-          observedGeneration: gen,
-        };
+      : firstRefreshError
+        ? {
+            type: 'CredentialsReady',
+            status: 'False',
+            reason: 'RefreshFailed',
+            message: safeMessage(
+              firstRefreshError.message +
+                (refreshErrors.length > 1 ? ` (and ${refreshErrors.length - 1} more)` : ''),
+            ),
+            observedGeneration: gen,
+          }
+        : {
+            type: 'CredentialsReady',
+            status: 'True',
+            reason: 'CredentialsResolved',
+            message: `${resolved?.registries.length ?? 0} registries resolved`,
+            observedGeneration: gen,
+          };
     conditions = setCondition(conditions, credentialsCondition, now);
 
     let syncedCondition: Omit<Condition, 'lastTransitionTime'>;
@@ -629,7 +672,7 @@ export class Reconciler {
     conditions = setCondition(conditions, syncedCondition, now);
 
     let readyCondition: Omit<Condition, 'lastTransitionTime'>;
-    if (credentialError) {
+    if (credentialsCondition.status !== 'True') {
       readyCondition = { ...credentialsCondition, type: 'Ready' };
     } else if (syncedCondition.status !== 'True') {
       readyCondition = { ...syncedCondition, type: 'Ready' };
@@ -659,8 +702,8 @@ export class Reconciler {
       syncedNamespaces: credentialError ? 0 : synced,
     };
     if (failed.length > 0) status.failedNamespaces = failed.slice(0, MAX_FAILED_NAMESPACES);
-    const registries = resolved?.registries ?? cred.status?.registries;
     if (registries && registries.length > 0) status.registries = registries;
+    if (resolved?.nextRefreshAt) status.nextRefreshAt = conditionTime(resolved.nextRefreshAt);
     return status;
   }
 

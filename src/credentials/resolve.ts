@@ -1,17 +1,27 @@
 // Turns a RegistryCredential's registries into one set of auths entries, reading source
 // Secrets from the cache. Where a source Secret may come from is decided here and only here:
 // a secretRef may name another namespace only if the operator was started allowing it.
+import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
-import type {
-  RegistryCredential,
-  RegistryStatus,
-  SecretReference,
-  SourceKind,
+import { parseDuration } from '../api/duration.ts';
+import {
+  REFRESH_REQUESTED_ANNOTATION,
+  type Registry,
+  type RegistryCredential,
+  type RegistryStatus,
+  type SecretReference,
+  type SourceKind,
 } from '../api/types.ts';
 import { secretValues } from '../observability/redact.ts';
-import type { DockerAuthEntry } from './dockerconfigjson.ts';
+import { fetchAcrToken } from './cloud/acr.ts';
+import type { CloudEndpoints, CloudToken, CloudTokenInput } from './cloud/cloud-token.ts';
+import { fetchEcrToken } from './cloud/ecr.ts';
+import { fetchGcpToken } from './cloud/gcp.ts';
+import { decodeSecretData } from './cloud/secret-data.ts';
+import { basicAuthEntry, type DockerAuthEntry } from './dockerconfigjson.ts';
 import { CredentialError } from './errors.ts';
 import { mergeRegistryAuths, resolveBasic, resolveDockerConfig } from './static-sources.ts';
+import type { TokenCache, TokenCacheKey } from './token-cache.ts';
 
 export interface SourceSecrets {
   /** A Secret in a watched source namespace, or undefined if it does not exist. */
@@ -161,4 +171,168 @@ export function resolveStaticCredentials(
     }
   });
   return { entries: mergeRegistryAuths(parts), registries: statuses };
+}
+
+export interface CloudResolution {
+  tokens: TokenCache;
+  now: Date;
+  endpoints?: CloudEndpoints;
+  /** Called for every cloud call, for metrics. */
+  onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean) => void;
+}
+
+export interface ResolvedWithTokens extends ResolvedCredentials {
+  /** Cloud registries whose latest refresh failed (their last good token may still be served). */
+  refreshErrors: CredentialError[];
+  /** The earliest moment a token must be refreshed or retried; undefined without cloud sources. */
+  nextAttemptAt?: Date;
+  /** The earliest scheduled refresh, for status.nextRefreshAt. */
+  nextRefreshAt?: Date;
+  /** Cloud registries whose token expired with no new one: dropped from the Secret. */
+  expiredServers: string[];
+}
+
+const FETCHERS: Record<'ecr' | 'gcp' | 'acr', (input: CloudTokenInput) => Promise<CloudToken>> = {
+  ecr: fetchEcrToken,
+  gcp: fetchGcpToken,
+  acr: fetchAcrToken,
+};
+
+function cloudSecretRef(registry: Registry): { ref: SecretReference; path: string } | undefined {
+  if (registry.ecr?.credentialsSecretRef)
+    return { ref: registry.ecr.credentialsSecretRef, path: 'ecr.credentialsSecretRef' };
+  if (registry.gcp?.serviceAccountKeySecretRef) {
+    return { ref: registry.gcp.serviceAccountKeySecretRef, path: 'gcp.serviceAccountKeySecretRef' };
+  }
+  if (registry.acr?.clientSecretRef)
+    return { ref: registry.acr.clientSecretRef, path: 'acr.clientSecretRef' };
+  return undefined;
+}
+
+/**
+ * Resolves every registry: static sources from the cache, cloud sources through the token
+ * cache (one cloud call per refresh, whatever the number of namespaces). A static source that
+ * fails fails the whole credential (nothing is written, the last good Secrets stay). A cloud
+ * registry whose refresh fails keeps its last good token until it expires, then drops out of
+ * the Secret; both are reported in `refreshErrors`.
+ */
+export async function resolveCredentials(
+  cred: RegistryCredential,
+  cache: SourceSecrets,
+  policy: SourcePolicy,
+  cloud: CloudResolution,
+): Promise<ResolvedWithTokens> {
+  const registries = cred.spec.registries ?? [];
+  const staticOnly: RegistryCredential = {
+    ...cred,
+    spec: { ...cred.spec, registries: registries.filter((r) => r.basic || r.dockerConfig) },
+  };
+  // Forbidden references are refused before anything is read, cloud ones included.
+  registries.forEach((registry, i) => {
+    const secretRef = cloudSecretRef(registry);
+    if (secretRef) sourceLocation(secretRef.ref, policy, `spec.registries[${i}].${secretRef.path}`);
+  });
+  const resolvedStatic = resolveStaticCredentials(staticOnly, cache, policy);
+  const parts: Array<Map<string, DockerAuthEntry>> = [resolvedStatic.entries];
+  const statuses: RegistryStatus[] = [...resolvedStatic.registries];
+  const refreshErrors: CredentialError[] = [];
+  let nextAttemptAt: Date | undefined;
+  let nextRefreshAt: Date | undefined;
+  const refreshIntervalMs = cred.spec.refreshInterval
+    ? parseDuration(cred.spec.refreshInterval)
+    : undefined;
+  const forceToken = cred.metadata.annotations?.[REFRESH_REQUESTED_ANNOTATION];
+  const keys: TokenCacheKey[] = [];
+  const expiredServers: string[] = [];
+
+  for (const [i, registry] of registries.entries()) {
+    const kind = sourceKind(registry);
+    if (kind !== 'ecr' && kind !== 'gcp' && kind !== 'acr') continue;
+    const field = `spec.registries[${i}]`;
+    const server = registry.server;
+    if (!server)
+      throw new CredentialError('InvalidSpec', `${field}.server is required with ${kind}`);
+    const secretRef = cloudSecretRef(registry);
+    let secretData: Record<string, string> | undefined;
+    let secretName: string | undefined;
+    let secretVersion = '';
+    if (secretRef) {
+      const secret = readSource(secretRef.ref, cache, policy, `${field}.${secretRef.path}`);
+      secretData = decodeSecretData(secret);
+      secretValues.add(...Object.values(secretData));
+      secretName = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
+      secretVersion = secret.metadata?.resourceVersion ?? '';
+    }
+    const key: TokenCacheKey = {
+      credentialUid: cred.metadata.uid ?? cred.metadata.name ?? '',
+      index: i,
+      server,
+      fingerprint: createHash('sha256')
+        .update(JSON.stringify(registry))
+        .update(secretVersion)
+        .digest('hex'),
+    };
+    keys.push(key);
+    const lookup = await cloud.tokens.get(
+      key,
+      async (signal) => {
+        try {
+          const token = await FETCHERS[kind]({
+            registry,
+            ...(secretData ? { secretData } : {}),
+            ...(secretName ? { secretName } : {}),
+            ...(cloud.endpoints ? { endpoints: cloud.endpoints } : {}),
+            signal,
+          });
+          cloud.onRefresh?.(kind, true);
+          return token;
+        } catch (error) {
+          cloud.onRefresh?.(kind, false);
+          throw error;
+        }
+      },
+      cloud.now,
+      {
+        ...(forceToken !== undefined ? { forceToken } : {}),
+        ...(refreshIntervalMs ? { refreshIntervalMs } : {}),
+      },
+    );
+    if (!nextAttemptAt || lookup.nextAttemptAt < nextAttemptAt)
+      nextAttemptAt = lookup.nextAttemptAt;
+    const status: RegistryStatus = { server, source: kind };
+    if (lookup.refreshedAt)
+      status.refreshedAt = lookup.refreshedAt.toISOString().replace(/\.\d+Z$/, 'Z');
+    if (lookup.expiresAt) status.expiresAt = lookup.expiresAt.toISOString().replace(/\.\d+Z$/, 'Z');
+    statuses.push(status);
+    if (lookup.token && !lookup.expired) {
+      secretValues.add(lookup.token.password);
+      parts.push(new Map([[server, basicAuthEntry(lookup.token.username, lookup.token.password)]]));
+      if (!lookup.error && (!nextRefreshAt || lookup.nextAttemptAt < nextRefreshAt))
+        nextRefreshAt = lookup.nextAttemptAt;
+    }
+    if (lookup.expired) expiredServers.push(server);
+    if (lookup.error) {
+      const until =
+        lookup.token && !lookup.expired && lookup.expiresAt
+          ? `; serving the last good token until it expires at ${lookup.expiresAt.toISOString()}`
+          : lookup.expired
+            ? '; its last token has expired and it was removed from the Secret'
+            : '';
+      refreshErrors.push(
+        new CredentialError(
+          lookup.error.reason === 'RefreshFailed' ? 'RefreshFailed' : lookup.error.reason,
+          `${field} (${server}): ${lookup.error.message}${until}`,
+        ),
+      );
+    }
+  }
+  cloud.tokens.retainOnly(cred.metadata.uid ?? cred.metadata.name ?? '', keys);
+  return {
+    entries: mergeRegistryAuths(parts),
+    registries: statuses,
+    refreshErrors,
+    expiredServers,
+    ...(nextAttemptAt ? { nextAttemptAt } : {}),
+    ...(nextRefreshAt ? { nextRefreshAt } : {}),
+  };
 }

@@ -3,6 +3,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 const CONTROLLER = 'registrycredential';
+const RECONCILE_RESULTS = ['success', 'error', 'requeue_after'] as const;
+export type ReconcileResult = (typeof RECONCILE_RESULTS)[number];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -76,12 +78,12 @@ export class Metrics {
     labelNames: ['registrycredential'] as const,
     registers: [this.registry],
   });
-  readonly tokenExpirySeconds = new Gauge({
-    name: 'regcred_token_expiry_seconds',
-    help: 'Seconds until a registry token expires',
-    labelNames: ['registrycredential', 'server', 'source'] as const,
-    registers: [this.registry],
-  });
+  /** registrycredential → its cloud registries' expiry, read at scrape time. */
+  private readonly expiries = new Map<
+    string,
+    Array<{ server: string; source: string; expiresAt: number }>
+  >();
+  readonly tokenExpirySeconds: Gauge<'registrycredential' | 'server' | 'source'>;
   readonly refreshFailures = new Counter({
     name: 'regcred_refresh_failures_total',
     help: 'Failed token refreshes',
@@ -102,7 +104,33 @@ export class Metrics {
   });
 
   constructor(options: { processMetrics?: boolean } = {}) {
+    const expiries = this.expiries;
+    this.tokenExpirySeconds = new Gauge({
+      name: 'regcred_token_expiry_seconds',
+      help: 'Seconds until a registry token expires (negative: expired)',
+      labelNames: ['registrycredential', 'server', 'source'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const [registrycredential, list] of expiries) {
+          for (const e of list) {
+            this.set(
+              { registrycredential, server: e.server, source: e.source },
+              (e.expiresAt - now) / 1000,
+            );
+          }
+        }
+      },
+    });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // Like controller-runtime, start every reconcile series at 0: a series that only appears
+    // with the first error makes `rate(errors) / rate(total)` and `increase(errors) > 0`
+    // alerts blind until then.
+    for (const result of RECONCILE_RESULTS) {
+      this.reconcileTotal.inc({ controller: CONTROLLER, result }, 0);
+    }
+    this.reconcileErrors.inc({ controller: CONTROLLER }, 0);
   }
 
   /** Plugs into KubeApi's request observer. */
@@ -113,6 +141,10 @@ export class Metrics {
 
   /** Plugs into the WorkQueue. */
   queueMetrics(name = CONTROLLER) {
+    // client-go creates a queue's series when the queue is made, so they read 0, not absent.
+    this.workqueueDepth.set({ name }, 0);
+    this.workqueueAdds.inc({ name }, 0);
+    this.workqueueRetries.inc({ name }, 0);
     return {
       depth: (n: number) => this.workqueueDepth.set({ name }, n),
       add: () => this.workqueueAdds.inc({ name }),
@@ -122,13 +154,29 @@ export class Metrics {
     };
   }
 
-  reconciled(result: 'success' | 'error' | 'requeue_after', seconds: number): void {
+  reconciled(result: ReconcileResult, seconds: number): void {
     this.reconcileTotal.inc({ controller: CONTROLLER, result });
     if (result === 'error') this.reconcileErrors.inc({ controller: CONTROLLER });
     this.reconcileTime.observe({ controller: CONTROLLER }, seconds);
   }
 
+  tokenExpiries(
+    name: string,
+    registries: ReadonlyArray<{ server: string; source: string; expiresAt?: string }>,
+  ): void {
+    const list = registries
+      .filter((r) => r.expiresAt !== undefined)
+      .map((r) => ({
+        server: r.server,
+        source: r.source,
+        expiresAt: Date.parse(r.expiresAt ?? ''),
+      }));
+    if (list.length > 0) this.expiries.set(name, list);
+    else this.expiries.delete(name);
+  }
+
   forgetCredential(name: string): void {
+    this.expiries.delete(name);
     this.targetNamespaces.remove({ registrycredential: name });
     this.syncedNamespaces.remove({ registrycredential: name });
   }
