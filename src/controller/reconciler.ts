@@ -403,8 +403,9 @@ export class Reconciler {
     );
   }
 
-  /** Removes our entry from every ServiceAccount in `ns` that has it. */
-  private async removeEntries(ns: string, secretName: string): Promise<void> {
+  /** Removes our entry from every ServiceAccount in `ns` that has it; returns the writes. */
+  private async removeEntries(ns: string, secretName: string): Promise<number> {
+    let written = 0;
     for (const sa of this.o.view.serviceAccounts(ns)) {
       let current: V1ServiceAccount | undefined = sa;
       for (let attempt = 0; current && attempt < SERVICE_ACCOUNT_RETRIES; attempt++) {
@@ -414,6 +415,7 @@ export class Reconciler {
           this.o.view.wroteServiceAccount(
             await this.o.api.replaceServiceAccount({ ...current, imagePullSecrets: next }),
           );
+          written += 1;
           break;
         } catch (error) {
           if (error instanceof KubeApiError && error.notFound) break;
@@ -422,6 +424,7 @@ export class Reconciler {
         }
       }
     }
+    return written;
   }
 
   /**
@@ -449,7 +452,7 @@ export class Reconciler {
         const ns = secret.metadata?.namespace ?? '';
         const name = secret.metadata?.name ?? '';
         try {
-          await this.removeEntries(ns, name);
+          writes.serviceAccounts += await this.removeEntries(ns, name);
           await this.o.api.deleteSecret(ns, name, secret.metadata?.uid);
           this.o.view.deletedSecret(ns, name);
           writes.deleted += 1;
