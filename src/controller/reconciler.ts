@@ -16,7 +16,11 @@ import {
   type RegistryCredentialStatus,
 } from '../api/types.ts';
 import type { CloudEndpoints } from '../credentials/cloud/cloud-token.ts';
-import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
+import {
+  buildDockerConfigJson,
+  type DockerAuthEntry,
+  parseDockerConfigSecret,
+} from '../credentials/dockerconfigjson.ts';
 import { CredentialError } from '../credentials/errors.ts';
 import {
   type ResolvedWithTokens,
@@ -146,6 +150,7 @@ export class Reconciler {
       resolved = await resolveCredentials(current, this.o.view, this.o.policy, {
         tokens: this.o.tokens,
         now: this.now(),
+        written: this.writtenAuths(name, secretName),
         ...(this.o.endpoints ? { endpoints: this.o.endpoints } : {}),
         ...(this.o.onRefresh
           ? { onRefresh: (source, ok) => this.o.onRefresh?.(name, source, ok) }
@@ -219,6 +224,22 @@ export class Reconciler {
       delays.push(Math.max(1_000, resolved.nextAttemptAt.getTime() - this.now().getTime()));
     }
     return delays.length > 0 ? { requeueAfterMs: Math.min(...delays) } : {};
+  }
+
+  /** The auths in one of our current Secrets (all hold the same bytes), if any. */
+  private writtenAuths(
+    credName: string,
+    secretName: string,
+  ): Map<string, DockerAuthEntry> | undefined {
+    const secret = this.o.view
+      .managedSecretsOf(credName)
+      .find((s) => s.metadata?.name === secretName);
+    if (!secret) return undefined;
+    try {
+      return parseDockerConfigSecret(secret.type, secret.data);
+    } catch {
+      return undefined;
+    }
   }
 
   /** True when the cache shows nothing to write in this namespace: the cheap common case. */

@@ -179,6 +179,8 @@ export interface CloudResolution {
   endpoints?: CloudEndpoints;
   /** Called for every cloud call, for metrics. */
   onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean) => void;
+  /** The auths this credential last wrote (one of its managed Secrets), to adopt tokens from. */
+  written?: ReadonlyMap<string, DockerAuthEntry>;
 }
 
 export interface ResolvedWithTokens extends ResolvedCredentials {
@@ -273,6 +275,7 @@ export async function resolveCredentials(
         .digest('hex'),
     };
     keys.push(key);
+    adoptWrittenToken(cred, key, cloud, forceToken);
     const lookup = await cloud.tokens.get(
       key,
       async (signal) => {
@@ -335,4 +338,26 @@ export async function resolveCredentials(
     ...(nextAttemptAt ? { nextAttemptAt } : {}),
     ...(nextRefreshAt ? { nextRefreshAt } : {}),
   };
+}
+
+/** After a restart the token cache is empty: reuse the unexpired token we wrote last time. */
+function adoptWrittenToken(
+  cred: RegistryCredential,
+  key: TokenCacheKey,
+  cloud: CloudResolution,
+  forceToken: string | undefined,
+): void {
+  const entry = cloud.written?.get(key.server);
+  const previous = cred.status?.registries?.find((r) => r.server === key.server);
+  if (!entry?.username || !entry.password || !previous?.expiresAt || !previous.refreshedAt) return;
+  const expiresAt = new Date(previous.expiresAt);
+  const refreshedAt = new Date(previous.refreshedAt);
+  if (Number.isNaN(expiresAt.getTime()) || Number.isNaN(refreshedAt.getTime())) return;
+  cloud.tokens.seed(
+    key,
+    { username: entry.username, password: entry.password, expiresAt },
+    refreshedAt,
+    cloud.now,
+    forceToken,
+  );
 }

@@ -193,6 +193,32 @@ export class TokenCache {
     );
   }
 
+  /**
+   * Adopts a token this operator wrote earlier (read back from a managed Secret and the status
+   * after a restart or a leader change), so a new process does not mint a fresh token and
+   * rewrite every namespace. Ignored when the key is already known or the token has expired.
+   */
+  seed(
+    key: TokenCacheKey,
+    token: CloudToken,
+    refreshedAt: Date,
+    now: Date,
+    forceToken?: string,
+  ): boolean {
+    const id = cacheId(key);
+    if (this.#entries.has(id) || token.expiresAt.getTime() <= now.getTime()) return false;
+    const entry: Entry = {
+      token,
+      refreshedAt,
+      factor: jitterFactor(this.#random, this.#timing.jitter),
+      failures: 0,
+    };
+    if (key.fingerprint !== undefined) entry.fingerprint = key.fingerprint;
+    if (forceToken !== undefined) entry.forceToken = forceToken;
+    this.#entries.set(id, entry);
+    return true;
+  }
+
   /** Drops every token of a RegistryCredential (deleted, or re-created under a new uid). */
   forget(credentialUid: string): void {
     for (const id of [...this.#entries.keys()]) {

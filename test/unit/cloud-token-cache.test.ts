@@ -162,6 +162,41 @@ describe('TokenCache', () => {
     assert.deepEqual(refreshed.nextAttemptAt, at(16 * HOUR));
   });
 
+  it('after a restart, adopts the unexpired token it wrote before instead of minting a new one', async () => {
+    const clock = { now: at(2 * HOUR) };
+    const { state, fetcher } = scriptedFetcher(clock);
+    const cache = exactCache();
+    const written = { username: 'AWS', password: 'written-before', expiresAt: at(12 * HOUR) };
+    assert.equal(cache.seed(key, written, T0, clock.now), true);
+
+    const adopted = await cache.get(key, fetcher, clock.now);
+    assert.equal(state.calls, 0, 'no cloud call for a token that is still good');
+    assert.equal(adopted.token?.password, 'written-before');
+    assert.deepEqual(
+      adopted.nextAttemptAt,
+      at(8 * HOUR),
+      'the schedule continues from when it was minted',
+    );
+
+    clock.now = at(8 * HOUR);
+    assert.equal((await cache.get(key, fetcher, clock.now)).token?.password, 'token-1');
+    assert.equal(
+      cache.seed(key, written, T0, clock.now),
+      false,
+      'a known key is never overwritten',
+    );
+  });
+
+  it('does not adopt a written token that has already expired', async () => {
+    const clock = { now: at(13 * HOUR) };
+    const { state, fetcher } = scriptedFetcher(clock);
+    const cache = exactCache();
+    const stale = { username: 'AWS', password: 'expired', expiresAt: at(12 * HOUR) };
+    assert.equal(cache.seed(key, stale, T0, clock.now), false);
+    assert.equal((await cache.get(key, fetcher, clock.now)).token?.password, 'token-1');
+    assert.equal(state.calls, 1);
+  });
+
   it('refreshes after refreshInterval when it is shorter, and follows a changed interval', async () => {
     const clock = { now: T0 };
     const { state, fetcher } = scriptedFetcher(clock);
