@@ -2,6 +2,7 @@
 // validated before anything starts.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseDuration } from './api/duration.ts';
 import type { CloudEndpoints } from './credentials/cloud/cloud-token.ts';
 import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
 
@@ -66,9 +67,8 @@ export interface OperatorConfig {
   leaseName: string;
   /** Identity in the Lease; defaults to the hostname (the Pod name in a cluster). */
   identity: string;
-  /** Client-side request rate limit towards the API server. */
-  apiQps: number;
-  apiBurst: number;
+  /** /healthz fails once an informer has been failing without a break for this long. */
+  informerUnhealthyAfterMs: number;
   /** Cloud endpoint overrides (air-gapped mirrors, tests); empty in a normal install. */
   cloudEndpoints: CloudEndpoints;
 }
@@ -145,17 +145,11 @@ export const OPTIONS: Record<string, OptionSpec> = {
     type: 'string',
     description: 'holder identity in the Lease (default: hostname)',
   },
-  'api-qps': {
-    env: 'REGCRED_API_QPS',
+  'informer-unhealthy-after': {
+    env: 'REGCRED_INFORMER_UNHEALTHY_AFTER',
     type: 'string',
-    default: '50',
-    description: 'API requests per second (client-side limit)',
-  },
-  'api-burst': {
-    env: 'REGCRED_API_BURST',
-    type: 'string',
-    default: '100',
-    description: 'API request burst (client-side limit)',
+    default: '60s',
+    description: '/healthz fails once a watch has been failing this long (Go duration)',
   },
 };
 
@@ -190,6 +184,18 @@ function positiveInt(name: string, raw: string, max: number): number {
     );
   }
   return value;
+}
+
+function duration(name: string, raw: string): number {
+  try {
+    const ms = parseDuration(raw);
+    if (ms >= 1000) return ms;
+  } catch {
+    // reported below
+  }
+  throw new ConfigError(
+    `--${name} must be a duration of at least 1s such as 30s or 2m, got ${JSON.stringify(raw)}`,
+  );
 }
 
 function address(name: string, raw: string): string {
@@ -270,8 +276,10 @@ export function loadConfig(
     leaderElect: bool('leader-elect'),
     leaseName: value('lease-name') ?? 'regcred-operator',
     identity: value('identity') ?? hostname,
-    apiQps: positiveInt('api-qps', value('api-qps') ?? '50', 10_000),
-    apiBurst: positiveInt('api-burst', value('api-burst') ?? '100', 10_000),
+    informerUnhealthyAfterMs: duration(
+      'informer-unhealthy-after',
+      value('informer-unhealthy-after') ?? '60s',
+    ),
     cloudEndpoints: cloudEndpoints(env),
   };
 }

@@ -98,7 +98,16 @@ export async function run(argv: string[]): Promise<number> {
     workers: config.workers,
     leaderElect: config.leaderElect,
   });
-  await operator.startCaches();
+  const shuttingDown = (): boolean => stopping !== undefined;
+  try {
+    await operator.startCaches();
+  } catch (error) {
+    // A signal before the caches synced stops them on purpose: that is a clean exit.
+    if (shuttingDown()) return exited;
+    throw error;
+  }
+  // Nor does a signal that arrived while they synced start any work.
+  if (shuttingDown()) return exited;
   if (elector) {
     elector.start();
   } else {

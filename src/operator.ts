@@ -137,25 +137,30 @@ export class Operator implements ClusterView {
     this.metrics = metrics ?? new Metrics({ processMetrics: false });
     this.api = new KubeApi(kc, this.metrics.observeRequest);
     const informerLog = log.child({ component: 'informer' });
+    const unhealthyAfterMs = config.informerUnhealthyAfterMs;
     this.credentials = new Informer<RegistryCredential>(kc, {
       path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
       logger: informerLog,
+      unhealthyAfterMs,
     });
     this.namespaceInformer = new Informer<V1Namespace>(kc, {
       path: '/api/v1/namespaces',
       transform: stripNamespace,
       logger: informerLog,
+      unhealthyAfterMs,
     });
     this.serviceAccountInformer = new Informer<V1ServiceAccount>(kc, {
       path: '/api/v1/serviceaccounts',
       transform: stripServiceAccount,
       logger: informerLog,
+      unhealthyAfterMs,
     });
     this.sourceNamespaces = new Set(config.sourceNamespaces);
     this.secrets = createSecretInformers(kc, {
       sourceNamespaces: config.sourceNamespaces,
       transform: stripSecret,
       logger: informerLog,
+      unhealthyAfterMs,
     });
     this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });
     this.reconciler = new Reconciler({
@@ -174,6 +179,10 @@ export class Operator implements ClusterView {
         if (!ok) this.metrics.refreshFailures.inc({ registrycredential: credential, source });
       },
       onStatus: (name, status) => {
+        if (!status) {
+          this.metrics.forgetCredential(name);
+          return;
+        }
         this.metrics.targetNamespaces.set(
           { registrycredential: name },
           status?.targetNamespaces ?? 0,

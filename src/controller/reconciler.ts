@@ -119,6 +119,7 @@ export class Reconciler {
       // the Secrets through their ownerReference; our entries on ServiceAccounts are ours to
       // remove.
       await this.removeStale(name, undefined, new Set(), '');
+      this.o.onStatus?.(name, undefined);
       return {};
     }
     const log = this.o.log.child({ registryCredential: name });

@@ -2,12 +2,16 @@
 // writes are counted by resource and verb and failures become typed, credential-free errors.
 import {
   ApiException,
+  type ConfigurationOptions,
   CoreV1Api,
   type CoreV1Event,
   CustomObjectsApi,
   type KubeConfig,
+  Observable,
+  type ObservableMiddleware,
   PatchStrategy,
-  setHeaderOptions,
+  type RequestContext,
+  type ResponseContext,
   type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
@@ -26,6 +30,32 @@ export type ApiVerb = 'create' | 'update' | 'patch' | 'delete' | 'get';
 export type RequestObserver = (resource: string, verb: ApiVerb, code: number) => void;
 
 export const FIELD_MANAGER = 'regcred-operator';
+
+/** client-node sets no request timeout: a lost answer would wait for undici's 300 s. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Per-request options: abort when `signal` fires (default: after REQUEST_TIMEOUT_MS), and an
+ * optional Content-Type (patches).
+ */
+export function requestOptions(
+  signal?: AbortSignal,
+  contentType?: string,
+): ConfigurationOptions<ObservableMiddleware> {
+  return {
+    middleware: [
+      {
+        pre: (context: RequestContext) => {
+          context.setSignal(signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+          if (contentType) context.setHeaderParam('Content-Type', contentType);
+          return new Observable(Promise.resolve(context));
+        },
+        post: (context: ResponseContext) => new Observable(Promise.resolve(context)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
 
 /** A failed API call: the HTTP status and a message safe for status conditions and logs. */
 export class KubeApiError extends Error {
@@ -116,7 +146,10 @@ export class KubeApi {
       'create',
       `create Secret ${namespace}/${secret.metadata?.name}`,
       () =>
-        this.core.createNamespacedSecret({ namespace, body: secret, fieldManager: FIELD_MANAGER }),
+        this.core.createNamespacedSecret(
+          { namespace, body: secret, fieldManager: FIELD_MANAGER },
+          requestOptions(),
+        ),
     );
   }
 
@@ -125,19 +158,22 @@ export class KubeApi {
     const namespace = secret.metadata?.namespace ?? '';
     const name = secret.metadata?.name ?? '';
     return this.call('secrets', 'update', `update Secret ${namespace}/${name}`, () =>
-      this.core.replaceNamespacedSecret({
-        name,
-        namespace,
-        body: secret,
-        fieldManager: FIELD_MANAGER,
-      }),
+      this.core.replaceNamespacedSecret(
+        {
+          name,
+          namespace,
+          body: secret,
+          fieldManager: FIELD_MANAGER,
+        },
+        requestOptions(),
+      ),
     );
   }
 
   async readSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
     try {
       return await this.call('secrets', 'get', `get Secret ${namespace}/${name}`, () =>
-        this.core.readNamespacedSecret({ name, namespace }),
+        this.core.readNamespacedSecret({ name, namespace }, requestOptions()),
       );
     } catch (error) {
       if (error instanceof KubeApiError && error.notFound) return undefined;
@@ -149,11 +185,14 @@ export class KubeApi {
   async deleteSecret(namespace: string, name: string, uid?: string): Promise<void> {
     try {
       await this.call('secrets', 'delete', `delete Secret ${namespace}/${name}`, () =>
-        this.core.deleteNamespacedSecret({
-          name,
-          namespace,
-          body: uid ? { preconditions: { uid } } : {},
-        }),
+        this.core.deleteNamespacedSecret(
+          {
+            name,
+            namespace,
+            body: uid ? { preconditions: { uid } } : {},
+          },
+          requestOptions(),
+        ),
       );
     } catch (error) {
       if (error instanceof KubeApiError && error.notFound) return;
@@ -167,7 +206,7 @@ export class KubeApi {
         'serviceaccounts',
         'get',
         `get ServiceAccount ${namespace}/${name}`,
-        () => this.core.readNamespacedServiceAccount({ name, namespace }),
+        () => this.core.readNamespacedServiceAccount({ name, namespace }, requestOptions()),
       );
     } catch (error) {
       if (error instanceof KubeApiError && error.notFound) return undefined;
@@ -184,18 +223,24 @@ export class KubeApi {
       'update',
       `update ServiceAccount ${namespace}/${name}`,
       () =>
-        this.core.replaceNamespacedServiceAccount({
-          name,
-          namespace,
-          body: sa,
-          fieldManager: FIELD_MANAGER,
-        }),
+        this.core.replaceNamespacedServiceAccount(
+          {
+            name,
+            namespace,
+            body: sa,
+            fieldManager: FIELD_MANAGER,
+          },
+          requestOptions(),
+        ),
     );
   }
 
   readCredential(name: string): Promise<RegistryCredential> {
     return this.call(PLURAL, 'get', `get RegistryCredential ${name}`, () =>
-      this.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, name }),
+      this.custom.getClusterCustomObject(
+        { group: GROUP, version: VERSION, plural: PLURAL, name },
+        requestOptions(),
+      ),
     ) as Promise<RegistryCredential>;
   }
 
@@ -215,7 +260,7 @@ export class KubeApi {
           body: { metadata: { finalizers, resourceVersion: cred.metadata.resourceVersion } },
           fieldManager: FIELD_MANAGER,
         },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        requestOptions(undefined, PatchStrategy.MergePatch),
       ),
     ) as Promise<RegistryCredential>;
   }
@@ -243,7 +288,7 @@ export class KubeApi {
           },
           fieldManager: FIELD_MANAGER,
         },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        requestOptions(undefined, PatchStrategy.MergePatch),
       ),
     ) as Promise<RegistryCredential>;
   }
@@ -251,7 +296,7 @@ export class KubeApi {
   createEvent(event: CoreV1Event): Promise<CoreV1Event> {
     const namespace = event.metadata.namespace ?? 'default';
     return this.call('events', 'create', 'create Event', () =>
-      this.core.createNamespacedEvent({ namespace, body: event }),
+      this.core.createNamespacedEvent({ namespace, body: event }, requestOptions()),
     );
   }
 
@@ -259,7 +304,7 @@ export class KubeApi {
     return this.call('events', 'patch', 'update Event', () =>
       this.core.patchNamespacedEvent(
         { namespace, name, body: patch },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        requestOptions(undefined, PatchStrategy.MergePatch),
       ),
     );
   }

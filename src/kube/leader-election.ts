@@ -10,7 +10,7 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import type { Logger } from '../observability/logger.ts';
-import { toKubeApiError } from './api.ts';
+import { requestOptions, toKubeApiError } from './api.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -82,13 +82,28 @@ export class LeaderElector {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     let ok = false;
+    // Like client-go's renew context: a leader's attempt may last only until its renew
+    // deadline, so it gives up in time even when the API server never answers; a standby's
+    // attempt is bounded by the same length so a lost answer cannot stall it.
+    const budgetMs = this.leading
+      ? Math.max(0, this.lastRenew + this.o.renewDeadlineMs - Date.now())
+      : this.o.renewDeadlineMs;
+    const attempt = new AbortController();
+    const timer = setTimeout(
+      () => attempt.abort(new Error(`no answer within ${budgetMs} ms`)),
+      budgetMs,
+    );
     try {
-      ok = await this.tryAcquireOrRenew();
+      ok = await this.tryAcquireOrRenew(attempt.signal);
     } catch (error) {
       this.o.log.warn('leader election: lease request failed', {
         lease: `${this.o.namespace}/${this.o.name}`,
-        error: toKubeApiError(error, 'lease').message,
+        error: attempt.signal.aborted
+          ? `no answer within ${budgetMs} ms`
+          : toKubeApiError(error, 'lease').message,
       });
+    } finally {
+      clearTimeout(timer);
     }
     if (this.stopped) return;
     const nowMs = Date.now();
@@ -103,7 +118,10 @@ export class LeaderElector {
         this.o.onLeaderStatus?.(true);
         this.o.onStartedLeading();
       }
-    } else if (this.leading && nowMs - this.lastRenew >= this.o.renewDeadlineMs) {
+    } else if (
+      this.leading &&
+      (attempt.signal.aborted || nowMs - this.lastRenew >= this.o.renewDeadlineMs)
+    ) {
       this.leading = false;
       this.stopped = true;
       this.o.log.error('lost leadership: could not renew the lease within the renew deadline', {
@@ -120,33 +138,37 @@ export class LeaderElector {
     return lease?.spec?.holderIdentity ?? '';
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
+    const options = requestOptions(signal);
     const now = this.now();
     const leaseSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
     let lease: V1Lease | undefined;
     try {
-      lease = await this.api.readNamespacedLease({
-        name: this.o.name,
-        namespace: this.o.namespace,
-      });
+      lease = await this.api.readNamespacedLease(
+        { name: this.o.name, namespace: this.o.namespace },
+        options,
+      );
     } catch (error) {
       if (!(error instanceof ApiException && error.code === 404)) throw error;
     }
     if (!lease) {
       const created = await this.conditional(() =>
-        this.api.createNamespacedLease({
-          namespace: this.o.namespace,
-          body: {
-            metadata: { name: this.o.name, namespace: this.o.namespace },
-            spec: {
-              holderIdentity: this.o.identity,
-              leaseDurationSeconds: leaseSeconds,
-              acquireTime: microTime(now),
-              renewTime: microTime(now),
-              leaseTransitions: 0,
+        this.api.createNamespacedLease(
+          {
+            namespace: this.o.namespace,
+            body: {
+              metadata: { name: this.o.name, namespace: this.o.namespace },
+              spec: {
+                holderIdentity: this.o.identity,
+                leaseDurationSeconds: leaseSeconds,
+                acquireTime: microTime(now),
+                renewTime: microTime(now),
+                leaseTransitions: 0,
+              },
             },
           },
-        }),
+          options,
+        ),
       );
       if (created) this.remember(created);
       return created !== undefined;
@@ -158,22 +180,25 @@ export class LeaderElector {
     if (holder !== '' && holder !== this.o.identity && !expired) return false;
     const takingOver = holder !== this.o.identity;
     const updated = await this.conditional(() =>
-      this.api.replaceNamespacedLease({
-        name: this.o.name,
-        namespace: this.o.namespace,
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: this.o.identity,
-            leaseDurationSeconds: leaseSeconds,
-            renewTime: microTime(now),
-            acquireTime: takingOver ? microTime(now) : lease.spec?.acquireTime,
-            leaseTransitions:
-              (lease.spec?.leaseTransitions ?? 0) + (takingOver && holder !== '' ? 1 : 0),
+      this.api.replaceNamespacedLease(
+        {
+          name: this.o.name,
+          namespace: this.o.namespace,
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: this.o.identity,
+              leaseDurationSeconds: leaseSeconds,
+              renewTime: microTime(now),
+              acquireTime: takingOver ? microTime(now) : lease.spec?.acquireTime,
+              leaseTransitions:
+                (lease.spec?.leaseTransitions ?? 0) + (takingOver && holder !== '' ? 1 : 0),
+            },
           },
         },
-      }),
+        options,
+      ),
     );
     if (updated) this.remember(updated);
     return updated !== undefined;
@@ -217,25 +242,30 @@ export class LeaderElector {
     if (!this.leading || !this.current) return;
     this.leading = false;
     this.o.onLeaderStatus?.(false);
+    // Shutdown must not hang on an unreachable API server: the lease then expires on its own.
+    const options = requestOptions(AbortSignal.timeout(this.o.renewDeadlineMs / 2));
     try {
-      const lease = await this.api.readNamespacedLease({
-        name: this.o.name,
-        namespace: this.o.namespace,
-      });
+      const lease = await this.api.readNamespacedLease(
+        { name: this.o.name, namespace: this.o.namespace },
+        options,
+      );
       if (this.holderOf(lease) !== this.o.identity) return;
-      await this.api.replaceNamespacedLease({
-        name: this.o.name,
-        namespace: this.o.namespace,
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: '',
-            leaseDurationSeconds: 1,
-            renewTime: microTime(this.now()),
+      await this.api.replaceNamespacedLease(
+        {
+          name: this.o.name,
+          namespace: this.o.namespace,
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              renewTime: microTime(this.now()),
+            },
           },
         },
-      });
+        options,
+      );
       this.o.log.info('released the lease', { lease: `${this.o.namespace}/${this.o.name}` });
     } catch (error) {
       this.o.log.warn('could not release the lease', {

@@ -21,6 +21,40 @@ import {
 import { uniqueName } from './names.ts';
 import { type WaitOptions, waitFor } from './wait.ts';
 
+// Every credential string the tests wrote into a source Secret (passwords, and the `auth`
+// value built from them; usernames are not secret), so the leak check at the end of the suite
+// (zz-no-leaks.test.ts) knows what to look for.
+const credentialStrings = new Set<string>();
+/** Usernames of the basic sources made here, to know the `auth` a new password makes. */
+const basicUsernames = new Map<string, string>();
+const NOT_SECRET_KEYS = /^(user(name)?|login|email)$/i;
+
+function basicAuth(username: string, password: string): string {
+  return Buffer.from(`${username}:${password}`).toString('base64');
+}
+
+/** Registers credential strings a test used, for the end-of-suite leak check. */
+export function registerCredentialStrings(...values: string[]): void {
+  for (const value of values) if (value !== '') credentialStrings.add(value);
+}
+
+/** Registers the secret values of a source Secret's stringData (not usernames). */
+function registerSecretData(key: string, stringData: Record<string, string>): void {
+  for (const [field, value] of Object.entries(stringData)) {
+    if (!NOT_SECRET_KEYS.test(field)) registerCredentialStrings(value);
+  }
+  const username = stringData.username ?? basicUsernames.get(key);
+  if (stringData.username !== undefined) basicUsernames.set(key, stringData.username);
+  if (username !== undefined && stringData.password !== undefined) {
+    registerCredentialStrings(basicAuth(username, stringData.password));
+  }
+}
+
+/** Every credential string registered so far in this test run. */
+export function usedCredentialStrings(): string[] {
+  return [...credentialStrings];
+}
+
 export interface DockerConfig {
   auths: Record<string, { username?: string; password?: string; auth?: string }>;
 }
@@ -66,6 +100,8 @@ export class Fixtures {
     username: string,
     password: string,
   ): Promise<V1Secret> {
+    registerCredentialStrings(password, basicAuth(username, password));
+    basicUsernames.set(`${namespace}/${name}`, username);
     return this.core.createNamespacedSecret({
       namespace,
       body: { metadata: { name }, type: 'Opaque', stringData: { username, password } },
@@ -77,6 +113,7 @@ export class Fixtures {
     name: string,
     stringData: Record<string, string>,
   ): Promise<void> {
+    registerSecretData(`${namespace}/${name}`, stringData);
     await this.core.patchNamespacedSecret(
       { namespace, name, body: { stringData } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),

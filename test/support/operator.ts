@@ -34,6 +34,8 @@ export class OperatorProcess {
   metricsPort = 0;
   healthPort = 0;
   logs: string[] = [];
+  /** Date.now() when the process was spawned. */
+  startedAt = 0;
   private child?: ChildProcess;
   private exitPromise?: Promise<number | null>;
 
@@ -53,6 +55,16 @@ export class OperatorProcess {
 
   /** Starts the process and waits until /readyz passes (caches synced). */
   async start(): Promise<this> {
+    await this.launch();
+    await this.waitReady();
+    return this;
+  }
+
+  /**
+   * Spawns the process without waiting for readiness: for tests that watch /readyz turn from
+   * 503 to 200, or that expect the operator never to become ready.
+   */
+  async launch(): Promise<this> {
     this.metricsPort = await freePort();
     this.healthPort = await freePort();
     const o = this.options;
@@ -69,6 +81,7 @@ export class OperatorProcess {
       ...(o.sourceNamespaces ? [`--source-namespaces=${o.sourceNamespaces.join(',')}`] : []),
       ...(o.args ?? []),
     ];
+    this.startedAt = Date.now();
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...o.env },
@@ -88,6 +101,11 @@ export class OperatorProcess {
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     this.exitPromise = new Promise((resolveExit) => child.on('exit', (code) => resolveExit(code)));
+    return this;
+  }
+
+  /** Waits until /readyz passes (caches synced); throws if the process exits first. */
+  async waitReady(timeoutMs = 60_000): Promise<this> {
     await waitUntil(
       `operator /readyz on port ${this.healthPort}`,
       async () => {
@@ -95,7 +113,7 @@ export class OperatorProcess {
           throw new Error(`operator exited; last logs:\n${this.logs.slice(-20).join('\n')}`);
         return (await this.httpGet(this.healthPort, '/readyz')).status === 200;
       },
-      { timeoutMs: 60_000, intervalMs: 50 },
+      { timeoutMs, intervalMs: 50 },
     );
     return this;
   }
@@ -118,6 +136,33 @@ export class OperatorProcess {
 
   async metrics(): Promise<string> {
     return (await this.httpGet(this.metricsPort, '/metrics')).body;
+  }
+
+  /** The /metrics text, parsed into samples. */
+  async samples(): Promise<MetricSample[]> {
+    return parseMetrics(await this.metrics());
+  }
+
+  /**
+   * The sum of the samples named `name` whose labels include `labels`; undefined when there is
+   * no such sample (a labelled counter that was never incremented, or a series removed).
+   */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+    return metricSum(await this.samples(), name, labels);
+  }
+
+  /** GET /healthz or /readyz: the HTTP status, or 0 when nothing answers. */
+  async probe(path: '/healthz' | '/readyz'): Promise<number> {
+    try {
+      return (await this.httpGet(this.healthPort, path)).status;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** The exit code once the process has exited (null: killed by a signal or still running). */
+  get exitCode(): number | null {
+    return this.child?.exitCode ?? null;
   }
 
   /** SIGTERM, then wait for exit; resolves with the exit code. */
@@ -147,4 +192,60 @@ export async function startOperator(options: OperatorProcessOptions): Promise<Op
   const op = new OperatorProcess(options);
   running.add(op);
   return op.start();
+}
+
+/** Spawns an operator without waiting for readiness (see OperatorProcess.launch). */
+export async function launchOperator(options: OperatorProcessOptions): Promise<OperatorProcess> {
+  const op = new OperatorProcess(options);
+  running.add(op);
+  return op.launch();
+}
+
+/** One sample of the Prometheus text format. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
+const LABEL_PAIR = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+function sampleValue(raw: string): number {
+  if (raw === '+Inf') return Number.POSITIVE_INFINITY;
+  if (raw === '-Inf') return Number.NEGATIVE_INFINITY;
+  return Number(raw);
+}
+
+/** Parses the Prometheus text exposition format (comments and blank lines skipped). */
+export function parseMetrics(text: string): MetricSample[] {
+  const samples: MetricSample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = SAMPLE_LINE.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(LABEL_PAIR)) {
+      labels[pair[1] ?? ''] = (pair[2] ?? '').replace(/\\(.)/g, (_m, c: string) =>
+        c === 'n' ? '\n' : c,
+      );
+    }
+    samples.push({ name: match[1] ?? '', labels, value: sampleValue(match[3] ?? '') });
+  }
+  return samples;
+}
+
+/** The sum of the samples named `name` whose labels include `labels`; undefined when none. */
+export function metricSum(
+  samples: readonly MetricSample[],
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  let sum: number | undefined;
+  for (const sample of samples) {
+    if (sample.name !== name) continue;
+    if (!Object.entries(labels).every(([k, v]) => sample.labels[k] === v)) continue;
+    sum = (sum ?? 0) + sample.value;
+  }
+  return sum;
 }
