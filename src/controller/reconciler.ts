@@ -147,20 +147,33 @@ export class Reconciler {
     let resolved: ResolvedWithTokens | undefined;
     let credentialError: CredentialError | undefined;
     let registryStatuses = current.status?.registries;
+    // When to try the cloud again, kept even when nothing is written for lack of any token.
+    let nextAttemptAt: Date | undefined;
     try {
       resolved = await resolveCredentials(current, this.o.view, this.o.policy, {
         tokens: this.o.tokens,
         now: this.now(),
         written: this.writtenAuths(name, secretName),
         ...(this.o.endpoints ? { endpoints: this.o.endpoints } : {}),
-        ...(this.o.onRefresh
-          ? { onRefresh: (source, ok) => this.o.onRefresh?.(name, source, ok) }
-          : {}),
+        onRefresh: (source, ok, error) => {
+          this.o.onRefresh?.(name, source, ok);
+          if (ok) log.info('token refreshed', { source });
+          else log.warn('token refresh failed', { source, error: error ?? 'unknown error' });
+        },
       });
       registryStatuses = resolved.registries;
+      nextAttemptAt = resolved.nextAttemptAt;
       const first = resolved.refreshErrors[0];
-      if (resolved.entries.size === 0 && resolved.expiredServers.length === 0 && first) {
-        // No token was ever obtained: writing an empty Secret everywhere would help no one.
+      const wroteBefore = this.o.view.managedSecretsOf(name).length > 0;
+      if (
+        resolved.entries.size === 0 &&
+        resolved.expiredServers.length === 0 &&
+        first &&
+        !wroteBefore
+      ) {
+        // No token was ever obtained and nothing was written yet: an empty Secret everywhere
+        // would help no one. (Once Secrets exist, they are rewritten without the registry, so
+        // a token that expired while we were down is not left in place.)
         credentialError = first;
         resolved = undefined;
       }
@@ -207,6 +220,8 @@ export class Reconciler {
       credentialError,
       cleanupErrors,
     );
+    // The next moment a token is refreshed, or retried after a failure.
+    if (nextAttemptAt) status.nextRefreshAt = conditionTime(nextAttemptAt);
     await this.writeStatus(current, status);
     if (writes.secrets + writes.serviceAccounts + writes.deleted > 0) {
       log.info('synced', { ...writes, targets: targets.size });
@@ -221,8 +236,8 @@ export class Reconciler {
     const conflicts = [...outcomes.values()].some((o) => o.kind === 'failed');
     const delays: number[] = [];
     if (conflicts) delays.push(CONFLICT_RETRY_MS);
-    if (resolved?.nextAttemptAt) {
-      delays.push(Math.max(1_000, resolved.nextAttemptAt.getTime() - this.now().getTime()));
+    if (nextAttemptAt) {
+      delays.push(Math.max(1_000, nextAttemptAt.getTime() - this.now().getTime()));
     }
     return delays.length > 0 ? { requeueAfterMs: Math.min(...delays) } : {};
   }
@@ -728,7 +743,6 @@ export class Reconciler {
     };
     if (failed.length > 0) status.failedNamespaces = failed.slice(0, MAX_FAILED_NAMESPACES);
     if (registries && registries.length > 0) status.registries = registries;
-    if (resolved?.nextRefreshAt) status.nextRefreshAt = conditionTime(resolved.nextRefreshAt);
     return status;
   }
 

@@ -178,7 +178,7 @@ export interface CloudResolution {
   now: Date;
   endpoints?: CloudEndpoints;
   /** Called for every cloud call, for metrics. */
-  onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean) => void;
+  onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean, error?: string) => void;
   /** The auths this credential last wrote (one of its managed Secrets), to adopt tokens from. */
   written?: ReadonlyMap<string, DockerAuthEntry>;
 }
@@ -188,8 +188,6 @@ export interface ResolvedWithTokens extends ResolvedCredentials {
   refreshErrors: CredentialError[];
   /** The earliest moment a token must be refreshed or retried; undefined without cloud sources. */
   nextAttemptAt?: Date;
-  /** The earliest scheduled refresh, for status.nextRefreshAt. */
-  nextRefreshAt?: Date;
   /** Cloud registries whose token expired with no new one: dropped from the Secret. */
   expiredServers: string[];
 }
@@ -239,7 +237,6 @@ export async function resolveCredentials(
   const statuses: RegistryStatus[] = [...resolvedStatic.registries];
   const refreshErrors: CredentialError[] = [];
   let nextAttemptAt: Date | undefined;
-  let nextRefreshAt: Date | undefined;
   const refreshIntervalMs = cred.spec.refreshInterval
     ? parseDuration(cred.spec.refreshInterval)
     : undefined;
@@ -290,7 +287,7 @@ export async function resolveCredentials(
           cloud.onRefresh?.(kind, true);
           return token;
         } catch (error) {
-          cloud.onRefresh?.(kind, false);
+          cloud.onRefresh?.(kind, false, error instanceof Error ? error.message : String(error));
           throw error;
         }
       },
@@ -310,8 +307,6 @@ export async function resolveCredentials(
     if (lookup.token && !lookup.expired) {
       secretValues.add(lookup.token.password);
       parts.push(new Map([[server, basicAuthEntry(lookup.token.username, lookup.token.password)]]));
-      if (!lookup.error && (!nextRefreshAt || lookup.nextAttemptAt < nextRefreshAt))
-        nextRefreshAt = lookup.nextAttemptAt;
     }
     if (lookup.expired) expiredServers.push(server);
     if (lookup.error) {
@@ -336,7 +331,6 @@ export async function resolveCredentials(
     refreshErrors,
     expiredServers,
     ...(nextAttemptAt ? { nextAttemptAt } : {}),
-    ...(nextRefreshAt ? { nextRefreshAt } : {}),
   };
 }
 

@@ -140,6 +140,8 @@ function encodeRfc3986(value: string): string {
 export interface EcrIssued {
   password: string;
   expiresAt: Date;
+  /** When the token was handed out. */
+  issuedAt: Date;
   accessKeyId: string;
   region: string;
   registryIds: string[] | undefined;
@@ -154,6 +156,11 @@ export class FakeEcr {
   tokenLifetimeMs = 12 * 60 * 60 * 1000;
   /** When set, every GetAuthorizationToken fails with this AWS error. */
   failWith: { code: string; message: string; status?: number } | undefined;
+  /** By registry id: GetAuthorizationToken for that registry fails with this AWS error, so
+   * one test's failure leaves other registries alone. */
+  readonly failFor = new Map<string, { code: string; message: string; status?: number }>();
+  /** By registry id: the lifetime of the tokens handed out for it (else tokenLifetimeMs). */
+  readonly lifetimeFor = new Map<string, number>();
 
   private constructor(server: FakeServer, keyring: AwsKeyring) {
     this.server = server;
@@ -178,6 +185,20 @@ export class FakeEcr {
     ).length;
   }
 
+  /** GetAuthorizationToken requests naming `registryId` in registryIds, answered or not. */
+  tokenCallsFor(registryId: string): RecordedCall[] {
+    return this.server.calls.filter(
+      (c) =>
+        header(c, 'x-amz-target')?.endsWith('.GetAuthorizationToken') &&
+        registryIdsOf(c)?.includes(registryId) === true,
+    );
+  }
+
+  /** The tokens handed out for `registryId`, oldest first. */
+  issuedFor(registryId: string): EcrIssued[] {
+    return this.issued.filter((i) => i.registryIds?.includes(registryId) === true);
+  }
+
   private handle(call: RecordedCall): FakeResponse {
     if (call.method !== 'POST' || call.path !== '/')
       return awsJsonError(404, 'UnknownOperationException', 'not found');
@@ -193,19 +214,20 @@ export class FakeEcr {
     if (!auth.ok) return awsJsonError(400, auth.code, auth.message);
     if (auth.service !== 'ecr')
       return awsJsonError(400, 'InvalidSignatureException', 'credential scope is not ecr');
-    if (this.failWith) {
-      return awsJsonError(this.failWith.status ?? 400, this.failWith.code, this.failWith.message);
-    }
-    const request = JSON.parse(call.body || '{}') as { registryIds?: string[] };
+    const registryIds = registryIdsOf(call);
+    const account = registryIds?.[0] ?? '000000000000';
+    const failure = this.failWith ?? this.failFor.get(account);
+    if (failure) return awsJsonError(failure.status ?? 400, failure.code, failure.message);
     const password = `ecr-password-${randomBytes(24).toString('hex')}`;
-    const expiresAt = new Date(Math.floor((Date.now() + this.tokenLifetimeMs) / 1000) * 1000);
-    const account = request.registryIds?.[0] ?? '000000000000';
+    const lifetimeMs = this.lifetimeFor.get(account) ?? this.tokenLifetimeMs;
+    const expiresAt = new Date(Math.floor((Date.now() + lifetimeMs) / 1000) * 1000);
     this.issued.push({
       password,
       expiresAt,
+      issuedAt: new Date(),
       accessKeyId: auth.keys.accessKeyId,
       region: auth.region,
-      registryIds: request.registryIds,
+      registryIds,
     });
     return {
       status: 200,
@@ -224,6 +246,14 @@ export class FakeEcr {
 
   close(): Promise<void> {
     return this.server.close();
+  }
+}
+
+function registryIdsOf(call: RecordedCall): string[] | undefined {
+  try {
+    return (JSON.parse(call.body || '{}') as { registryIds?: string[] }).registryIds;
+  } catch {
+    return undefined;
   }
 }
 

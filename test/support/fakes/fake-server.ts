@@ -18,6 +18,8 @@ export interface RecordedCall {
   query: URLSearchParams;
   headers: IncomingHttpHeaders;
   body: string;
+  /** Date.now() when the request had been read, before it was answered. */
+  at: number;
 }
 
 export interface FakeResponse {
@@ -58,6 +60,7 @@ export class FakeServer {
           query: url.searchParams,
           headers: req.headers,
           body: Buffer.concat(chunks).toString('utf8'),
+          at: Date.now(),
         };
         fake?.calls.push(call);
         const failure = fake?.takeFailure();

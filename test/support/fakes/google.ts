@@ -54,6 +54,8 @@ export class FakeGoogleOAuth {
   /** The workload identity pool provider audience STS exchange expects. */
   audience: string | undefined;
   expiresInSeconds = 3599;
+  /** By subject (service account email, or audience): the lifetime of its tokens in seconds. */
+  readonly expiresInFor = new Map<string, number>();
   /** When set, every token request fails with this OAuth error. */
   failWith: { error: string; description: string; status?: number } | undefined;
 
@@ -91,6 +93,28 @@ export class FakeGoogleOAuth {
     const type = grant === 'jwt-bearer' ? JWT_BEARER : TOKEN_EXCHANGE;
     return this.server.callsTo('POST', '/token').filter((c) => formOf(c).get('grant_type') === type)
       .length;
+  }
+
+  /** JWT-bearer token requests whose assertion was issued by `email`, answered or not. */
+  tokenCallsFor(email: string): RecordedCall[] {
+    return this.server.callsTo('POST', '/token').filter((c) => {
+      const form = formOf(c);
+      if (form.get('grant_type') !== JWT_BEARER) return false;
+      const payload = (form.get('assertion') ?? '').split('.')[1] ?? '';
+      try {
+        const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+          iss?: unknown;
+        };
+        return claims.iss === email;
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** The tokens handed out to `subject` (a service account email), oldest first. */
+  issuedFor(subject: string): GoogleIssued[] {
+    return this.issued.filter((i) => i.subject === subject);
   }
 
   private handle(call: RecordedCall): FakeResponse {
@@ -227,7 +251,7 @@ export class FakeGoogleOAuth {
     const issued = {
       grant,
       accessToken: `ya29.fake-${grant}-${randomBytes(24).toString('hex')}`,
-      expiresInSeconds: this.expiresInSeconds,
+      expiresInSeconds: this.expiresInFor.get(subject) ?? this.expiresInSeconds,
       subject,
     };
     this.issued.push(issued);
