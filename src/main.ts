@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, loadConfig, type OperatorConfig, usage } from './config.ts';
+import { shareConnections } from './kube/connections.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { closeServer, serveHealth, serveMetrics } from './observability/http.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -14,7 +15,7 @@ function loadKubeConfig(config: OperatorConfig): KubeConfig {
   const kc = new KubeConfig();
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromDefault();
-  return kc;
+  return shareConnections(kc);
 }
 
 export async function run(argv: string[]): Promise<number> {

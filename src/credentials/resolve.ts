@@ -13,10 +13,7 @@ import {
   type SourceKind,
 } from '../api/types.ts';
 import { secretValues } from '../observability/redact.ts';
-import { fetchAcrToken } from './cloud/acr.ts';
 import type { CloudEndpoints, CloudToken, CloudTokenInput } from './cloud/cloud-token.ts';
-import { fetchEcrToken } from './cloud/ecr.ts';
-import { fetchGcpToken } from './cloud/gcp.ts';
 import { decodeSecretData } from './cloud/secret-data.ts';
 import { basicAuthEntry, type DockerAuthEntry } from './dockerconfigjson.ts';
 import { CredentialError } from './errors.ts';
@@ -193,9 +190,10 @@ export interface ResolvedWithTokens extends ResolvedCredentials {
 }
 
 const FETCHERS: Record<'ecr' | 'gcp' | 'acr', (input: CloudTokenInput) => Promise<CloudToken>> = {
-  ecr: fetchEcrToken,
-  gcp: fetchGcpToken,
-  acr: fetchAcrToken,
+  // Loaded on first use: the SDKs cost ~22 MB of memory where no cloud registry is configured.
+  ecr: async (input) => (await import('./cloud/ecr.ts')).fetchEcrToken(input),
+  gcp: async (input) => (await import('./cloud/gcp.ts')).fetchGcpToken(input),
+  acr: async (input) => (await import('./cloud/acr.ts')).fetchAcrToken(input),
 };
 
 function cloudSecretRef(registry: Registry): { ref: SecretReference; path: string } | undefined {
