@@ -1,0 +1,437 @@
+// Scenarios 1, 3 and 4 on one control plane: N namespaces exist; the floor baseline writes its
+// Secrets and entries, then rotates them; the operator fans a new RegistryCredential out,
+// rotates the source password, idles, and is restarted (a relist); the floor runs once more.
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../src/api/types.ts';
+import { BenchCluster, RUN_LABEL } from './cluster.ts';
+import {
+  type BenchContext,
+  convergenceTimeoutMs,
+  cpuBetween,
+  megabytes,
+  namespaceNames,
+  newPassword,
+  readyWithAll,
+  runGroup,
+  SECRET_NAME,
+  SOURCE_SECRET,
+  seconds,
+  shortId,
+  sleep,
+  startOperator,
+} from './context.ts';
+import {
+  FLOOR_LABEL_SELECTOR,
+  FLOOR_SECRET,
+  type FloorResult,
+  fastest,
+  floorFanout,
+  floorRotation,
+} from './floor.ts';
+import { countsDelta, type RequestCounts, withoutHarness } from './metrics.ts';
+import type { BenchOperator, OperatorCounters } from './operator-run.ts';
+import type { ScenarioName, ScenarioResult } from './report.ts';
+import { SyncTracker, within } from './sync-tracker.ts';
+
+export interface Window {
+  wallMs: number;
+  /** apiserver_request_total delta without the harness's own requests. */
+  requests: RequestCounts;
+  harnessRequests: RequestCounts;
+  operatorWrites: RequestCounts;
+  /** regcred_api_requests_total delta: the operator's own requests, reads included. */
+  operatorRequests: RequestCounts;
+  reconciles: number;
+  reconcileSeconds: number;
+  cpuSeconds: number;
+  /** etcd + kube-apiserver + kube-controller-manager CPU seconds in the window. */
+  clusterCpuSeconds: number;
+  peakRssMB: number;
+  notes: string[];
+}
+
+export interface WindowStart {
+  requests: RequestCounts;
+  counters: OperatorCounters;
+  cpuSeconds: number;
+  clusterCpuSeconds: number;
+  peakReset: boolean;
+}
+
+/** Waits for the cluster and the operator to be quiet, then snapshots the counters. */
+export async function openWindow(cluster: BenchCluster, op: BenchOperator): Promise<WindowStart> {
+  await op.waitIdle();
+  await cluster.waitQuiet();
+  const [requests, counters] = await Promise.all([cluster.apiRequests(), op.counters()]);
+  const peakReset = op.resetPeak();
+  return {
+    requests,
+    counters,
+    cpuSeconds: op.sample().cpuSeconds,
+    clusterCpuSeconds: cluster.cpuSeconds(),
+    peakReset,
+  };
+}
+
+export async function closeWindow(
+  cluster: BenchCluster,
+  op: BenchOperator,
+  start: WindowStart,
+  wallMs: number,
+  notes: string[],
+  harness: RequestCounts = {},
+): Promise<Window> {
+  if (!(await op.waitIdle())) notes.push('the operator did not go idle within 120 s');
+  const sample = op.sample();
+  const clusterCpuSeconds = cluster.cpuSeconds() - start.clusterCpuSeconds;
+  // kube-controller-manager's own reactions (e.g. to new namespaces) land before the count.
+  await cluster.waitQuiet(1000);
+  const [requests, counters] = await Promise.all([cluster.apiRequests(), op.counters()]);
+  if (!start.peakReset) notes.push('peak RSS is the process lifetime peak (clear_refs refused)');
+  return {
+    wallMs,
+    requests: withoutHarness(countsDelta(requests, start.requests), harness),
+    harnessRequests: harness,
+    operatorWrites: countsDelta(counters.writes, start.counters.writes),
+    operatorRequests: countsDelta(counters.requests, start.counters.requests),
+    reconciles: counters.reconciles - start.counters.reconciles,
+    reconcileSeconds: counters.reconcileSeconds - start.counters.reconcileSeconds,
+    cpuSeconds: sample.cpuSeconds - start.cpuSeconds,
+    clusterCpuSeconds,
+    peakRssMB: megabytes(sample.peakRssBytes),
+    notes,
+  };
+}
+
+export interface FanoutRun {
+  runId: string;
+  namespaces: readonly string[];
+  credential: string;
+}
+
+/**
+ * Creates the RegistryCredential and waits until every namespace holds the Secret and its
+ * default ServiceAccount the entry, as a watch sees it. Wall time is to the last namespace
+ * synced; readyMs is to the status saying Ready with all N synced.
+ */
+export async function measureFanout(
+  cluster: BenchCluster,
+  op: BenchOperator,
+  run: FanoutRun,
+  password: string,
+): Promise<Window & { readyMs?: number }> {
+  const n = run.namespaces.length;
+  const tracker = new SyncTracker(run.namespaces, {
+    secretName: SECRET_NAME,
+    password,
+    serviceAccounts: true,
+  });
+  let readyAt: number | undefined;
+  let resolveReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    resolveReady = resolve;
+  });
+  const watches = await Promise.all([
+    cluster
+      .watchSecrets({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }, tracker.onSecret)
+      .start(),
+    cluster
+      .watchServiceAccounts({ fieldSelector: 'metadata.name=default' }, tracker.onServiceAccount)
+      .start(),
+    cluster
+      .watchCredential(run.credential, (type, cred, at) => {
+        if (type !== 'DELETED' && readyAt === undefined && readyWithAll(cred, n)) {
+          readyAt = at;
+          resolveReady();
+        }
+      })
+      .start(),
+  ]);
+  const notes: string[] = [];
+  try {
+    const start = await openWindow(cluster, op);
+    const started = performance.now();
+    await cluster.createCredential(run.credential, run.runId, SECRET_NAME, SOURCE_SECRET);
+    if (!(await within(Promise.all([tracker.done, ready]), convergenceTimeoutMs(n)))) {
+      throw new Error(
+        `fan-out of ${n}: ${tracker.synced} namespaces synced, Ready ${readyAt !== undefined} after ${convergenceTimeoutMs(n) / 1000} s; operator logs:\n${op.lastLogs().join('\n')}`,
+      );
+    }
+    const wallMs = tracker.lastSyncedAt - started;
+    const window = await closeWindow(cluster, op, start, wallMs, notes, {
+      'POST registrycredentials': 1,
+    });
+    return { ...window, readyMs: readyAt === undefined ? undefined : readyAt - started };
+  } finally {
+    for (const w of watches) w.stop();
+  }
+}
+
+/** Changes the source password and waits until all N Secrets hold it (watched by label). */
+export async function measureRotation(
+  cluster: BenchCluster,
+  op: BenchOperator,
+  run: FanoutRun,
+  password: string,
+): Promise<Window> {
+  const n = run.namespaces.length;
+  const tracker = new SyncTracker(run.namespaces, {
+    secretName: SECRET_NAME,
+    password,
+    serviceAccounts: false,
+  });
+  const watch = await cluster
+    .watchSecrets({ labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}` }, tracker.onSecret)
+    .start();
+  try {
+    const start = await openWindow(cluster, op);
+    const started = performance.now();
+    await cluster.setSourcePassword(SOURCE_SECRET, password);
+    if (!(await within(tracker.done, convergenceTimeoutMs(n)))) {
+      throw new Error(
+        `rotation of ${n}: ${tracker.synced} Secrets updated after ${convergenceTimeoutMs(n) / 1000} s`,
+      );
+    }
+    return await closeWindow(cluster, op, start, tracker.lastSyncedAt - started, [], {
+      'PATCH secrets': 1,
+    });
+  } finally {
+    watch.stop();
+  }
+}
+
+function withFloor(
+  scenario: ScenarioName,
+  n: number,
+  window: Window,
+  floorRuns: readonly FloorResult[],
+): ScenarioResult {
+  const floor = fastest(floorRuns);
+  const wallSeconds = seconds(window.wallMs);
+  const floorSeconds = seconds(floor.wallMs);
+  return {
+    scenario,
+    n,
+    wallSeconds,
+    floorSeconds,
+    ratio: wallSeconds / floorSeconds,
+    operatorCpuSeconds: window.cpuSeconds,
+    operatorPeakRssMB: window.peakRssMB,
+    apiRequests: window.requests,
+    harnessRequests: window.harnessRequests,
+    floorApiRequests: floor.requests,
+    operatorWrites: window.operatorWrites,
+    operatorRequests: window.operatorRequests,
+    reconciles: window.reconciles,
+    reconcileSeconds: window.reconcileSeconds,
+    floorCpuSeconds: floor.cpuSeconds,
+    clusterCpuSeconds: window.clusterCpuSeconds,
+    floorClusterCpuSeconds: floor.clusterCpuSeconds,
+    details: {
+      floorRunsSeconds: floorRuns.map((r) => seconds(r.wallMs).toFixed(3)).join(' '),
+      floorWatchObservedSeconds: floor.observedMs === undefined ? '-' : seconds(floor.observedMs),
+    },
+    notes: window.notes,
+  };
+}
+
+/**
+ * Runs a floor with the same watches open as the operator's measurement has (the API server
+ * pays for every watcher), and records when the watch saw the floor's last write land.
+ */
+async function watchedFloor(
+  cluster: BenchCluster,
+  namespaces: readonly string[],
+  secretName: string,
+  password: string,
+  serviceAccounts: boolean,
+  run: () => Promise<FloorResult>,
+): Promise<FloorResult> {
+  const tracker = new SyncTracker(namespaces, { secretName, password, serviceAccounts });
+  const watches = await Promise.all([
+    cluster.watchSecrets({ labelSelector: FLOOR_LABEL_SELECTOR }, tracker.onSecret).start(),
+    cluster
+      .watchServiceAccounts({ fieldSelector: 'metadata.name=default' }, tracker.onServiceAccount)
+      .start(),
+  ]);
+  try {
+    const result = await run();
+    if (!(await within(tracker.done, 30_000))) return result;
+    return { ...result, observedMs: tracker.lastSyncedAt - result.startedAt };
+  } finally {
+    for (const w of watches) w.stop();
+  }
+}
+
+export interface FanoutGroupPlan {
+  n: number;
+  fanout: boolean;
+  rotation: boolean;
+  steady: boolean;
+  steadySeconds: number;
+}
+
+/**
+ * One control plane with N namespaces. The floor runs twice, before the operator starts and
+ * after it has stopped (each with its own Secret name), and the faster run is the floor: the
+ * cluster's state and the machine's load differ between the two moments, and the floor is
+ * the best a plain client can do.
+ */
+export async function runFanoutGroup(
+  ctx: BenchContext,
+  plan: FanoutGroupPlan,
+): Promise<ScenarioResult[]> {
+  const { n } = plan;
+  const planned: Array<{ scenario: ScenarioName; n: number }> = [];
+  if (plan.fanout) planned.push({ scenario: 'fanout', n });
+  if (plan.rotation) planned.push({ scenario: 'rotation', n });
+  if (plan.steady) planned.push({ scenario: 'steady', n }, { scenario: 'resync', n });
+  return runGroup(ctx, planned, async (results) => {
+    const log = ctx.log;
+    const cluster = await BenchCluster.start(log);
+    try {
+      const runId = `fan${n}-${shortId()}`;
+      const run: FanoutRun = {
+        runId,
+        namespaces: namespaceNames(runId, n),
+        credential: `bench-${runId}`,
+      };
+      log(`[bench] N=${n}: creating ${n} namespaces`);
+      const setup = await cluster.createNamespacesAndWait(run.namespaces, { [RUN_LABEL]: runId });
+      log(
+        `[bench] N=${n}: namespaces created in ${seconds(setup.createMs).toFixed(1)} s, default ServiceAccounts ${seconds(setup.serviceAccountsMs).toFixed(1)} s later`,
+      );
+      const firstPassword = newPassword();
+      const secondPassword = newPassword();
+      await cluster.createSourceSecret(SOURCE_SECRET, firstPassword);
+
+      const floorFan: FloorResult[] = [];
+      const floorRot: FloorResult[] = [];
+      const runFloor = async (secretName: string): Promise<void> => {
+        log(`[bench] N=${n}: floor baseline (${secretName}, concurrency ${ctx.concurrency})`);
+        floorFan.push(
+          await watchedFloor(cluster, run.namespaces, secretName, firstPassword, true, () =>
+            floorFanout(cluster, run.namespaces, secretName, firstPassword, ctx.concurrency),
+          ),
+        );
+        if (plan.rotation) {
+          floorRot.push(
+            await watchedFloor(cluster, run.namespaces, secretName, secondPassword, false, () =>
+              floorRotation(cluster, run.namespaces, secretName, secondPassword, ctx.concurrency),
+            ),
+          );
+        }
+        log(
+          `[bench] N=${n}: floor fan-out ${seconds(floorFan.at(-1)?.wallMs ?? 0).toFixed(2)} s${plan.rotation ? `, rotation ${seconds(floorRot.at(-1)?.wallMs ?? 0).toFixed(2)} s` : ''}`,
+        );
+      };
+      await runFloor(FLOOR_SECRET);
+
+      let fan: (Window & { readyMs?: number }) | undefined;
+      let rot: Window | undefined;
+      const later: ScenarioResult[] = [];
+      let op = await startOperator(ctx, cluster);
+      try {
+        log(`[bench] N=${n}: fan-out`);
+        fan = await measureFanout(cluster, op, run, firstPassword);
+        if (plan.rotation) {
+          log(`[bench] N=${n}: rotation`);
+          rot = await measureRotation(cluster, op, run, secondPassword);
+        }
+        if (plan.steady) {
+          log(`[bench] N=${n}: steady state, ${plan.steadySeconds} s idle`);
+          later.push(await measureSteady(cluster, op, n, plan.steadySeconds));
+          log(`[bench] N=${n}: resync (operator restart)`);
+          const resync = await measureResync(ctx, cluster, op, n);
+          op = resync.operator;
+          later.push(resync.result);
+        }
+      } finally {
+        await op.stop();
+      }
+      if (plan.fanout || plan.rotation) await runFloor(`${FLOOR_SECRET}-2`);
+      if (plan.fanout) {
+        const result = withFloor('fanout', n, fan, floorFan);
+        results.push({
+          ...result,
+          readySeconds: fan.readyMs === undefined ? undefined : seconds(fan.readyMs),
+          details: {
+            ...result.details,
+            namespaceCreateSeconds: seconds(setup.createMs),
+            serviceAccountWaitSeconds: seconds(setup.serviceAccountsMs),
+          },
+        });
+      }
+      if (rot) results.push(withFloor('rotation', n, rot, floorRot));
+      results.push(...later);
+    } finally {
+      await cluster.stop();
+    }
+  });
+}
+
+/** Idle for `idleSeconds` after convergence: every write counts against the operator. */
+async function measureSteady(
+  cluster: BenchCluster,
+  op: BenchOperator,
+  n: number,
+  idleSeconds: number,
+): Promise<ScenarioResult> {
+  const notes: string[] = [];
+  if (!(await op.waitIdle())) notes.push('the operator was not idle before the window');
+  if (!op.resetPeak()) notes.push('peak RSS is the process lifetime peak (clear_refs refused)');
+  const before = op.sample();
+  const [requests, counters] = await Promise.all([cluster.apiRequests(), op.counters()]);
+  await sleep(idleSeconds * 1000);
+  const after = op.sample();
+  const [requestsAfter, countersAfter] = await Promise.all([cluster.apiRequests(), op.counters()]);
+  return {
+    scenario: 'steady',
+    n,
+    wallSeconds: idleSeconds,
+    operatorCpuSeconds: cpuBetween(before, after),
+    operatorPeakRssMB: megabytes(after.peakRssBytes),
+    apiRequests: countsDelta(requestsAfter, requests),
+    operatorWrites: countsDelta(countersAfter.writes, counters.writes),
+    operatorRequests: countsDelta(countersAfter.requests, counters.requests),
+    reconciles: countersAfter.reconciles - counters.reconciles,
+    reconcileSeconds: countersAfter.reconcileSeconds - counters.reconcileSeconds,
+    notes,
+  };
+}
+
+/**
+ * Stops the operator and starts a new process (which lists everything and reconciles every
+ * RegistryCredential); counts the writes until it is idle again. Wall time: spawn to idle.
+ */
+async function measureResync(
+  ctx: BenchContext,
+  cluster: BenchCluster,
+  op: BenchOperator,
+  n: number,
+): Promise<{ result: ScenarioResult; operator: BenchOperator }> {
+  const notes: string[] = [];
+  const requests = await cluster.apiRequests();
+  await op.stop();
+  const started = performance.now();
+  const next = await startOperator(ctx, cluster);
+  if (!(await next.waitIdle({ minReconciles: 1 }))) notes.push('the new operator did not go idle');
+  const wallMs = performance.now() - started;
+  const sample = next.sample();
+  const [requestsAfter, counters] = await Promise.all([cluster.apiRequests(), next.counters()]);
+  return {
+    operator: next,
+    result: {
+      scenario: 'resync',
+      n,
+      wallSeconds: seconds(wallMs),
+      operatorCpuSeconds: sample.cpuSeconds,
+      operatorPeakRssMB: megabytes(sample.peakRssBytes),
+      apiRequests: countsDelta(requestsAfter, requests),
+      operatorWrites: counters.writes,
+      operatorRequests: counters.requests,
+      reconciles: counters.reconciles,
+      reconcileSeconds: counters.reconcileSeconds,
+      notes,
+    },
+  };
+}

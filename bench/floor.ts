@@ -1,0 +1,212 @@
+// The floor baseline: a plain client doing exactly the minimal writes, with the operator's
+// fan-out concurrency and none of its logic (no caches, no diffing, no status). What the
+// operator costs on top of the API server's own speed is its figure divided by this one.
+import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import PQueue from 'p-queue';
+import { type BenchCluster, floorSecret, hasPullSecret, withRetry } from './cluster.ts';
+import { countsDelta, type RequestCounts } from './metrics.ts';
+
+export const FLOOR_SECRET = 'floor-pull';
+export const FLOOR_LABEL_SELECTOR = 'bench.regcred.dev/floor=true';
+
+export interface FloorResult {
+  /** performance.now() when the first write was sent. */
+  startedAt: number;
+  wallMs: number;
+  /** CPU seconds of etcd + kube-apiserver + kube-controller-manager during the run. */
+  clusterCpuSeconds: number;
+  /** To the last write as a watch saw it land (when watched). */
+  observedMs?: number;
+  /** CPU seconds the floor client (this process) spent (its watches included, when watched). */
+  cpuSeconds: number;
+  requests: RequestCounts;
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+/** The faster of two floor runs (one before the operator ran, one after). */
+export function fastest(runs: readonly FloorResult[]): FloorResult {
+  const [first, ...rest] = runs;
+  if (!first) throw new Error('no floor run');
+  return rest.reduce((best, run) => (run.wallMs < best.wallMs ? run : best), first);
+}
+
+function withEntry(sa: V1ServiceAccount, name: string): V1ServiceAccount {
+  return { ...sa, imagePullSecrets: [...(sa.imagePullSecrets ?? []), { name }] };
+}
+
+/** PUT with the entry appended; on a conflict, read again and retry. */
+async function addEntry(cluster: BenchCluster, sa: V1ServiceAccount, name: string): Promise<void> {
+  let current = sa;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if (hasPullSecret(current, name)) return;
+    const namespace = current.metadata?.namespace ?? '';
+    const saName = current.metadata?.name ?? '';
+    try {
+      await withRetry(`update ServiceAccount ${namespace}/${saName}`, () =>
+        cluster.core.replaceNamespacedServiceAccount({
+          namespace,
+          name: saName,
+          body: withEntry(current, name),
+        }),
+      );
+      return;
+    } catch (error) {
+      if (!/409|Conflict/.test(String(error))) throw error;
+      current = await cluster.core.readNamespacedServiceAccount({ namespace, name: saName });
+    }
+  }
+  throw new Error(`ServiceAccount ${sa.metadata?.namespace}/${sa.metadata?.name} kept changing`);
+}
+
+/**
+ * Fan-out floor: per namespace, create the Secret, then PUT the default ServiceAccount (read
+ * from one LIST made before the clock starts) with the entry appended; `concurrency`
+ * namespaces in flight. Timed from the first write to the last response.
+ */
+export async function floorFanout(
+  cluster: BenchCluster,
+  namespaces: readonly string[],
+  secretName: string,
+  password: string,
+  concurrency: number,
+): Promise<FloorResult> {
+  const wanted = new Set(namespaces);
+  const accounts = new Map<string, V1ServiceAccount>();
+  const list = await cluster.core.listServiceAccountForAllNamespaces({
+    fieldSelector: 'metadata.name=default',
+  });
+  for (const sa of list.items) {
+    const ns = sa.metadata?.namespace ?? '';
+    if (wanted.has(ns)) accounts.set(ns, sa);
+  }
+  await cluster.waitQuiet();
+  const before = await cluster.apiRequests();
+  const cpu = process.cpuUsage();
+  const clusterCpu = cluster.cpuSeconds();
+  const started = performance.now();
+  await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
+    await withRetry(`create Secret ${namespace}/${secretName}`, () =>
+      cluster.core.createNamespacedSecret({
+        namespace,
+        body: floorSecret(namespace, secretName, password),
+      }),
+    );
+    const sa = accounts.get(namespace);
+    if (!sa) throw new Error(`no default ServiceAccount in ${namespace}`);
+    await addEntry(cluster, sa, secretName);
+  });
+  const wallMs = performance.now() - started;
+  const cpuSeconds = cpuSince(cpu);
+  const clusterCpuSeconds = cluster.cpuSeconds() - clusterCpu;
+  const requests = countsDelta(await cluster.apiRequests(), before);
+  return { startedAt: started, wallMs, cpuSeconds, clusterCpuSeconds, requests };
+}
+
+/** Rotation floor: N Secret replaces (from one LIST before the clock starts). */
+export async function floorRotation(
+  cluster: BenchCluster,
+  namespaces: readonly string[],
+  secretName: string,
+  password: string,
+  concurrency: number,
+): Promise<FloorResult> {
+  const wanted = new Set(namespaces);
+  const secrets = new Map<string, V1Secret>();
+  const list = await cluster.core.listSecretForAllNamespaces({
+    labelSelector: FLOOR_LABEL_SELECTOR,
+  });
+  for (const secret of list.items) {
+    const ns = secret.metadata?.namespace ?? '';
+    if (wanted.has(ns) && secret.metadata?.name === secretName) secrets.set(ns, secret);
+  }
+  await cluster.waitQuiet();
+  const before = await cluster.apiRequests();
+  const cpu = process.cpuUsage();
+  const clusterCpu = cluster.cpuSeconds();
+  const started = performance.now();
+  await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
+    const existing = secrets.get(namespace);
+    if (!existing) throw new Error(`no floor Secret ${secretName} in ${namespace}`);
+    const body: V1Secret = {
+      ...existing,
+      data: floorSecret(namespace, secretName, password).data,
+    };
+    await withRetry(`update Secret ${namespace}/${secretName}`, () =>
+      cluster.core.replaceNamespacedSecret({ namespace, name: secretName, body }),
+    );
+  });
+  const wallMs = performance.now() - started;
+  const cpuSeconds = cpuSince(cpu);
+  const clusterCpuSeconds = cluster.cpuSeconds() - clusterCpu;
+  const requests = countsDelta(await cluster.apiRequests(), before);
+  return { startedAt: started, wallMs, cpuSeconds, clusterCpuSeconds, requests };
+}
+
+/**
+ * Onboarding floor: a reactor on watch events. A new namespace of the run gets its Secret at
+ * once; a new default ServiceAccount gets the entry (a PUT of the object the watch delivered).
+ * `concurrency` writes in flight.
+ */
+export class OnboardingFloor {
+  private readonly queue: PQueue;
+  private readonly cluster: BenchCluster;
+  private readonly namespaces: ReadonlySet<string>;
+  private readonly password: string;
+  errors: string[] = [];
+
+  constructor(
+    cluster: BenchCluster,
+    namespaces: Iterable<string>,
+    password: string,
+    concurrency: number,
+  ) {
+    this.cluster = cluster;
+    this.namespaces = new Set(namespaces);
+    this.password = password;
+    this.queue = new PQueue({ concurrency });
+  }
+
+  onNamespaceAdded(namespace: string): void {
+    if (!this.namespaces.has(namespace)) return;
+    this.run(0, async () => {
+      try {
+        await withRetry(`create Secret ${namespace}/${FLOOR_SECRET}`, () =>
+          this.cluster.core.createNamespacedSecret({
+            namespace,
+            body: floorSecret(namespace, FLOOR_SECRET, this.password),
+          }),
+        );
+      } catch (error) {
+        if (!/409|AlreadyExists/.test(String(error))) throw error;
+      }
+    });
+  }
+
+  onServiceAccountAdded(sa: V1ServiceAccount): void {
+    if (sa.metadata?.name !== 'default' || !this.namespaces.has(sa.metadata.namespace ?? ''))
+      return;
+    // The measured latency is the ServiceAccount's: its PUT goes ahead of queued Secret creates.
+    this.run(1, () => addEntry(this.cluster, sa, FLOOR_SECRET));
+  }
+
+  private run(priority: number, task: () => Promise<void>): void {
+    void this.queue.add(
+      async () => {
+        try {
+          await task();
+        } catch (error) {
+          this.errors.push(error instanceof Error ? error.message : String(error));
+        }
+      },
+      { priority },
+    );
+  }
+
+  idle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+}

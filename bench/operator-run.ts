@@ -1,0 +1,181 @@
+// The operator under test: the built dist/main.js in its own process (test/support/operator.ts),
+// as the image runs it, with its CPU and memory read from /proc and its /metrics scraped.
+import { OperatorProcess } from '../test/support/operator.ts';
+import { OPERATOR_NAMESPACE } from './cluster.ts';
+import {
+  operatorRequests,
+  operatorWrites,
+  parsePrometheus,
+  type RequestCounts,
+  sumOf,
+} from './metrics.ts';
+import { type ProcessSample, resetPeakRss, sampleProcess } from './process-stats.ts';
+
+export interface BenchOperatorOptions {
+  kubeconfigPath: string;
+  /** Extra operator flags (--operator-args). */
+  args: readonly string[];
+  /** NODE_OPTIONS for the operator process (--operator-node-args), e.g. --cpu-prof. */
+  nodeOptions?: string;
+}
+
+export interface IdleOptions {
+  /** Nothing reconciled and no API request for this long (default 2 s). */
+  quietMs?: number;
+  /** At least this many reconciles must have completed (default 0). */
+  minReconciles?: number;
+  timeoutMs?: number;
+}
+
+export interface OperatorCounters {
+  writes: RequestCounts;
+  requests: RequestCounts;
+  /** controller_runtime_reconcile_total and the summed reconcile time. */
+  reconciles: number;
+  reconcileSeconds: number;
+}
+
+interface Activity {
+  depth: number;
+  reconciles: number;
+  requests: number;
+}
+
+export class BenchOperator {
+  private readonly child: OperatorProcess;
+  readonly pid: number;
+  private last?: ProcessSample;
+
+  private constructor(child: OperatorProcess, pid: number) {
+    this.child = child;
+    this.pid = pid;
+  }
+
+  static async start(options: BenchOperatorOptions): Promise<BenchOperator> {
+    const env: NodeJS.ProcessEnv = {};
+    if (options.nodeOptions !== undefined) env.NODE_OPTIONS = options.nodeOptions;
+    const child = new OperatorProcess({
+      kubeconfigPath: options.kubeconfigPath,
+      namespace: OPERATOR_NAMESPACE,
+      fromDist: true,
+      logLevel: 'info',
+      args: [...options.args],
+      env,
+    });
+    try {
+      await child.start();
+    } catch (error) {
+      await child.kill();
+      throw error;
+    }
+    const pid = child.pid;
+    if (pid === undefined) throw new Error('the operator process has no pid');
+    return new BenchOperator(child, pid);
+  }
+
+  /** CPU seconds and memory now (the last sample once the process has exited). */
+  sample(): ProcessSample {
+    try {
+      this.last = sampleProcess(this.pid);
+    } catch (error) {
+      if (!this.last) throw error;
+    }
+    return this.last;
+  }
+
+  /** Starts a new peak-RSS window; false when the kernel refused (peak is then lifetime). */
+  resetPeak(): boolean {
+    return resetPeakRss(this.pid);
+  }
+
+  async metricsText(): Promise<string> {
+    return this.child.metrics();
+  }
+
+  /** regcred_api_writes_total since the process started. */
+  async writes(): Promise<RequestCounts> {
+    return operatorWrites(await this.metricsText());
+  }
+
+  /** regcred_api_writes_total and regcred_api_requests_total (reads included), one scrape. */
+  async counters(): Promise<OperatorCounters> {
+    const text = await this.metricsText();
+    const samples = parsePrometheus(
+      text,
+      new Set([
+        'controller_runtime_reconcile_total',
+        'controller_runtime_reconcile_time_seconds_sum',
+      ]),
+    );
+    return {
+      writes: operatorWrites(text),
+      requests: operatorRequests(text),
+      reconciles: sumOf(samples, 'controller_runtime_reconcile_total'),
+      reconcileSeconds: sumOf(samples, 'controller_runtime_reconcile_time_seconds_sum'),
+    };
+  }
+
+  /** Log lines at warn or error level. */
+  warnings(): string[] {
+    return this.child.logs.filter((line) => /"level":"(warn|error)"/.test(line));
+  }
+
+  private async activity(): Promise<Activity> {
+    const samples = parsePrometheus(
+      await this.metricsText(),
+      new Set([
+        'workqueue_depth',
+        'controller_runtime_reconcile_total',
+        'regcred_api_requests_total',
+      ]),
+    );
+    return {
+      depth: sumOf(samples, 'workqueue_depth'),
+      reconciles: sumOf(samples, 'controller_runtime_reconcile_total'),
+      requests: sumOf(samples, 'regcred_api_requests_total'),
+    };
+  }
+
+  /**
+   * Waits until the work queue is empty and neither the reconcile count nor the API request
+   * count has moved for `quietMs`. Returns false on timeout.
+   */
+  async waitIdle({
+    quietMs = 2000,
+    minReconciles = 0,
+    timeoutMs = 120_000,
+  }: IdleOptions = {}): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    let previous: Activity | undefined;
+    let quietSince = performance.now();
+    while (performance.now() < deadline) {
+      const now = await this.activity();
+      const moved =
+        previous === undefined ||
+        now.reconciles !== previous.reconciles ||
+        now.requests !== previous.requests;
+      if (moved) quietSince = performance.now();
+      previous = now;
+      if (
+        now.depth === 0 &&
+        now.reconciles >= minReconciles &&
+        performance.now() - quietSince >= quietMs
+      ) {
+        return true;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return false;
+  }
+
+  /** SIGTERM and wait; returns the last sample taken before the signal. */
+  async stop(): Promise<ProcessSample> {
+    const final = this.sample();
+    await this.child.stop();
+    return final;
+  }
+
+  lastLogs(count = 20): string[] {
+    return this.child.logs.slice(-count);
+  }
+}

@@ -1,0 +1,268 @@
+// Results, target checks and the printed table.
+import { countWhere, MUTATING_VERBS, READ_VERBS, type RequestCounts } from './metrics.ts';
+import type { Percentiles } from './sync-tracker.ts';
+
+export type ScenarioName = 'fanout' | 'rotation' | 'onboarding' | 'steady' | 'resync' | 'memory';
+
+export interface ScenarioResult {
+  scenario: ScenarioName;
+  n: number;
+  /** Operator wall time (watch-observed), or the idle window for steady state. */
+  wallSeconds?: number;
+  floorSeconds?: number;
+  /** wallSeconds / floorSeconds. */
+  ratio?: number;
+  /** Until the status said Ready with every namespace synced (fan-out). */
+  readySeconds?: number;
+  latencyMs?: Percentiles;
+  floorLatencyMs?: Percentiles;
+  operatorCpuSeconds?: number;
+  /** CPU seconds of the floor client (fan-out, rotation), its measurement watches included. */
+  floorCpuSeconds?: number;
+  /**
+   * etcd + kube-apiserver + kube-controller-manager CPU seconds in the operator's window (it
+   * runs to idle, a little past the wall time) and in the floor's.
+   */
+  clusterCpuSeconds?: number;
+  floorClusterCpuSeconds?: number;
+  operatorPeakRssMB?: number;
+  /**
+   * apiserver_request_total delta over the scenario's window, by verb and resource, minus
+   * harnessRequests (the benchmark's own requests and the cluster's known reactions to them).
+   */
+  apiRequests?: RequestCounts;
+  harnessRequests?: RequestCounts;
+  floorApiRequests?: RequestCounts;
+  /** regcred_api_writes_total delta over the window. */
+  operatorWrites?: RequestCounts;
+  /** regcred_api_requests_total delta over the window (the operator's own, reads included). */
+  operatorRequests?: RequestCounts;
+  /** Reconciles completed in the window and their summed duration. */
+  reconciles?: number;
+  reconcileSeconds?: number;
+  /** Anything scenario-specific (memory phases, setup times). */
+  details?: Record<string, number | string | boolean>;
+  notes: string[];
+  error?: string;
+}
+
+export type TargetStatus = 'PASS' | 'MISS' | 'n/a';
+
+export interface TargetCheck {
+  scenario: ScenarioName;
+  n: number;
+  target: string;
+  measured: string;
+  status: TargetStatus;
+}
+
+const WRITTEN_RESOURCES = ['secrets', 'serviceaccounts', 'registrycredentials'];
+const NAMESPACED_READS = ['secrets', 'serviceaccounts', 'namespaces'];
+const STATUS_WRITE_LIMIT = 5;
+const RATIO_LIMIT = 1.3;
+const RATIO_AT_N = 1000;
+const ONBOARDING_P99_MS = 1000;
+const MEMORY_LIMIT_MB = 150;
+const MEMORY_AT_N = 3000;
+const UNRELATED_GROWTH_LIMIT = 0.1;
+
+function check(ok: boolean): TargetStatus {
+  return ok ? 'PASS' : 'MISS';
+}
+
+function fmt(value: number | undefined, digits = 2): string {
+  return value === undefined || Number.isNaN(value) ? '-' : value.toFixed(digits);
+}
+
+/** The issue's targets, evaluated on what ran. A target stated for one N is n/a at another. */
+export function checkTargets(results: readonly ScenarioResult[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const add = (r: ScenarioResult, target: string, measured: string, status: TargetStatus) =>
+    checks.push({ scenario: r.scenario, n: r.n, target, measured, status });
+  for (const r of results) {
+    if (r.error) {
+      add(r, 'scenario completes', r.error.split('\n')[0] ?? r.error, 'MISS');
+      continue;
+    }
+    const requests = r.apiRequests ?? {};
+    if ((r.scenario === 'fanout' || r.scenario === 'rotation') && r.ratio !== undefined) {
+      add(
+        r,
+        `wall ≤ ${RATIO_LIMIT} × floor (at N=${RATIO_AT_N})`,
+        `${fmt(r.wallSeconds)} s / ${fmt(r.floorSeconds)} s = ${fmt(r.ratio)}×`,
+        r.n === RATIO_AT_N ? check(r.ratio <= RATIO_LIMIT) : 'n/a',
+      );
+    }
+    if (r.scenario === 'fanout') {
+      const creates = countWhere(requests, ['POST'], ['secrets']);
+      const saUpdates = countWhere(requests, ['PUT'], ['serviceaccounts']);
+      const otherWrites =
+        countWhere(requests, MUTATING_VERBS, ['secrets', 'serviceaccounts']) - creates - saUpdates;
+      const credWrites = countWhere(requests, ['PUT', 'PATCH', 'APPLY'], ['registrycredentials']);
+      add(
+        r,
+        `exactly N Secret creates + N SA updates, ≤ ${STATUS_WRITE_LIMIT} credential writes`,
+        `${creates} POST secrets, ${saUpdates} PUT sa, ${otherWrites} other, ${credWrites} credential`,
+        check(
+          creates === r.n &&
+            saUpdates === r.n &&
+            otherWrites === 0 &&
+            credWrites <= STATUS_WRITE_LIMIT,
+        ),
+      );
+    }
+    if (r.scenario === 'fanout' || r.scenario === 'rotation') {
+      const reads = countWhere(requests, READ_VERBS, NAMESPACED_READS);
+      const own = countWhere(r.operatorRequests ?? {}, ['get', 'list'], NAMESPACED_READS);
+      add(
+        r,
+        'no GET/LIST of secrets, SAs, namespaces',
+        `${reads} at the apiserver, ${own} by the operator`,
+        check(reads === 0 && own === 0),
+      );
+    }
+    if (r.scenario === 'onboarding' && r.latencyMs) {
+      add(
+        r,
+        `SA entry p99 ≤ ${ONBOARDING_P99_MS} ms`,
+        `p99 ${fmt(r.latencyMs.p99, 0)} ms (floor ${fmt(r.floorLatencyMs?.p99, 0)} ms)`,
+        check(r.latencyMs.p99 <= ONBOARDING_P99_MS && r.latencyMs.count === r.n),
+      );
+    }
+    if (r.scenario === 'steady' || r.scenario === 'resync') {
+      const apiWrites = countWhere(requests, MUTATING_VERBS, WRITTEN_RESOURCES);
+      const own = Object.values(r.operatorWrites ?? {}).reduce((a, b) => a + b, 0);
+      add(
+        r,
+        '0 writes (apiserver and regcred_api_writes_total)',
+        `${apiWrites} apiserver, ${own} operator`,
+        check(apiWrites === 0 && own === 0),
+      );
+    }
+    if (r.scenario === 'memory' && r.details) {
+      const without = Number(r.details.peakRssWithoutMB);
+      const withUnrelated = Number(r.details.peakRssWithUnrelatedMB);
+      const fanout = Number(r.details.peakRssFanoutMB);
+      const peak = Math.max(without, fanout);
+      add(
+        r,
+        `peak RSS ≤ ${MEMORY_LIMIT_MB} MB (at N=${MEMORY_AT_N})`,
+        `${fmt(peak, 1)} MB`,
+        r.n === MEMORY_AT_N ? check(peak <= MEMORY_LIMIT_MB) : 'n/a',
+      );
+      const growth = (withUnrelated - without) / without;
+      add(
+        r,
+        `unrelated Secrets add < ${UNRELATED_GROWTH_LIMIT * 100} %`,
+        `${fmt(without, 1)} → ${fmt(withUnrelated, 1)} MB (${fmt(growth * 100, 1)} %)`,
+        check(growth < UNRELATED_GROWTH_LIMIT),
+      );
+    }
+  }
+  return checks;
+}
+
+function pad(cells: readonly string[], widths: readonly number[]): string {
+  return cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
+}
+
+function table(header: readonly string[], rows: readonly string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [
+    pad(header, widths),
+    pad(
+      widths.map((w) => '-'.repeat(w)),
+      widths,
+    ),
+    ...rows.map((r) => pad(r, widths)),
+  ].join('\n');
+}
+
+function writesCell(requests: RequestCounts | undefined): string {
+  if (!requests) return '-';
+  const c = (verbs: readonly string[], resource: string) => countWhere(requests, verbs, [resource]);
+  return `${c(MUTATING_VERBS, 'secrets')}/${c(MUTATING_VERBS, 'serviceaccounts')}/${c(MUTATING_VERBS, 'registrycredentials')}`;
+}
+
+/** GET+LIST of secrets, SAs and namespaces: all clients (apiserver) / the operator's own. */
+function readsCell(r: ScenarioResult): string {
+  if (!r.apiRequests) return '-';
+  const all = countWhere(r.apiRequests, READ_VERBS, NAMESPACED_READS);
+  const own = r.operatorRequests
+    ? String(countWhere(r.operatorRequests, ['get', 'list'], NAMESPACED_READS))
+    : '-';
+  return `${all}/${own}`;
+}
+
+function latencyCell(p: Percentiles | undefined): string {
+  return p ? `${fmt(p.p50, 0)}/${fmt(p.p95, 0)}/${fmt(p.p99, 0)}` : '-';
+}
+
+export function resultsTable(results: readonly ScenarioResult[]): string {
+  const header = [
+    'scenario',
+    'N',
+    'wall s',
+    'floor s',
+    'ratio',
+    'ready s',
+    'p50/p95/p99 ms',
+    'floor p50/p95/p99',
+    'op CPU s',
+    'floor CPU s',
+    'cluster CPU op/floor',
+    'op peak RSS MB',
+    'writes sec/sa/rc',
+    'GET+LIST all/op',
+  ];
+  const rows = results.map((r) => [
+    r.scenario,
+    String(r.n),
+    r.error ? 'ERROR' : fmt(r.wallSeconds),
+    fmt(r.floorSeconds),
+    r.ratio === undefined ? '-' : `${fmt(r.ratio)}×`,
+    fmt(r.readySeconds),
+    latencyCell(r.latencyMs),
+    latencyCell(r.floorLatencyMs),
+    fmt(r.operatorCpuSeconds),
+    fmt(r.floorCpuSeconds),
+    r.clusterCpuSeconds === undefined
+      ? '-'
+      : `${fmt(r.clusterCpuSeconds, 1)}/${fmt(r.floorClusterCpuSeconds, 1)}`,
+    fmt(r.operatorPeakRssMB, 1),
+    writesCell(r.apiRequests),
+    readsCell(r),
+  ]);
+  return table(header, rows);
+}
+
+export function targetsTable(checks: readonly TargetCheck[]): string {
+  return table(
+    ['scenario', 'N', 'target', 'measured', 'result'],
+    checks.map((c) => [c.scenario, String(c.n), c.target, c.measured, c.status]),
+  );
+}
+
+/** One line per scenario: the non-WATCH request counts. */
+export function requestsSummary(results: readonly ScenarioResult[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    const fmtCounts = (counts: RequestCounts | undefined) =>
+      Object.entries(counts ?? {})
+        .filter(([key]) => !key.startsWith('WATCH'))
+        .map(([key, value]) => `${key}=${value}`)
+        .join(', ') || '(none)';
+    if (r.apiRequests) lines.push(`${r.scenario} N=${r.n}: ${fmtCounts(r.apiRequests)}`);
+    if (r.reconciles !== undefined) {
+      lines.push(
+        `  reconciles: ${r.reconciles}, ${fmt(r.reconcileSeconds)} s in total (mean ${fmt(((r.reconcileSeconds ?? 0) * 1000) / Math.max(1, r.reconciles), 0)} ms)`,
+      );
+    }
+    if (r.floorApiRequests) lines.push(`  floor: ${fmtCounts(r.floorApiRequests)}`);
+    if (r.operatorRequests && Object.keys(r.operatorRequests).length > 0) {
+      lines.push(`  operator (regcred_api_requests_total): ${fmtCounts(r.operatorRequests)}`);
+    }
+    for (const note of r.notes) lines.push(`  note: ${note}`);
+  }
+  return lines.join('\n');
+}
