@@ -231,7 +231,13 @@ export class Operator implements ClusterView {
     this.stopWorkers = runWorkers(
       this.queue,
       this.config.workers,
-      (key) => this.reconciler.reconcile(key),
+      (key) => {
+        // `credential/namespace`: the onboarding fast path (a credential name has no '/').
+        const slash = key.indexOf('/');
+        return slash < 0
+          ? this.reconciler.reconcile(key)
+          : this.reconciler.reconcileNamespace(key.slice(0, slash), key.slice(slash + 1));
+      },
       {
         logger: this.log,
         onResult: (_key, outcome) => {
@@ -295,7 +301,11 @@ export class Operator implements ClusterView {
   private onNamespace(e: InformerEvent<V1Namespace>): void {
     const now = namespaceInfo(e.object);
     const before = e.old ? namespaceInfo(e.old) : undefined;
-    const names = new Set(this.credentialsSelecting(now, before));
+    const selecting = this.credentialsSelecting(now);
+    const names = new Set([...selecting, ...this.credentialsSelecting(before)]);
+    // A new or newly selected namespace gets its own key too: it need not wait behind a full
+    // reconcile of every other namespace.
+    for (const name of selecting) this.enqueue(`${name}/${now.name}`);
     // A namespace that leaves every selector still holds our Secrets: their owners clean up.
     for (const secret of this.secrets.byNamespace(now.name)) {
       const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
@@ -307,7 +317,9 @@ export class Operator implements ClusterView {
   private onServiceAccount(e: InformerEvent<V1ServiceAccount>): void {
     const ns = e.object.metadata?.namespace ?? '';
     const info = this.namespace(ns);
-    const names = new Set(this.credentialsSelecting(info));
+    const selecting = this.credentialsSelecting(info);
+    const names = new Set(selecting);
+    if (e.type === 'add') for (const name of selecting) this.enqueue(`${name}/${ns}`);
     for (const secret of this.secrets.byNamespace(ns)) {
       const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
       if (owner) names.add(owner);

@@ -112,6 +112,47 @@ export class Reconciler {
     this.now = options.now ?? (() => new Date());
   }
 
+  /**
+   * The onboarding fast path: sync one namespace of one RegistryCredential from the caches,
+   * without waiting behind a full reconcile of every namespace. It only ever adds what the
+   * full reconcile would add; removals, conflicts and status stay with the full reconcile,
+   * which the same event also queued. Writes are conditional, so racing it is harmless.
+   */
+  async reconcileNamespace(name: string, ns: string): Promise<ReconcileResult> {
+    const cred = this.o.view.credential(name);
+    if (!cred || cred.metadata.deletionTimestamp || cred.spec.suspend) return {};
+    if (!(cred.metadata.finalizers ?? []).includes(CLEANUP_FINALIZER)) return {};
+    const info = this.o.view.namespace(ns);
+    let selects: (ns: NamespaceInfo) => boolean;
+    try {
+      selects = namespaceSelection(cred.spec);
+    } catch {
+      return {};
+    }
+    if (!info || !selects(info)) return {};
+    const secretName = effectiveSecretName(cred);
+    let json: string;
+    try {
+      const resolved = await resolveCredentials(cred, this.o.view, this.o.policy, {
+        tokens: this.o.tokens,
+        now: this.now(),
+        written: this.writtenAuths(name, secretName),
+        ...(this.o.endpoints ? { endpoints: this.o.endpoints } : {}),
+      });
+      if (resolved.entries.size === 0 || resolved.refreshErrors.length > 0) return {};
+      json = buildDockerConfigJson(resolved.entries);
+      if (this.inSync(cred, ns, secretName, json)) return {};
+    } catch (error) {
+      if (error instanceof CredentialError) return {};
+      throw error;
+    }
+    const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
+    const outcome = await this.syncNamespace(cred, ns, secretName, json, writes);
+    if (outcome.kind === 'failed' && outcome.transient)
+      throw new RetryableSyncError(outcome.message);
+    return {};
+  }
+
   async reconcile(name: string): Promise<ReconcileResult> {
     const cred = this.o.view.credential(name);
     if (!cred) {
