@@ -10,10 +10,20 @@ const SENSITIVE_KEYS =
 /** Shorter values are not tracked: masking "a" or "ab" everywhere would garble every message. */
 const MIN_TRACKED_LENGTH = 4;
 const MAX_TRACKED = 20_000;
+/**
+ * V8 refuses a regular expression with a literal much over 32 K characters ("Regular expression
+ * too large"), and its message quotes the pattern: longer values are found by plain search.
+ */
+const MAX_PATTERN_VALUE_LENGTH = 4_096;
+
+function escapeRegExp(value: string): string {
+  return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 export class SecretValues {
   private readonly values = new Set<string>();
   private pattern: RegExp | undefined;
+  private long: string[] = [];
 
   /** Registers credential values (and their base64 forms) so they never leave the process. */
   add(...values: Array<string | undefined>): void {
@@ -43,14 +53,18 @@ export class SecretValues {
   /** Replaces every registered value inside `text`. */
   scrub(text: string): string {
     if (this.values.size === 0) return text;
-    this.pattern ??= new RegExp(
-      [...this.values]
-        .sort((a, b) => b.length - a.length)
-        .map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-        .join('|'),
-      'g',
-    );
-    return text.replace(this.pattern, MASK);
+    if (this.pattern === undefined) {
+      const sorted = [...this.values].sort((a, b) => b.length - a.length);
+      this.long = sorted.filter((v) => v.length > MAX_PATTERN_VALUE_LENGTH);
+      const short = sorted.filter((v) => v.length <= MAX_PATTERN_VALUE_LENGTH);
+      // (?!) never matches: there is nothing short to look for.
+      this.pattern = new RegExp(short.length > 0 ? short.map(escapeRegExp).join('|') : '(?!)', 'g');
+    }
+    let out = text;
+    for (const value of this.long) {
+      if (out.includes(value)) out = out.split(value).join(MASK);
+    }
+    return out.replace(this.pattern, MASK);
   }
 }
 
