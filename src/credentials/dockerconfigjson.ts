@@ -11,6 +11,12 @@ export const DOCKERCFG_KEY = '.dockercfg';
 /** More entries than this in one imported config is refused as SourceInvalid. */
 export const MAX_DOCKER_CONFIG_ENTRIES = 1000;
 
+/**
+ * The API server refuses a Secret whose data adds up to more than 1 MiB: a config that big can
+ * never be written, so it is a SourceInvalid, not a write failure to retry in every namespace.
+ */
+export const MAX_SECRET_DATA_BYTES = 1024 * 1024;
+
 export interface DockerAuthEntry {
   username?: string;
   password?: string;
@@ -61,7 +67,14 @@ export function buildDockerConfigJson(entries: ReadonlyMap<string, DockerAuthEnt
     }
     return `${JSON.stringify(server)}:{${fields.join(',')}}`;
   });
-  return `{"auths":{${auths.join(',')}}}`;
+  const json = `{"auths":{${auths.join(',')}}}`;
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes > MAX_SECRET_DATA_BYTES) {
+    throw invalid(
+      `the merged ${DOCKER_CONFIG_JSON_KEY} would be ${bytes} bytes, more than the ${MAX_SECRET_DATA_BYTES} a Secret can hold`,
+    );
+  }
+  return json;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   type DockerAuthEntry,
   decodeAuthField,
   MAX_DOCKER_CONFIG_ENTRIES,
+  MAX_SECRET_DATA_BYTES,
   parseDockerConfigSecret,
 } from '../../src/credentials/dockerconfigjson.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
@@ -129,6 +130,21 @@ describe('dockerconfigjson', () => {
     it('a server named __proto__ is an ordinary key', () => {
       const json = buildDockerConfigJson(new Map([['__proto__', { username: 'u' }]]));
       assert.equal(json, '{"auths":{"__proto__":{"username":"u"}}}');
+    });
+
+    it('refuses, as SourceInvalid without the value, a config larger than a Secret can hold', () => {
+      // The API server refuses Secret data over 1 MiB in every namespace, forever: retrying
+      // would only fill the logs. Exactly 1 MiB is still written.
+      const shell = buildDockerConfigJson(new Map([['r', { password: 'p' }]])).length - 1;
+      const fits = (extra: number) =>
+        new Map([['r', { password: 'p'.repeat(MAX_SECRET_DATA_BYTES - shell + extra) }]]);
+      assert.equal(
+        Buffer.byteLength(buildDockerConfigJson(fits(0)), 'utf8'),
+        MAX_SECRET_DATA_BYTES,
+      );
+      const err = sourceInvalid(() => buildDockerConfigJson(fits(1)));
+      assert.match(err.message, /1048577 bytes, more than the 1048576 a Secret can hold/);
+      assert.ok(!err.message.includes('ppp'), 'the message holds no credential bytes');
     });
   });
 
