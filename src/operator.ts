@@ -20,6 +20,7 @@ import { WorkQueue } from './controller/workqueue.ts';
 import { referencedSecrets } from './credentials/resolve.ts';
 import { TokenCache } from './credentials/token-cache.ts';
 import { KubeApi } from './kube/api.ts';
+import { ApiServerProbe } from './kube/api-probe.ts';
 import { EventRecorder } from './kube/events.ts';
 import { Informer, type InformerEvent } from './kube/informer.ts';
 import { createSecretInformers, type InformerUnion } from './kube/secret-informers.ts';
@@ -68,6 +69,18 @@ class WrittenOverlay<T extends Obj> {
       return cached;
     }
     return mine;
+  }
+  /**
+   * The watch delivered `obj`: once it reports our write or anything later (a delete included:
+   * a DELETED event carries the resourceVersion of the deletion), the cache is the truth. Without
+   * this, pick() cannot tell "not seen yet" from "seen, then deleted by someone else", and serves
+   * a Secret that no longer exists for as long as the process lives.
+   */
+  observed(obj: T): void {
+    const key = keyOf(obj);
+    const mine = this.written.get(key);
+    if (mine === undefined) return;
+    if (mine === null || rv(obj) >= rv(mine)) this.written.delete(key);
   }
   clear(): void {
     this.written.clear();
@@ -125,6 +138,8 @@ export class Operator implements ClusterView {
   private readonly secretOverlay = new WrittenOverlay<V1Secret>();
   private readonly saOverlay = new WrittenOverlay<V1ServiceAccount>();
   private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
+  /** Catches a hung API server that open watches cannot tell from a quiet one. */
+  private readonly apiProbe: ApiServerProbe;
   private readonly queue: WorkQueue;
   private readonly reconciler: Reconciler;
   private subscription?: Subscription;
@@ -162,6 +177,7 @@ export class Operator implements ClusterView {
       logger: informerLog,
       unhealthyAfterMs,
     });
+    this.apiProbe = new ApiServerProbe(kc, { unhealthyAfterMs });
     this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });
     this.reconciler = new Reconciler({
       view: this,
@@ -216,6 +232,7 @@ export class Operator implements ClusterView {
     subscription.add(this.secrets.events$.subscribe((e) => this.onSecret(e)));
     this.subscription = subscription;
     for (const informer of this.informers) informer.start();
+    this.apiProbe.start();
     await Promise.all(this.informers.map((informer) => informer.synced));
     this.log.info('caches synced', {
       registryCredentials: this.credentials.list().length,
@@ -260,11 +277,11 @@ export class Operator implements ClusterView {
       await Promise.race([this.stopWorkers(), new Promise((r) => setTimeout(r, drainMs).unref())]);
     }
     this.subscription?.unsubscribe();
-    await Promise.all(this.informers.map((informer) => informer.stop()));
+    await Promise.all([this.apiProbe.stop(), ...this.informers.map((informer) => informer.stop())]);
   }
 
   health(): { synced: boolean; healthy: boolean; detail: string } {
-    const states = this.informers.map((i) => i.health());
+    const states = [...this.informers.map((i) => i.health()), this.apiProbe.health()];
     const broken = states.filter((s) => !s.healthy);
     return {
       synced: states.every((s) => s.synced),
@@ -280,6 +297,7 @@ export class Operator implements ClusterView {
   }
 
   private onCredential(e: InformerEvent<RegistryCredential>): void {
+    this.credOverlay.observed(e.object);
     this.enqueue(e.object.metadata?.name);
   }
 
@@ -315,6 +333,7 @@ export class Operator implements ClusterView {
   }
 
   private onServiceAccount(e: InformerEvent<V1ServiceAccount>): void {
+    this.saOverlay.observed(e.object);
     const ns = e.object.metadata?.namespace ?? '';
     const info = this.namespace(ns);
     const selecting = this.credentialsSelecting(info);
@@ -328,6 +347,7 @@ export class Operator implements ClusterView {
   }
 
   private onSecret(e: InformerEvent<V1Secret>): void {
+    this.secretOverlay.observed(e.object);
     for (const obj of [e.object, e.old]) {
       if (obj?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
         this.enqueue(obj.metadata.labels[CREDENTIAL_LABEL]);
