@@ -225,7 +225,10 @@ export class Reconciler {
 
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
     // Namespaces that left the targets, and Secrets under an old secretName, go first.
-    const cleanupErrors = await this.removeStale(name, current, targets, secretName, writes);
+    const cleanupErrors = [
+      ...(await this.removeStale(name, current, targets, secretName, writes)),
+      ...(await this.removeDanglingEntries(name, targets, secretName, writes)),
+    ];
 
     const outcomes = new Map<string, NamespaceOutcome>();
     if (resolved) {
@@ -481,6 +484,42 @@ export class Reconciler {
     );
   }
 
+  /**
+   * Our entries where our Secret is already gone (another client deleted it) and the namespace
+   * is no longer a target, or the credential is being deleted: removeStale starts from our
+   * Secrets and cannot find these. An entry naming a Secret that does not exist in its
+   * namespace points at nothing, whoever wrote it; one naming a Secret that exists (someone
+   * else's, or another credential's) is left alone.
+   */
+  private async removeDanglingEntries(
+    credName: string,
+    targets: ReadonlySet<string>,
+    secretName: string,
+    writes: Writes,
+  ): Promise<string[]> {
+    const errors: string[] = [];
+    for (const ns of this.o.view.namespaces()) {
+      if (targets.has(ns.name) || ns.terminating) continue;
+      const listing = this.o.view
+        .serviceAccounts(ns.name)
+        .some((sa) => (sa.imagePullSecrets ?? []).some((e) => e.name === secretName));
+      if (!listing || this.o.view.managedSecret(ns.name, secretName)) continue;
+      try {
+        if (await this.o.api.readSecret(ns.name, secretName)) continue;
+        writes.serviceAccounts += await this.removeEntries(ns.name, secretName);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.o.log.warn('cleanup failed', {
+          registryCredential: credName,
+          namespace: ns.name,
+          error: message,
+        });
+        errors.push(`${ns.name}: ${message}`);
+      }
+    }
+    return errors;
+  }
+
   /** Removes our entry from every ServiceAccount in `ns` that has it; returns the writes. */
   private async removeEntries(ns: string, secretName: string): Promise<number> {
     let written = 0;
@@ -565,7 +604,10 @@ export class Reconciler {
     if (!finalizers.includes(CLEANUP_FINALIZER)) return {};
     const name = cred.metadata.name ?? '';
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
-    const errors = await this.removeStale(name, undefined, new Set(), '', writes);
+    const errors = [
+      ...(await this.removeStale(name, undefined, new Set(), '', writes)),
+      ...(await this.removeDanglingEntries(name, new Set(), effectiveSecretName(cred), writes)),
+    ];
     if (errors.length > 0) {
       await this.o.events.record(
         cred,
