@@ -246,6 +246,14 @@ const malformed: Malformed[] = [
     expect: ['spec.registries[0].acr.clientSecretRef', 'tenantId and clientId are required'],
   },
   {
+    story:
+      'an acr registry whose server is not an Azure Container Registry (the token would go there)',
+    spec: specWith({
+      registries: [{ server: 'registry.attacker.example', acr: {} }],
+    }),
+    expect: ['spec.registries[0].server', 'Azure Container Registry'],
+  },
+  {
     story: 'an ecr region that is not an AWS region',
     spec: specWith({
       registries: [
@@ -469,6 +477,8 @@ describe('The RegistryCredential API, as kubectl users meet it', () => {
           { server: '123456789012.dkr-ecr.eu-west-1.on.aws', ecr: {} },
           { server: 'europe-west1-docker.pkg.dev', gcp: {} },
           { server: 'myregistry.azurecr.io', acr: {} },
+          { server: 'https://Contoso.azurecr.cn:443', acr: {} },
+          { server: 'gov.azurecr.us', acr: {} },
         ],
       });
       const result = await kubectlApply(sent, ['--dry-run=server']);
