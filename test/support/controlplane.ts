@@ -304,6 +304,13 @@ export class ControlPlane {
     await this.waitForApiServer(60_000);
   }
 
+  /** Stops etcd and starts it again on the same port and data; the API server reconnects. */
+  async restartEtcd(): Promise<void> {
+    await this.stopComponent('etcd');
+    await this.startComponent('etcd');
+    await this.waitFor('etcd health', () => this.etcdHealthy(), 30_000);
+  }
+
   /** Freezes (SIGSTOP) or thaws (SIGCONT) the API server: a hung server, not a dead one. */
   signalApiServer(signal: 'SIGSTOP' | 'SIGCONT'): void {
     this.components.get('kube-apiserver')?.process?.kill(signal);
