@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
-# Build: compile TypeScript with the full dependency set.
+# Build: bundle src/ into dist/ (CI type-checks) (docs/adr/0005-bundled-build.md).
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts/build.ts ./scripts/
 COPY src ./src
 RUN npm run build
 
-# Runtime: production dependencies only, non-root, nothing writable needed.
+# Runtime: the bundle, plus production dependencies for the cloud SDKs it loads on first use;
+# non-root, nothing writable needed.
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app

@@ -4,6 +4,10 @@
 // every target namespace in one fan-out, with one cloud call per refresh whatever the number of
 // namespaces; a failing cloud keeps the last good Secret until the token expires, then the
 // registry drops out; a forced refresh is one more call.
+//
+// This file's operator runs from dist/, the bundle the image ships: the cloud SDKs stay out of
+// the bundle and are loaded from node_modules on first use, and these tests are where that
+// lazy loading is exercised for all three clouds.
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +35,7 @@ import {
 import { testCertificates } from '../support/fakes/test-ca.ts';
 import { type DockerConfig, Fixtures, registerCredentialStrings } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
-import { type OperatorProcess, startOperator } from '../support/operator.ts';
+import { buildDist, type OperatorProcess, startOperator } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
 import { cluster, EXTRA_SOURCE_NAMESPACE, OPERATOR_NAMESPACE } from './hooks.ts';
 
@@ -140,8 +144,10 @@ describe('cloud registry tokens (operator against local cloud fakes)', () => {
     // Nothing from this machine may leak into the default chains: GOOGLE_CLEAN_ENV's HOME is
     // left out (CLOUDSDK_CONFIG already hides gcloud's file) so the process keeps a usable HOME.
     const { HOME: _home, ...googleEnv } = GOOGLE_CLEAN_ENV;
+    buildDist();
     await cluster.stopOperator();
     op = await startOperator({
+      fromDist: true,
       kubeconfigPath: cluster.operatorKubeconfigPath,
       namespace: OPERATOR_NAMESPACE,
       sourceNamespaces: [EXTRA_SOURCE_NAMESPACE],

@@ -1,7 +1,7 @@
 // Runs the operator as its own process, as in production, against a test control plane: its
 // logs are kept (tests check them for leaks), its health and metrics endpoints are reachable,
 // and tests can stop, kill and restart it.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,21 @@ import { freePort } from './controlplane.ts';
 import { waitUntil } from './wait.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let built = false;
+
+/**
+ * Builds dist/ (npm run build: the bundle the image runs) once per test process. Tests that run
+ * the operator `fromDist` call it first, so they never run a stale bundle.
+ */
+export function buildDist(): void {
+  if (built) return;
+  execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build.ts')], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  built = true;
+}
 
 export interface OperatorProcessOptions {
   kubeconfigPath: string;
@@ -22,7 +37,7 @@ export interface OperatorProcessOptions {
   leaderElect?: boolean;
   /** Holder identity in the Lease. */
   identity?: string;
-  /** Run from the built dist/ (as the image does) instead of src/. */
+  /** Run from the built dist/ (as the image does) instead of src/; see buildDist(). */
   fromDist?: boolean;
 }
 
