@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import { CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { shareConnections } from '../../src/kube/connections.ts';
+import { makeTestCertificates, testCertificates } from '../support/fakes/test-ca.ts';
+
+// An HTTPS server that offers HTTP/2 first (as kube-apiserver does) and also speaks HTTP/1.1;
+// it records the protocol of every request and every TCP connection it accepted.
+class ApiServerLike {
+  readonly versions: string[] = [];
+  connections = 0;
+  readonly #server: Http2SecureServer;
+
+  constructor() {
+    const { serverCert, serverKey } = testCertificates();
+    this.#server = createSecureServer(
+      { cert: serverCert, key: serverKey, allowHTTP1: true, ALPNProtocols: ['h2', 'http/1.1'] },
+      (req, res) => {
+        this.versions.push(req.httpVersion);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          req.url === '/version'
+            ? JSON.stringify({ major: '1', minor: '37', gitVersion: 'v1.37.2' })
+            : JSON.stringify({ kind: 'NamespaceList', apiVersion: 'v1', metadata: {}, items: [] }),
+        );
+      },
+    );
+    this.#server.on('secureConnection', (_socket: Socket) => {
+      this.connections += 1;
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    return `https://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    await new Promise((r) => this.#server.close(r));
+  }
+}
+
+function kubeconfig(server: string, ca: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server, caData: Buffer.from(ca).toString('base64') }],
+    users: [{ name: 'u', token: 'not-a-real-token' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+describe('shareConnections', () => {
+  let api: ApiServerLike;
+  let url: string;
+
+  beforeEach(async () => {
+    api = new ApiServerLike();
+    url = await api.listen();
+  });
+
+  afterEach(async () => {
+    await api.close();
+  });
+
+  it('reuses kept-alive HTTP/1.1 connections across requests, though the server offers HTTP/2', async () => {
+    const kc = shareConnections(kubeconfig(url, testCertificates().caCert));
+    const version = kc.makeApiClient(VersionApi);
+    const core = kc.makeApiClient(CoreV1Api);
+    for (let i = 0; i < 20; i++) {
+      await version.getCode();
+      await core.listNamespace();
+    }
+    assert.equal(api.versions.length, 40);
+    assert.deepEqual(new Set(api.versions), new Set(['1.1']));
+    // undici may open a second socket while the first is being released; never one per request.
+    assert.ok(api.connections <= 2, `${api.connections} connections for 40 sequential requests`);
+  });
+
+  it('opens about one connection per request in flight, not one per request', async () => {
+    const kc = shareConnections(kubeconfig(url, testCertificates().caCert));
+    const version = kc.makeApiClient(VersionApi);
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(Array.from({ length: 4 }, () => version.getCode()));
+    }
+    assert.equal(api.versions.length, 12);
+    assert.ok(api.connections <= 5, `${api.connections} connections for 4 requests in flight`);
+  });
+
+  it('without it, client-node opens a connection for every request (why this exists)', async () => {
+    const version = kubeconfig(url, testCertificates().caCert).makeApiClient(VersionApi);
+    for (let i = 0; i < 5; i++) await version.getCode();
+    assert.equal(api.connections, 5);
+  });
+
+  it('gives a different CA its own dispatcher: a connection it cannot verify fails', async () => {
+    const good = shareConnections(kubeconfig(url, testCertificates().caCert));
+    await good.makeApiClient(VersionApi).getCode();
+    // Same KubeConfig object, new CA (a rotated cluster CA): the old pool must not be reused.
+    const other = makeTestCertificates().caCert;
+    const cluster = good.getCurrentCluster();
+    assert.ok(cluster);
+    (cluster as { caData?: string }).caData = Buffer.from(other).toString('base64');
+    await assert.rejects(good.makeApiClient(VersionApi).getCode());
+  });
+});
