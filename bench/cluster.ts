@@ -8,12 +8,14 @@ import {
   KubeConfig,
   PatchStrategy,
   setHeaderOptions,
+  type V1OwnerReference,
   type V1Secret,
   type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
 import {
   API_VERSION,
+  CREDENTIAL_LABEL,
   GROUP,
   KIND,
   PLURAL,
@@ -68,11 +70,27 @@ function dockerConfigJson(password: string): string {
 }
 
 /** A dockerconfigjson Secret body as the floor baseline writes it. */
-export function floorSecret(namespace: string, name: string, password: string): V1Secret {
+/**
+ * The Secret the floor writes: the operator's shape (type, data, two labels, a controller
+ * ownerReference to a RegistryCredential) under the floor's own label and name, so the API
+ * server, its field manager and the garbage collector do the same work for both. The operator
+ * never sees it: it only watches Secrets labelled managed-by regcred-operator.
+ */
+export function floorSecret(
+  namespace: string,
+  name: string,
+  password: string,
+  owner: V1OwnerReference,
+): V1Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name, namespace, labels: { 'bench.regcred.dev/floor': 'true' } },
+    metadata: {
+      name,
+      namespace,
+      labels: { 'bench.regcred.dev/floor': 'true', [CREDENTIAL_LABEL]: owner.name },
+      ownerReferences: [owner],
+    },
     type: 'kubernetes.io/dockerconfigjson',
     data: {
       '.dockerconfigjson': Buffer.from(dockerConfigJson(password)).toString('base64'),
@@ -119,6 +137,14 @@ export class BenchCluster {
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
   readonly operatorKubeconfigPath: string;
+  /**
+   * The floor's client: the operator's identity (config/rbac's ServiceAccount token), so its
+   * requests pay the same authentication and RBAC checks as the operator's; the harness's own
+   * client is a cluster admin, which the API server lets through without either.
+   */
+  readonly floorCore: CoreV1Api;
+  /** What the floor's Secrets are owned by (a suspended RegistryCredential of its own). */
+  floorOwner: V1OwnerReference = { apiVersion: API_VERSION, kind: KIND, name: '', uid: '' };
 
   private constructor(plane: ControlPlane, operatorKubeconfigPath: string) {
     this.plane = plane;
@@ -129,6 +155,37 @@ export class BenchCluster {
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
     this.operatorKubeconfigPath = operatorKubeconfigPath;
+    const floorKc = new KubeConfig();
+    floorKc.loadFromFile(operatorKubeconfigPath);
+    this.floorCore = reuseConnections(floorKc).makeApiClient(CoreV1Api);
+  }
+
+  /** A suspended RegistryCredential that selects nothing: the owner of the floor's Secrets. */
+  private async createFloorOwner(): Promise<void> {
+    const name = 'bench-floor-owner';
+    const created = (await this.custom.createClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      body: {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        metadata: { name },
+        spec: {
+          suspend: true,
+          namespaces: ['bench-floor-owner-selects-nothing'],
+          registries: [{ server: REGISTRY_SERVER, basic: { secretRef: { name } } }],
+        },
+      },
+    })) as RegistryCredential;
+    this.floorOwner = {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      name,
+      uid: created.metadata.uid ?? '',
+      controller: true,
+      blockOwnerDeletion: false,
+    };
   }
 
   /**
@@ -179,6 +236,7 @@ export class BenchCluster {
         token,
       );
       const cluster = new BenchCluster(plane, path);
+      await cluster.createFloorOwner();
       const gcMs = await cluster.waitGarbageCollectorKnowsCredentials();
       log(`[bench] garbage collector handles RegistryCredential owners (${gcMs.toFixed(0)} ms)`);
       return cluster;

@@ -106,6 +106,10 @@ export interface FanoutRun {
   runId: string;
   namespaces: readonly string[];
   credential: string;
+  /** The managed Secret's name (default SECRET_NAME). */
+  secretName?: string;
+  /** The source Secret in the operator's namespace (default SOURCE_SECRET). */
+  source?: string;
 }
 
 /**
@@ -120,8 +124,9 @@ export async function measureFanout(
   password: string,
 ): Promise<Window & { readyMs?: number }> {
   const n = run.namespaces.length;
+  const secretName = run.secretName ?? SECRET_NAME;
   const tracker = new SyncTracker(run.namespaces, {
-    secretName: SECRET_NAME,
+    secretName,
     password,
     serviceAccounts: true,
   });
@@ -150,7 +155,12 @@ export async function measureFanout(
   try {
     const start = await openWindow(cluster, op);
     const started = performance.now();
-    await cluster.createCredential(run.credential, run.runId, SECRET_NAME, SOURCE_SECRET);
+    await cluster.createCredential(
+      run.credential,
+      run.runId,
+      secretName,
+      run.source ?? SOURCE_SECRET,
+    );
     if (!(await within(Promise.all([tracker.done, ready]), convergenceTimeoutMs(n)))) {
       throw new Error(
         `fan-out of ${n}: ${tracker.synced} namespaces synced, Ready ${readyAt !== undefined} after ${convergenceTimeoutMs(n) / 1000} s; operator logs:\n${op.lastLogs().join('\n')}`,
@@ -175,7 +185,7 @@ export async function measureRotation(
 ): Promise<Window> {
   const n = run.namespaces.length;
   const tracker = new SyncTracker(run.namespaces, {
-    secretName: SECRET_NAME,
+    secretName: run.secretName ?? SECRET_NAME,
     password,
     serviceAccounts: false,
   });
@@ -185,7 +195,7 @@ export async function measureRotation(
   try {
     const start = await openWindow(cluster, op);
     const started = performance.now();
-    await cluster.setSourcePassword(SOURCE_SECRET, password);
+    await cluster.setSourcePassword(run.source ?? SOURCE_SECRET, password);
     if (!(await within(tracker.done, convergenceTimeoutMs(n)))) {
       throw new Error(
         `rotation of ${n}: ${tracker.synced} Secrets updated after ${convergenceTimeoutMs(n) / 1000} s`,
@@ -199,13 +209,27 @@ export async function measureRotation(
   }
 }
 
+/** One line per measured window, for the progress log: runs vary, and the slow ones need a why. */
+function describeWindow(w: Window | undefined): string {
+  if (!w) return '';
+  const counts = (c: RequestCounts) =>
+    Object.entries(c)
+      .filter(([key]) => !key.startsWith('WATCH') && !key.includes('leases'))
+      .map(([key, value]) => `${key}=${value}`)
+      .join(' ');
+  return `${seconds(w.wallMs).toFixed(2)} s, operator CPU ${w.cpuSeconds.toFixed(2)} s, cluster CPU ${w.clusterCpuSeconds.toFixed(2)} s, ${w.reconciles} reconciles (${w.reconcileSeconds.toFixed(2)} s); ${counts(w.requests)}`;
+}
+
 function withFloor(
   scenario: ScenarioName,
   n: number,
-  window: Window,
+  windows: readonly Window[],
   floorRuns: readonly FloorResult[],
 ): ScenarioResult {
   const floor = fastest(floorRuns);
+  // The operator gets what the floor gets: the faster of its runs counts (the machine's load
+  // moves single runs by tens of percent); every run is listed in the details.
+  const window = windows.reduce((best, w) => (w.wallMs < best.wallMs ? w : best));
   const wallSeconds = seconds(window.wallMs);
   const floorSeconds = seconds(floor.wallMs);
   return {
@@ -215,7 +239,7 @@ function withFloor(
     floorSeconds,
     ratio: wallSeconds / floorSeconds,
     operatorCpuSeconds: window.cpuSeconds,
-    operatorPeakRssMB: window.peakRssMB,
+    operatorPeakRssMB: Math.max(...windows.map((w) => w.peakRssMB)),
     apiRequests: window.requests,
     harnessRequests: window.harnessRequests,
     floorApiRequests: floor.requests,
@@ -227,10 +251,11 @@ function withFloor(
     clusterCpuSeconds: window.clusterCpuSeconds,
     floorClusterCpuSeconds: floor.clusterCpuSeconds,
     details: {
+      operatorRunsSeconds: windows.map((w) => seconds(w.wallMs).toFixed(3)).join(' '),
       floorRunsSeconds: floorRuns.map((r) => seconds(r.wallMs).toFixed(3)).join(' '),
       floorWatchObservedSeconds: floor.observedMs === undefined ? '-' : seconds(floor.observedMs),
     },
-    notes: window.notes,
+    notes: [...new Set(windows.flatMap((w) => w.notes))],
   };
 }
 
@@ -326,34 +351,52 @@ export async function runFanoutGroup(
       };
       await runFloor(FLOOR_SECRET);
 
-      let fan: (Window & { readyMs?: number }) | undefined;
-      let rot: Window | undefined;
-      const later: ScenarioResult[] = [];
-      let op = await startOperator(ctx, cluster);
-      try {
-        log(`[bench] N=${n}: fan-out`);
-        fan = await measureFanout(cluster, op, run, firstPassword);
-        if (plan.rotation) {
-          log(`[bench] N=${n}: rotation`);
-          rot = await measureRotation(cluster, op, run, secondPassword);
-        }
-        if (plan.steady) {
-          log(`[bench] N=${n}: steady state, ${plan.steadySeconds} s idle`);
-          later.push(await measureSteady(cluster, op, n, plan.steadySeconds));
-          log(`[bench] N=${n}: resync (operator restart)`);
-          const resync = await measureResync(ctx, cluster, op, n);
-          op = resync.operator;
-          later.push(resync.result);
-        }
-      } finally {
-        await op.stop();
+      // Two operator runs, as the floor has two: the first before the floor's second run, the
+      // second after it, each with a RegistryCredential of its own (its own Secret name and
+      // source), so each fan-out writes N Secrets and N ServiceAccount entries.
+      const suffixes = plan.fanout || plan.rotation ? ['a', 'b'] : ['a'];
+      const targets: FanoutRun[] = suffixes.map((suffix, i) => ({
+        ...run,
+        credential: `${run.credential}-${suffix}`,
+        secretName: i === 0 ? SECRET_NAME : `${SECRET_NAME}-${suffix}`,
+        source: i === 0 ? SOURCE_SECRET : `${SOURCE_SECRET}-${suffix}`,
+      }));
+      for (const target of targets.slice(1)) {
+        await cluster.createSourceSecret(target.source ?? SOURCE_SECRET, firstPassword);
       }
-      if (plan.fanout || plan.rotation) await runFloor(`${FLOOR_SECRET}-2`);
+      const fans: Array<Window & { readyMs?: number }> = [];
+      const rots: Window[] = [];
+      const later: ScenarioResult[] = [];
+      for (const [i, target] of targets.entries()) {
+        let op = await startOperator(ctx, cluster);
+        try {
+          log(`[bench] N=${n}: fan-out ${i + 1}/${targets.length} (${target.credential})`);
+          fans.push(await measureFanout(cluster, op, target, firstPassword));
+          log(`[bench] N=${n}: ${describeWindow(fans.at(-1))}`);
+          if (plan.rotation) {
+            log(`[bench] N=${n}: rotation ${i + 1}/${targets.length}`);
+            rots.push(await measureRotation(cluster, op, target, secondPassword));
+            log(`[bench] N=${n}: ${describeWindow(rots.at(-1))}`);
+          }
+          if (plan.steady && i === targets.length - 1) {
+            log(`[bench] N=${n}: steady state, ${plan.steadySeconds} s idle`);
+            later.push(await measureSteady(cluster, op, n, plan.steadySeconds));
+            log(`[bench] N=${n}: resync (operator restart)`);
+            const resync = await measureResync(ctx, cluster, op, n);
+            op = resync.operator;
+            later.push(resync.result);
+          }
+        } finally {
+          await op.stop();
+        }
+        if (i === 0 && targets.length > 1) await runFloor(`${FLOOR_SECRET}-2`);
+      }
       if (plan.fanout) {
-        const result = withFloor('fanout', n, fan, floorFan);
+        const result = withFloor('fanout', n, fans, floorFan);
+        const fastestFan = fans.reduce((best, w) => (w.wallMs < best.wallMs ? w : best));
         results.push({
           ...result,
-          readySeconds: fan.readyMs === undefined ? undefined : seconds(fan.readyMs),
+          readySeconds: fastestFan.readyMs === undefined ? undefined : seconds(fastestFan.readyMs),
           details: {
             ...result.details,
             namespaceCreateSeconds: seconds(setup.createMs),
@@ -361,7 +404,7 @@ export async function runFanoutGroup(
           },
         });
       }
-      if (rot) results.push(withFloor('rotation', n, rot, floorRot));
+      if (plan.rotation) results.push(withFloor('rotation', n, rots, floorRot));
       results.push(...later);
     } finally {
       await cluster.stop();

@@ -47,7 +47,7 @@ async function addEntry(cluster: BenchCluster, sa: V1ServiceAccount, name: strin
     const saName = current.metadata?.name ?? '';
     try {
       await withRetry(`update ServiceAccount ${namespace}/${saName}`, () =>
-        cluster.core.replaceNamespacedServiceAccount({
+        cluster.floorCore.replaceNamespacedServiceAccount({
           namespace,
           name: saName,
           body: withEntry(current, name),
@@ -56,7 +56,7 @@ async function addEntry(cluster: BenchCluster, sa: V1ServiceAccount, name: strin
       return;
     } catch (error) {
       if (!/409|Conflict/.test(String(error))) throw error;
-      current = await cluster.core.readNamespacedServiceAccount({ namespace, name: saName });
+      current = await cluster.floorCore.readNamespacedServiceAccount({ namespace, name: saName });
     }
   }
   throw new Error(`ServiceAccount ${sa.metadata?.namespace}/${sa.metadata?.name} kept changing`);
@@ -76,7 +76,7 @@ export async function floorFanout(
 ): Promise<FloorResult> {
   const wanted = new Set(namespaces);
   const accounts = new Map<string, V1ServiceAccount>();
-  const list = await cluster.core.listServiceAccountForAllNamespaces({
+  const list = await cluster.floorCore.listServiceAccountForAllNamespaces({
     fieldSelector: 'metadata.name=default',
   });
   for (const sa of list.items) {
@@ -90,9 +90,9 @@ export async function floorFanout(
   const started = performance.now();
   await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
     await withRetry(`create Secret ${namespace}/${secretName}`, () =>
-      cluster.core.createNamespacedSecret({
+      cluster.floorCore.createNamespacedSecret({
         namespace,
-        body: floorSecret(namespace, secretName, password),
+        body: floorSecret(namespace, secretName, password, cluster.floorOwner),
       }),
     );
     const sa = accounts.get(namespace);
@@ -116,7 +116,7 @@ export async function floorRotation(
 ): Promise<FloorResult> {
   const wanted = new Set(namespaces);
   const secrets = new Map<string, V1Secret>();
-  const list = await cluster.core.listSecretForAllNamespaces({
+  const list = await cluster.floorCore.listSecretForAllNamespaces({
     labelSelector: FLOOR_LABEL_SELECTOR,
   });
   for (const secret of list.items) {
@@ -131,12 +131,15 @@ export async function floorRotation(
   await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
     const existing = secrets.get(namespace);
     if (!existing) throw new Error(`no floor Secret ${secretName} in ${namespace}`);
+    // As the operator sends it: the object it knows without managedFields, the new data.
+    const { managedFields: _managed, ...metadata } = existing.metadata ?? {};
     const body: V1Secret = {
       ...existing,
-      data: floorSecret(namespace, secretName, password).data,
+      metadata,
+      data: floorSecret(namespace, secretName, password, cluster.floorOwner).data,
     };
     await withRetry(`update Secret ${namespace}/${secretName}`, () =>
-      cluster.core.replaceNamespacedSecret({ namespace, name: secretName, body }),
+      cluster.floorCore.replaceNamespacedSecret({ namespace, name: secretName, body }),
     );
   });
   const wallMs = performance.now() - started;
@@ -175,9 +178,9 @@ export class OnboardingFloor {
     this.run(0, async () => {
       try {
         await withRetry(`create Secret ${namespace}/${FLOOR_SECRET}`, () =>
-          this.cluster.core.createNamespacedSecret({
+          this.cluster.floorCore.createNamespacedSecret({
             namespace,
-            body: floorSecret(namespace, FLOOR_SECRET, this.password),
+            body: floorSecret(namespace, FLOOR_SECRET, this.password, this.cluster.floorOwner),
           }),
         );
       } catch (error) {

@@ -4,7 +4,8 @@
 // @kubernetes/client-node alone is 24 MB of JavaScript across ~2000 files, and V8 keeps what it
 // loads. The cloud SDKs stay outside the bundle, in node_modules, and are loaded on first use
 // from small chunks; the build fails if the main chunk ever imports one eagerly.
-// Type checking is `npm run typecheck` (tsc), not this script.
+// Type checking is `npm run typecheck` (tsc), not this script. `--no-minify` keeps names, for
+// CPU profiles (`npm run build -- --no-minify`, then `npm run bench -- --no-build ...`).
 import { readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
@@ -35,7 +36,7 @@ const result = await build({
   target: 'node24',
   chunkNames: 'chunks/[name]-[hash]',
   external,
-  minify: true,
+  minify: !process.argv.includes('--no-minify'),
   // Stack traces map back to src/ with NODE_OPTIONS=--enable-source-maps (off by default: the
   // map is ~8 MB once loaded).
   sourcemap: 'linked',
