@@ -14,7 +14,12 @@ import {
 import type { OperatorConfig } from './config.ts';
 import { effectiveSecretName } from './controller/desired.ts';
 import { type ClusterView, Reconciler } from './controller/reconciler.ts';
-import { type NamespaceInfo, namespaceInfo, namespaceSelection } from './controller/selection.ts';
+import {
+  type NamespaceInfo,
+  namespaceInfo,
+  namespaceSelection,
+  selectedServiceAccounts,
+} from './controller/selection.ts';
 import { runWorkers, type StopWorkers } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
 import { referencedSecrets } from './credentials/resolve.ts';
@@ -264,7 +269,12 @@ export class Operator implements ClusterView {
       },
       {
         logger: this.log,
-        onResult: (_key, outcome) => {
+        onResult: (key, outcome) => {
+          this.log.debug('reconciled', {
+            key,
+            outcome: outcome.kind,
+            durationMs: Math.round(outcome.durationMs),
+          });
           const result =
             outcome.kind === 'error'
               ? 'error'
@@ -354,24 +364,26 @@ export class Operator implements ClusterView {
       for (const name of [...selecting, ...owners]) this.enqueue(name);
       return;
     }
-    if (e.type === 'delete') return; // our entry went with it; nothing to repair
-    // An update concerns a RegistryCredential only when the entries named after its Secret
-    // changed (someone removed or duplicated ours): every other credential's write to this
-    // ServiceAccount would otherwise start a full reconcile of each credential selecting the
-    // namespace, hundreds of times over during one credential's fan-out (measured: 852
-    // reconciles and 11 s of CPU for a second credential over 1000 namespaces).
-    for (const name of [...selecting, ...owners]) {
+    if (e.type === 'delete') return; // our entry went with it
+    // Work only for a RegistryCredential this ServiceAccount now disagrees with: its entry
+    // missing or doubled where it belongs, or present where it does not. Our own writes, and
+    // every other credential's, leave it as it wants it; queueing each credential of the
+    // namespace on every write made a second credential's fan-out over 1000 namespaces
+    // reconcile the first 852 times (11 s of CPU; 10.6 s instead of 3.2 s).
+    const saName = e.object.metadata?.name ?? '';
+    for (const name of selecting) {
       const cred = this.credentials.get(name);
-      const secretName = cred ? effectiveSecretName(cred) : undefined;
-      if (
-        secretName !== undefined &&
-        entriesNamed(e.old, secretName) === entriesNamed(e.object, secretName)
-      ) {
-        continue;
+      if (!cred) continue;
+      const wanted = selectedServiceAccounts(cred.spec, [saName]).length === 1 ? 1 : 0;
+      if (entriesNamed(e.object, effectiveSecretName(cred)) !== wanted) {
+        this.enqueue(`${name}/${ns}`);
       }
-      // In a target namespace the per-namespace sync repairs it; elsewhere (a namespace being
-      // cleaned up, or a credential gone) the full reconcile removes what is ours.
-      this.enqueue(selecting.has(name) ? `${name}/${ns}` : name);
+    }
+    // A namespace its credential no longer selects (or a credential gone): the full reconcile
+    // removes what is still ours.
+    for (const name of owners) {
+      const cred = this.credentials.get(name);
+      if (!cred || entriesNamed(e.object, effectiveSecretName(cred)) > 0) this.enqueue(name);
     }
   }
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
+import { metricSum, parseMetrics } from '../support/operator.ts';
+import { waitFor } from '../support/wait.ts';
 import { cluster, OPERATOR_NAMESPACE } from './hooks.ts';
 
 describe('fan-out of a basic credential', () => {
@@ -36,5 +38,75 @@ describe('fan-out of a basic credential', () => {
       `regcred/${name}`,
     ]);
     assert.match(stdout, /condition met/);
+  });
+
+  it('leaves other RegistryCredentials of the same namespaces alone while one fans out (no reconcile per ServiceAccount write)', async function (this: Mocha.Context) {
+    this.timeout(180_000);
+    const tenant = uniqueName('tenant');
+    const count = 40;
+    const namespaces: string[] = [];
+    const credentials: string[] = [];
+    try {
+      for (let i = 0; i < count; i += 10) {
+        namespaces.push(
+          ...(await Promise.all(
+            Array.from({ length: Math.min(10, count - i) }, () => f.namespace('many', { tenant })),
+          )),
+        );
+      }
+      const source = uniqueName('src');
+      await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-many-creds');
+      const spec = (secretName: string) => ({
+        secretName,
+        namespaceSelector: { matchLabels: { tenant } },
+        registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+      });
+      const first = uniqueName('rc-first');
+      credentials.push(first);
+      await f.createCredential(first, spec(first));
+      await waitFor(
+        `${first} Ready over ${count} namespaces`,
+        () => f.getCredential(first),
+        (c) => c.status?.syncedNamespaces === count,
+        { timeoutMs: 60_000 },
+      );
+      const reconciles = async () =>
+        metricSum(
+          parseMetrics(await cluster.operator.metrics()),
+          'controller_runtime_reconcile_total',
+        ) ?? 0;
+      // Let the first credential's own echoes settle before counting.
+      await f.waitCondition(first, 'Ready', 'True');
+      const before = await reconciles();
+
+      const second = uniqueName('rc-second');
+      credentials.push(second);
+      await f.createCredential(second, spec(second));
+      for (const ns of namespaces) {
+        await f.waitPullSecrets(ns, 'default', (names) => names.includes(second));
+      }
+      await waitFor(
+        `${second} Ready over ${count} namespaces`,
+        () => f.getCredential(second),
+        (c) => c.status?.syncedNamespaces === count,
+        { timeoutMs: 60_000 },
+      );
+      const spent = (await reconciles()) - before;
+      // The second credential's full reconcile, a rerun for its own Secrets' events, and the
+      // odd retry. Before the fix, each of its 40 ServiceAccount writes queued a full
+      // reconcile of the first credential (and of itself) as well.
+      process.stdout.write(
+        `      ${spent} reconciles while a second credential fanned out over ${count} namespaces\n`,
+      );
+      assert.ok(spent <= 12, `${spent} reconciles for one credential's fan-out over ${count}`);
+      for (const ns of namespaces.slice(0, 5)) {
+        const names = await f.waitPullSecrets(ns, 'default', (n) => n.length === 2);
+        assert.deepEqual([...names].sort(), [first, second].sort());
+      }
+    } finally {
+      for (const name of credentials) await f.deleteCredential(name).catch(() => {});
+      for (const name of credentials) await f.waitCredentialGone(name).catch(() => {});
+      await Promise.all(namespaces.map((name) => f.core.deleteNamespace({ name }).catch(() => {})));
+    }
   });
 });
