@@ -69,7 +69,6 @@ function dockerConfigJson(password: string): string {
   });
 }
 
-/** A dockerconfigjson Secret body as the floor baseline writes it. */
 /**
  * The Secret the floor writes: the operator's shape (type, data, two labels, a controller
  * ownerReference to a RegistryCredential) under the floor's own label and name, so the API

@@ -1,43 +1,17 @@
 // Prometheus text parsing and the two counters the benchmark is judged by: the API server's
 // apiserver_request_total (every client's requests, by verb and resource) and the operator's
-// own regcred_api_writes_total.
+// own regcred_api_writes_total. Parsing is test/support/operator.ts's parseMetrics.
+import { type MetricSample, metricSum, parseMetrics } from '../test/support/operator.ts';
 
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
+export { parseMetrics };
 
-const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
-const LABEL_PAIR = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-
-export function parsePrometheus(text: string, only?: ReadonlySet<string>): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    if (only && !only.has(line.slice(0, line.search(/[{\s]/)))) continue;
-    const match = SAMPLE_LINE.exec(line);
-    if (!match) continue;
-    const labels: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(LABEL_PAIR)) {
-      labels[pair[1] ?? ''] = pair[2] ?? '';
-    }
-    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
+/** metricSum, 0 when there is no such sample. */
 export function sumOf(
-  samples: readonly Sample[],
+  samples: readonly MetricSample[],
   name: string,
   labels: Record<string, string> = {},
 ): number {
-  let sum = 0;
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
-  }
-  return sum;
+  return metricSum(samples, name, labels) ?? 0;
 }
 
 /** Request counts keyed `VERB resource[/subresource]`, e.g. `PUT serviceaccounts`. */
@@ -49,7 +23,7 @@ export const READ_VERBS: readonly string[] = ['GET', 'LIST'];
 /** apiserver_request_total summed by verb and resource (non-resource URLs such as /metrics dropped). */
 export function apiServerRequests(metricsText: string): RequestCounts {
   const counts: RequestCounts = {};
-  for (const s of parsePrometheus(metricsText, new Set(['apiserver_request_total']))) {
+  for (const s of parseMetrics(metricsText, new Set(['apiserver_request_total']))) {
     const resource = s.labels.resource ?? '';
     if (resource === '') continue;
     const sub = s.labels.subresource ? `/${s.labels.subresource}` : '';
@@ -101,7 +75,7 @@ export function countWhere(
 /** The operator's regcred_api_writes_total by `verb resource` (its own verbs: create, update, patch, delete). */
 export function operatorWrites(metricsText: string): RequestCounts {
   const counts: RequestCounts = {};
-  for (const s of parsePrometheus(metricsText, new Set(['regcred_api_writes_total']))) {
+  for (const s of parseMetrics(metricsText, new Set(['regcred_api_writes_total']))) {
     const key = `${s.labels.verb ?? '?'} ${s.labels.resource ?? '?'}`;
     counts[key] = (counts[key] ?? 0) + s.value;
   }
@@ -111,13 +85,9 @@ export function operatorWrites(metricsText: string): RequestCounts {
 /** The operator's regcred_api_requests_total (reads included) by `verb resource`, all codes. */
 export function operatorRequests(metricsText: string): RequestCounts {
   const counts: RequestCounts = {};
-  for (const s of parsePrometheus(metricsText, new Set(['regcred_api_requests_total']))) {
+  for (const s of parseMetrics(metricsText, new Set(['regcred_api_requests_total']))) {
     const key = `${s.labels.verb ?? '?'} ${s.labels.resource ?? '?'}`;
     counts[key] = (counts[key] ?? 0) + s.value;
   }
   return counts;
-}
-
-export function total(counts: RequestCounts): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
 }

@@ -5,7 +5,7 @@ import { OPERATOR_NAMESPACE } from './cluster.ts';
 import {
   operatorRequests,
   operatorWrites,
-  parsePrometheus,
+  parseMetrics,
   type RequestCounts,
   sumOf,
 } from './metrics.ts';
@@ -92,15 +92,10 @@ export class BenchOperator {
     return this.child.metrics();
   }
 
-  /** regcred_api_writes_total since the process started. */
-  async writes(): Promise<RequestCounts> {
-    return operatorWrites(await this.metricsText());
-  }
-
   /** regcred_api_writes_total and regcred_api_requests_total (reads included), one scrape. */
   async counters(): Promise<OperatorCounters> {
     const text = await this.metricsText();
-    const samples = parsePrometheus(
+    const samples = parseMetrics(
       text,
       new Set([
         'controller_runtime_reconcile_total',
@@ -115,13 +110,8 @@ export class BenchOperator {
     };
   }
 
-  /** Log lines at warn or error level. */
-  warnings(): string[] {
-    return this.child.logs.filter((line) => /"level":"(warn|error)"/.test(line));
-  }
-
   private async activity(): Promise<Activity> {
-    const samples = parsePrometheus(
+    const samples = parseMetrics(
       await this.metricsText(),
       new Set([
         'workqueue_depth',

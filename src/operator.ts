@@ -150,6 +150,11 @@ export class Operator implements ClusterView {
   private readonly secretOverlay = new WrittenOverlay<V1Secret>();
   private readonly saOverlay = new WrittenOverlay<V1ServiceAccount>();
   private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
+  /** Each cached RegistryCredential's namespace selector (an update brings a new object). */
+  private readonly selectors = new WeakMap<
+    RegistryCredential,
+    ((ns: NamespaceInfo) => boolean) | null
+  >();
   /** Catches a hung API server that open watches cannot tell from a quiet one. */
   private readonly apiProbe: ApiServerProbe;
   private readonly queue: WorkQueue;
@@ -328,17 +333,24 @@ export class Operator implements ClusterView {
     this.enqueue(e.object.metadata?.name);
   }
 
-  private credentialsSelecting(...namespaces: Array<NamespaceInfo | undefined>): string[] {
+  /**
+   * The credentials whose selector picks `ns`. Runs on every Namespace and ServiceAccount
+   * event, so each credential's selector is built once per cached object, not per event.
+   */
+  private credentialsSelecting(ns: NamespaceInfo | undefined): string[] {
+    if (!ns) return [];
     const names: string[] = [];
     for (const cred of this.credentials.list()) {
-      let selects: (ns: NamespaceInfo) => boolean;
-      try {
-        selects = namespaceSelection(cred.spec);
-      } catch {
-        continue;
+      let selects = this.selectors.get(cred);
+      if (selects === undefined) {
+        try {
+          selects = namespaceSelection(cred.spec);
+        } catch {
+          selects = null; // an invalid selector selects nothing; its reconcile says why
+        }
+        this.selectors.set(cred, selects);
       }
-      if (namespaces.some((ns) => ns !== undefined && selects(ns)))
-        names.push(cred.metadata.name ?? '');
+      if (selects?.(ns)) names.push(cred.metadata.name ?? '');
     }
     return names;
   }

@@ -113,10 +113,11 @@ export class Reconciler {
   }
 
   /**
-   * The onboarding fast path: sync one namespace of one RegistryCredential from the caches,
-   * without waiting behind a full reconcile of every namespace. It only ever adds what the
-   * full reconcile would add; removals, conflicts and status stay with the full reconcile,
-   * which the same event also queued. Writes are conditional, so racing it is harmless.
+   * The per-namespace fast path: sync one namespace of one RegistryCredential from the caches,
+   * without waiting behind a full reconcile of every namespace (a new namespace or
+   * ServiceAccount, or one whose entry someone removed). It writes only what the full
+   * reconcile would write there; namespaces leaving the targets, conflicts and status stay
+   * with the full reconcile. Writes are conditional, so racing it is harmless.
    */
   async reconcileNamespace(name: string, ns: string): Promise<ReconcileResult> {
     const cred = this.o.view.credential(name);

@@ -35,12 +35,29 @@ export const FIELD_MANAGER = 'regcred-operator';
 export const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
- * Per-request options: abort when `signal` fires (default: after REQUEST_TIMEOUT_MS), and an
- * optional Content-Type (patches).
+ * Per-request options: abort when `signal` fires (default: after REQUEST_TIMEOUT_MS, counted
+ * from when the request is sent), and an optional Content-Type (patches). Without a signal the
+ * options object is shared: every API call takes this path.
  */
 export function requestOptions(
   signal?: AbortSignal,
   contentType?: string,
+): ConfigurationOptions<ObservableMiddleware> {
+  if (signal) return buildRequestOptions(signal, contentType);
+  const key = contentType ?? '';
+  let shared = SHARED_OPTIONS.get(key);
+  if (!shared) {
+    shared = buildRequestOptions(undefined, contentType);
+    SHARED_OPTIONS.set(key, shared);
+  }
+  return shared;
+}
+
+const SHARED_OPTIONS = new Map<string, ConfigurationOptions<ObservableMiddleware>>();
+
+function buildRequestOptions(
+  signal: AbortSignal | undefined,
+  contentType: string | undefined,
 ): ConfigurationOptions<ObservableMiddleware> {
   return {
     middleware: [

@@ -13,7 +13,6 @@ import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import {
   CREDENTIAL_LABEL,
   REFRESH_REQUESTED_ANNOTATION,
@@ -1051,19 +1050,10 @@ describe('cloud registry tokens (operator against local cloud fakes)', () => {
 
     const rotatedKeys = keyring.mint(false, distinctive('rotated'));
     secretString(rotatedKeys.secretAccessKey);
-    await f.core.patchNamespacedSecret(
-      {
-        namespace: OPERATOR_NAMESPACE,
-        name: aws.name,
-        body: {
-          stringData: {
-            AWS_ACCESS_KEY_ID: rotatedKeys.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: rotatedKeys.secretAccessKey,
-          },
-        },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await f.setSecretData(OPERATOR_NAMESPACE, aws.name, {
+      AWS_ACCESS_KEY_ID: rotatedKeys.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: rotatedKeys.secretAccessKey,
+    });
     const [, second] = await waitIssued(
       'a token signed with the new keys',
       () => ecr.issuedFor(account),

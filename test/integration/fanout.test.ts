@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
-import { metricSum, parseMetrics } from '../support/operator.ts';
+import { metricSum } from '../support/operator.ts';
 import { waitFor } from '../support/wait.ts';
 import { cluster, OPERATOR_NAMESPACE } from './hooks.ts';
 
@@ -62,35 +62,35 @@ describe('fan-out of a basic credential', () => {
         registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
       });
       const first = uniqueName('rc-first');
+      const second = uniqueName('rc-second');
       credentials.push(first);
       await f.createCredential(first, spec(first));
-      await waitFor(
-        `${first} Ready over ${count} namespaces`,
-        () => f.getCredential(first),
-        (c) => c.status?.syncedNamespaces === count,
-        { timeoutMs: 60_000 },
-      );
+      const waitSynced = (name: string) =>
+        waitFor(
+          `${name} Ready over ${count} namespaces`,
+          () => f.getCredential(name),
+          (c) => c.status?.syncedNamespaces === count,
+          { timeoutMs: 60_000 },
+        );
+      const bothListed = async () => {
+        for (const ns of namespaces.slice(0, 5)) {
+          const names = await f.waitPullSecrets(ns, 'default', (n) => n.length === 2);
+          assert.deepEqual([...names].sort(), [first, second].sort());
+        }
+      };
+      await waitSynced(first);
       const reconciles = async () =>
-        metricSum(
-          parseMetrics(await cluster.operator.metrics()),
-          'controller_runtime_reconcile_total',
-        ) ?? 0;
+        (await cluster.operator.metric('controller_runtime_reconcile_total')) ?? 0;
       // Let the first credential's own echoes settle before counting.
       await f.waitCondition(first, 'Ready', 'True');
       const before = await reconciles();
 
-      const second = uniqueName('rc-second');
       credentials.push(second);
       await f.createCredential(second, spec(second));
       for (const ns of namespaces) {
         await f.waitPullSecrets(ns, 'default', (names) => names.includes(second));
       }
-      await waitFor(
-        `${second} Ready over ${count} namespaces`,
-        () => f.getCredential(second),
-        (c) => c.status?.syncedNamespaces === count,
-        { timeoutMs: 60_000 },
-      );
+      await waitSynced(second);
       const spent = (await reconciles()) - before;
       // The second credential's full reconcile, a rerun for its own Secrets' events, and the
       // odd retry. Before the fix, each of its 40 ServiceAccount writes queued a full
@@ -99,10 +99,7 @@ describe('fan-out of a basic credential', () => {
         `      ${spent} reconciles while a second credential fanned out over ${count} namespaces\n`,
       );
       assert.ok(spent <= 12, `${spent} reconciles for one credential's fan-out over ${count}`);
-      for (const ns of namespaces.slice(0, 5)) {
-        const names = await f.waitPullSecrets(ns, 'default', (n) => n.length === 2);
-        assert.deepEqual([...names].sort(), [first, second].sort());
-      }
+      await bothListed();
 
       // A restart relists everything: one full reconcile per credential covers every
       // namespace; the per-namespace keys the relist's ADDED events would queue (2 × 40 here,
@@ -112,7 +109,7 @@ describe('fan-out of a basic credential', () => {
       const settled = await waitFor(
         'the restarted operator to reconcile both credentials and go quiet',
         async () => {
-          const samples = parseMetrics(await cluster.operator.metrics());
+          const samples = await cluster.operator.samples();
           return {
             total: metricSum(samples, 'controller_runtime_reconcile_total') ?? 0,
             depth: metricSum(samples, 'workqueue_depth') ?? 0,
@@ -125,10 +122,7 @@ describe('fan-out of a basic credential', () => {
         `      ${settled.total} reconciles after a restart with 2 credentials over ${count} namespaces\n`,
       );
       assert.ok(settled.total < count, `${settled.total} reconciles after a restart`);
-      for (const ns of namespaces.slice(0, 5)) {
-        const names = await f.waitPullSecrets(ns, 'default', (n) => n.length === 2);
-        assert.deepEqual([...names].sort(), [first, second].sort());
-      }
+      await bothListed();
     } finally {
       for (const name of credentials) await f.deleteCredential(name).catch(() => {});
       for (const name of credentials) await f.waitCredentialGone(name).catch(() => {});

@@ -232,11 +232,15 @@ function sampleValue(raw: string): number {
   return Number(raw);
 }
 
-/** Parses the Prometheus text exposition format (comments and blank lines skipped). */
-export function parseMetrics(text: string): MetricSample[] {
+/**
+ * Parses the Prometheus text exposition format (comments and blank lines skipped); `only`
+ * keeps just the samples of those metric names (an API server's /metrics has thousands).
+ */
+export function parseMetrics(text: string, only?: ReadonlySet<string>): MetricSample[] {
   const samples: MetricSample[] = [];
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
+    if (only && !only.has(line.slice(0, line.search(/[{\s]/)))) continue;
     const match = SAMPLE_LINE.exec(line);
     if (!match) continue;
     const labels: Record<string, string> = {};

@@ -18,8 +18,6 @@ const SDK = /^(@aws-sdk\/|@azure\/|@smithy\/|google-auth-library$)/;
 function imports(file: string): string[] {
   return [...readFileSync(file, 'utf8').matchAll(IMPORT)].map((m) => m[1] ?? '');
 }
-/(?:from|import\()\s*"(@aws-sdk\/[^"]+|@azure\/[^"]+|@smithy\/[^"]+|google-auth-library)"/g;
-
 function importedSdks(file: string): string[] {
   return imports(file).filter((spec) => SDK.test(spec));
 }
