@@ -43,13 +43,35 @@ interface Waiting {
 
 type Waiter = (key: string | undefined) => void;
 
+interface Lane {
+  entries: Array<{ key: string; seq: number }>;
+  head: number;
+}
+
+export interface AddOptions {
+  /**
+   * Hand it out before every key added without it (and move it up if it is already
+   * waiting): work whose delay someone is waiting on, ahead of background work.
+   */
+  urgent?: boolean;
+}
+
 export class WorkQueue {
   readonly #clock: Clock;
   readonly #rateLimiter: RateLimiter;
   readonly #metrics: WorkQueueMetrics | undefined;
 
-  #queue: string[] = [];
-  #head = 0;
+  // Keys waiting for a worker, in two FIFO lanes: urgent ones are handed out first. A key is
+  // in one lane at a time (#waiting); moving it up leaves a stale entry behind, skipped when
+  // reached (its sequence number no longer matches).
+  readonly #lanes: [Lane, Lane] = [
+    { entries: [], head: 0 },
+    { entries: [], head: 0 },
+  ];
+  readonly #waiting = new Map<string, { lane: 0 | 1; seq: number }>();
+  /** Processing keys added again as urgent: they go back in the urgent lane. */
+  readonly #urgentAfterDone = new Set<string>();
+  #laneSeq = 0;
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
   readonly #queuedAt = new Map<string, number>();
@@ -72,13 +94,24 @@ export class WorkQueue {
   }
 
   /** Marks `key` as needing processing. */
-  add(key: string): void {
-    if (this.#shuttingDown || this.#dirty.has(key)) return;
+  add(key: string, opts: AddOptions = {}): void {
+    if (this.#shuttingDown) return;
+    const lane = opts.urgent ? 0 : 1;
+    if (this.#dirty.has(key)) {
+      if (lane === 0) {
+        if (this.#waiting.get(key)?.lane === 1) this.#push(key, 0);
+        else if (this.#processing.has(key)) this.#urgentAfterDone.add(key);
+      }
+      return;
+    }
     this.#metrics?.add();
     this.#dirty.add(key);
     if (!this.#queuedAt.has(key)) this.#queuedAt.set(key, this.#clock.now());
-    if (this.#processing.has(key)) return;
-    this.#enqueue(key);
+    if (this.#processing.has(key)) {
+      if (lane === 0) this.#urgentAfterDone.add(key);
+      return;
+    }
+    this.#enqueue(key, lane);
   }
 
   /**
@@ -86,7 +119,7 @@ export class WorkQueue {
    * undefined once the queue is shut down and empty, or when `signal` aborts.
    */
   get(signal?: AbortSignal): Promise<string | undefined> {
-    if (this.#head < this.#queue.length) return Promise.resolve(this.#take());
+    if (this.len() > 0) return Promise.resolve(this.#take());
     if (this.#shuttingDown || signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const onAbort = (): void => {
@@ -109,7 +142,8 @@ export class WorkQueue {
     const started = this.#startedAt.get(key);
     this.#startedAt.delete(key);
     if (started !== undefined) this.#metrics?.workDuration((this.#clock.now() - started) / 1000);
-    if (this.#dirty.has(key)) this.#enqueue(key);
+    const urgent = this.#urgentAfterDone.delete(key);
+    if (this.#dirty.has(key)) this.#enqueue(key, urgent ? 0 : 1);
     if (this.#processing.size === 0) {
       for (const wake of this.#drainWaiters.splice(0)) wake();
     }
@@ -148,7 +182,7 @@ export class WorkQueue {
 
   /** Keys waiting for a worker (not processing, not delayed). */
   len(): number {
-    return this.#queue.length - this.#head;
+    return this.#waiting.size;
   }
 
   /** Keys waiting for a deadline (addAfter, addRateLimited). */
@@ -201,28 +235,41 @@ export class WorkQueue {
     });
   }
 
-  #enqueue(key: string): void {
+  #enqueue(key: string, lane: 0 | 1): void {
     const getter = this.#getters.shift();
     if (getter) {
       this.#start(key);
       getter(key);
       return;
     }
-    this.#queue.push(key);
+    this.#push(key, lane);
     this.#metrics?.depth(this.len());
   }
 
+  #push(key: string, lane: 0 | 1): void {
+    const seq = this.#laneSeq++;
+    this.#waiting.set(key, { lane, seq });
+    this.#lanes[lane].entries.push({ key, seq });
+  }
+
   #take(): string {
-    const key = this.#queue[this.#head] as string;
-    this.#head++;
-    // Compact now and then so the array does not grow without bound.
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
+    for (const lane of this.#lanes) {
+      while (lane.head < lane.entries.length) {
+        const entry = lane.entries[lane.head] as { key: string; seq: number };
+        lane.head++;
+        // Compact now and then so the array does not grow without bound.
+        if (lane.head > 1024 && lane.head * 2 > lane.entries.length) {
+          lane.entries = lane.entries.slice(lane.head);
+          lane.head = 0;
+        }
+        if (this.#waiting.get(entry.key)?.seq !== entry.seq) continue; // moved up
+        this.#waiting.delete(entry.key);
+        this.#metrics?.depth(this.len());
+        this.#start(entry.key);
+        return entry.key;
+      }
     }
-    this.#metrics?.depth(this.len());
-    this.#start(key);
-    return key;
+    throw new Error('take() on an empty queue');
   }
 
   #start(key: string): void {

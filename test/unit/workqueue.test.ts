@@ -93,6 +93,32 @@ describe('WorkQueue', () => {
     assert.equal(queue.len(), 0);
   });
 
+  it('hands out urgent keys first, moving a waiting key up, each key once', async () => {
+    const queue = new WorkQueue();
+    for (const key of ['ns-1', 'ns-2', 'ns-3', 'ns-4']) queue.add(key);
+    queue.add('sa-9', { urgent: true });
+    queue.add('ns-3', { urgent: true }); // already waiting: moves up, not doubled
+    queue.add('ns-1'); // a plain add leaves it where it is
+    assert.equal(queue.len(), 5);
+    assert.deepEqual(await drain(queue), ['sa-9', 'ns-3', 'ns-1', 'ns-2', 'ns-4']);
+
+    // Processing, then added as urgent: after done() it goes back ahead of the others.
+    queue.add('a');
+    queue.add('b');
+    assert.equal(await queue.get(), 'a');
+    queue.add('a', { urgent: true });
+    queue.add('a');
+    queue.done('a');
+    assert.deepEqual(await drain(queue), ['a', 'b']);
+    // And a plain re-add after that is plain again.
+    queue.add('c');
+    assert.equal(await queue.get(), 'c');
+    queue.add('c');
+    queue.add('d');
+    queue.done('c');
+    assert.deepEqual(await drain(queue), ['d', 'c']);
+  });
+
   it('wakes a waiting get() when a key arrives', async () => {
     const queue = new WorkQueue();
     const next = queue.get();
@@ -114,7 +140,7 @@ describe('WorkQueue', () => {
   it('never processes a key concurrently and never loses an add (random schedules)', async () => {
     const key = fc.constantFrom('a', 'b', 'c');
     const op = fc.oneof(
-      fc.record({ op: fc.constant('add' as const), key }),
+      fc.record({ op: fc.constant('add' as const), key, urgent: fc.boolean() }),
       fc.record({ op: fc.constant('get' as const), worker: fc.nat(3) }),
       fc.record({ op: fc.constant('done' as const), worker: fc.nat(3) }),
     );
@@ -153,7 +179,7 @@ describe('WorkQueue', () => {
 
         for (const o of ops) {
           if (o.op === 'add') {
-            queue.add(o.key);
+            queue.add(o.key, { urgent: o.urgent });
             lastAdd.set(o.key, step++);
           } else if (o.op === 'get') {
             if (held[o.worker] === undefined) startGet(o.worker);
