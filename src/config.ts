@@ -108,7 +108,8 @@ export const OPTIONS: Record<string, OptionSpec> = {
     env: 'REGCRED_FANOUT_CONCURRENCY',
     type: 'string',
     default: '16',
-    description: 'namespace writes in flight per RegistryCredential',
+    description:
+      'namespace writes in flight per RegistryCredential reconcile, and single namespaces (new, or drifted) synced at once',
   },
   'log-level': {
     env: 'REGCRED_LOG_LEVEL',

@@ -20,7 +20,7 @@ import {
   namespaceSelection,
   selectedServiceAccounts,
 } from './controller/selection.ts';
-import { runWorkers, type StopWorkers } from './controller/worker-pool.ts';
+import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
 import { referencedSecrets } from './credentials/resolve.ts';
 import { TokenCache } from './credentials/token-cache.ts';
@@ -31,6 +31,11 @@ import { Informer, type InformerEvent } from './kube/informer.ts';
 import { createSecretInformers, type InformerUnion } from './kube/secret-informers.ts';
 import type { Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+
+/** The work queue of the per-namespace fast path (workqueue_* metrics' `name`). */
+const NAMESPACE_QUEUE = 'registrycredential_namespace';
+/** How long a full reconcile that only updates the status waits, to coalesce a burst. */
+const STATUS_COALESCE_MS = 1_000;
 
 type Obj = { metadata?: { name?: string; namespace?: string; resourceVersion?: string } };
 
@@ -86,13 +91,19 @@ class WrittenOverlay<T extends Obj> {
    * The watch delivered `obj`: once it reports our write or anything later (a delete included:
    * a DELETED event carries the resourceVersion of the deletion), the cache is the truth. Without
    * this, pick() cannot tell "not seen yet" from "seen, then deleted by someone else", and serves
-   * a Secret that no longer exists for as long as the process lives.
+   * a Secret that no longer exists for as long as the process lives. Returns true when `obj`
+   * is our own write coming back (the same resourceVersion, or the delete we made).
    */
-  observed(obj: T): void {
+  observed(obj: T, type?: 'add' | 'update' | 'delete'): boolean {
     const key = keyOf(obj);
     const mine = this.written.get(key);
-    if (mine === undefined) return;
-    if (mine === null || rv(obj) >= rv(mine)) this.written.delete(key);
+    if (mine === undefined) return false;
+    if (mine === null) {
+      this.written.delete(key);
+      return type === 'delete';
+    }
+    if (rv(obj) >= rv(mine)) this.written.delete(key);
+    return type !== 'delete' && rv(obj) === rv(mine);
   }
   clear(): void {
     this.written.clear();
@@ -102,6 +113,13 @@ class WrittenOverlay<T extends Obj> {
 function managedFor(secret: V1Secret, credential: string): boolean {
   const labels = secret.metadata?.labels ?? {};
   return labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && labels[CREDENTIAL_LABEL] === credential;
+}
+
+/** The RegistryCredential a Secret says it is managed for, if it carries our labels. */
+function managedOwner(secret: V1Secret): string | undefined {
+  const labels = secret.metadata?.labels;
+  if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) return undefined;
+  return labels[CREDENTIAL_LABEL] || undefined;
 }
 
 function stripNamespace(ns: V1Namespace): V1Namespace {
@@ -157,10 +175,17 @@ export class Operator implements ClusterView {
   >();
   /** Catches a hung API server that open watches cannot tell from a quiet one. */
   private readonly apiProbe: ApiServerProbe;
+  /** RegistryCredential names: the full reconcile (targets, cleanup, status). */
   private readonly queue: WorkQueue;
+  /**
+   * `credential/namespace`: one namespace synced from the caches (the onboarding fast path).
+   * Its own workers, so a burst of new namespaces is not served by the few workers that also
+   * run full reconciles of every namespace.
+   */
+  private readonly namespaceQueue: WorkQueue;
   private readonly reconciler: Reconciler;
   private subscription?: Subscription;
-  private stopWorkers?: StopWorkers;
+  private stopWorkers: StopWorkers[] = [];
   private leading = false;
 
   constructor({ config, kc, log, metrics }: OperatorOptions) {
@@ -196,6 +221,9 @@ export class Operator implements ClusterView {
     });
     this.apiProbe = new ApiServerProbe(kc, { unhealthyAfterMs });
     this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });
+    this.namespaceQueue = new WorkQueue({
+      metrics: this.metrics.queueMetrics(NAMESPACE_QUEUE),
+    });
     this.reconciler = new Reconciler({
       view: this,
       api: this.api,
@@ -262,41 +290,46 @@ export class Operator implements ClusterView {
     if (this.leading) return;
     this.leading = true;
     for (const cred of this.credentials.list()) this.queue.add(cred.metadata.name ?? '');
-    this.stopWorkers = runWorkers(
-      this.queue,
-      this.config.workers,
-      (key) => {
-        // `credential/namespace`: the onboarding fast path (a credential name has no '/').
-        const slash = key.indexOf('/');
-        return slash < 0
-          ? this.reconciler.reconcile(key)
-          : this.reconciler.reconcileNamespace(key.slice(0, slash), key.slice(slash + 1));
+    const options = {
+      logger: this.log,
+      onResult: (key: string, outcome: WorkOutcome) => {
+        this.log.debug('reconciled', {
+          key,
+          outcome: outcome.kind,
+          durationMs: Math.round(outcome.durationMs),
+        });
+        const result =
+          outcome.kind === 'error' ? 'error' : outcome.requeueAfterMs ? 'requeue_after' : 'success';
+        this.metrics.reconciled(result, outcome.durationMs / 1000);
       },
-      {
-        logger: this.log,
-        onResult: (key, outcome) => {
-          this.log.debug('reconciled', {
-            key,
-            outcome: outcome.kind,
-            durationMs: Math.round(outcome.durationMs),
-          });
-          const result =
-            outcome.kind === 'error'
-              ? 'error'
-              : outcome.requeueAfterMs
-                ? 'requeue_after'
-                : 'success';
-          this.metrics.reconciled(result, outcome.durationMs / 1000);
+    };
+    this.stopWorkers = [
+      runWorkers(this.queue, this.config.workers, (key) => this.reconciler.reconcile(key), options),
+      runWorkers(
+        this.namespaceQueue,
+        this.config.fanoutConcurrency,
+        async (key) => {
+          const slash = key.indexOf('/');
+          const credential = key.slice(0, slash);
+          const result = await this.reconciler.reconcileNamespace(credential, key.slice(slash + 1));
+          // What the fast path leaves to the full reconcile: a conflict, a source error.
+          if (result.fullReconcile) this.enqueue(credential);
+          return {};
         },
-      },
-    );
+        options,
+      ),
+    ];
   }
 
   /** Stops taking work, lets in-flight reconciles finish (bounded), stops the informers. */
   async stop(drainMs = 30_000): Promise<void> {
     this.queue.shutDown();
-    if (this.stopWorkers) {
-      await Promise.race([this.stopWorkers(), new Promise((r) => setTimeout(r, drainMs).unref())]);
+    this.namespaceQueue.shutDown();
+    if (this.stopWorkers.length > 0) {
+      await Promise.race([
+        Promise.all(this.stopWorkers.map((stop) => stop())),
+        new Promise((r) => setTimeout(r, drainMs).unref()),
+      ]);
     }
     this.subscription?.unsubscribe();
     await Promise.all([this.apiProbe.stop(), ...this.informers.map((informer) => informer.stop())]);
@@ -323,14 +356,20 @@ export class Operator implements ClusterView {
    * while we lead. Before that (the initial list, or a standby's whole wait) it would only
    * repeat the full reconcile startWorkers queues for every credential: a restart at 3000
    * namespaces and two credentials spent 30 s of CPU on 6000 such keys.
+   *
+   * Urgent unless the namespace is brand new: a ServiceAccount without our entry (or a
+   * namespace without our Secret) can be running Pods now, while a namespace just created has
+   * no ServiceAccount to use yet. In a burst of new namespaces the ServiceAccounts that appear
+   * are served ahead of the Secrets for namespaces that arrived after them.
    */
-  private enqueueNamespace(credential: string, namespace: string): void {
-    if (this.leading) this.queue.add(`${credential}/${namespace}`);
+  private enqueueNamespace(credential: string, namespace: string, urgent = true): void {
+    if (this.leading) this.namespaceQueue.add(`${credential}/${namespace}`, { urgent });
   }
 
   private onCredential(e: InformerEvent<RegistryCredential>): void {
-    this.credOverlay.observed(e.object);
-    this.enqueue(e.object.metadata?.name);
+    // Our own finalizer and status writes coming back need no reconcile (each one made a
+    // second full reconcile of every namespace that found nothing to do).
+    if (!this.credOverlay.observed(e.object, e.type)) this.enqueue(e.object.metadata?.name);
   }
 
   /**
@@ -355,20 +394,35 @@ export class Operator implements ClusterView {
     return names;
   }
 
+  /**
+   * A namespace `credential` selects: synced at once on its own key, and counted in the
+   * status by a full reconcile that follows, coalesced (a burst of 500 new namespaces makes a
+   * few full reconciles of every namespace, not one per event).
+   */
+  private syncNamespaceSoon(credential: string, namespace: string, urgent: boolean): void {
+    this.enqueueNamespace(credential, namespace, urgent);
+    this.queue.addAfter(credential, STATUS_COALESCE_MS);
+  }
+
   private onNamespace(e: InformerEvent<V1Namespace>): void {
     const now = namespaceInfo(e.object);
-    const before = e.old ? namespaceInfo(e.old) : undefined;
-    const selecting = this.credentialsSelecting(now);
-    const names = new Set([...selecting, ...this.credentialsSelecting(before)]);
-    // A new or newly selected namespace gets its own key too: it need not wait behind a full
-    // reconcile of every other namespace.
-    for (const name of selecting) this.enqueueNamespace(name, now.name);
+    const selecting = new Set(e.type === 'delete' ? [] : this.credentialsSelecting(now));
+    for (const name of selecting) this.syncNamespaceSoon(name, now.name, e.type !== 'add');
+    // Credentials that selected it before: when it is relabelled out, they remove what is
+    // theirs; when it terminates, only their status changes (its Secrets and ServiceAccounts
+    // go with it), so deleting many namespaces makes a few full reconciles.
+    const before = e.type === 'delete' ? now : e.old ? namespaceInfo(e.old) : undefined;
+    for (const name of this.credentialsSelecting(before)) {
+      if (selecting.has(name)) continue;
+      if (e.type === 'delete' || now.terminating) this.queue.addAfter(name, STATUS_COALESCE_MS);
+      else this.enqueue(name);
+    }
     // A namespace that leaves every selector still holds our Secrets: their owners clean up.
+    if (e.type === 'delete') return;
     for (const secret of this.secrets.byNamespace(now.name)) {
       const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
-      if (owner) names.add(owner);
+      if (owner && !selecting.has(owner)) this.enqueue(owner);
     }
-    for (const name of names) this.enqueue(name);
   }
 
   private onServiceAccount(e: InformerEvent<V1ServiceAccount>): void {
@@ -382,8 +436,9 @@ export class Operator implements ClusterView {
       if (owner && !selecting.has(owner)) owners.add(owner);
     }
     if (e.type === 'add') {
+      // The fast path gives it our entry (status does not count ServiceAccounts).
       for (const name of selecting) this.enqueueNamespace(name, ns);
-      for (const name of [...selecting, ...owners]) this.enqueue(name);
+      for (const name of owners) this.enqueue(name);
       return;
     }
     if (e.type === 'delete') return; // our entry went with it
@@ -410,23 +465,37 @@ export class Operator implements ClusterView {
   }
 
   private onSecret(e: InformerEvent<V1Secret>): void {
-    this.secretOverlay.observed(e.object);
-    for (const obj of [e.object, e.old]) {
-      if (obj?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
-        this.enqueue(obj.metadata.labels[CREDENTIAL_LABEL]);
+    // Our own write coming back needs nothing: the reconcile that made it accounts for it.
+    // (Each one queued a full reconcile of every namespace: an onboarding burst ran them
+    // back to back.)
+    const echo = this.secretOverlay.observed(e.object, e.type);
+    const ns = e.object.metadata?.namespace ?? '';
+    const owner = managedOwner(e.object);
+    const oldOwner = e.old ? managedOwner(e.old) : undefined;
+    if (!echo && owner) {
+      // Edited or deleted by someone else where its credential still writes: that one
+      // namespace is restored; anywhere else the full reconcile decides (cleanup, status).
+      const info = this.namespace(ns);
+      if (!info || info.terminating) {
+        this.queue.addAfter(owner, STATUS_COALESCE_MS); // going with its namespace: counts only
+      } else if (!this.leading || !this.credentialsSelecting(info).includes(owner)) {
+        this.enqueue(owner);
+      } else if (e.type === 'delete' || !this.reconciler.upToDate(e.object, owner)) {
+        this.enqueueNamespace(owner, ns);
       }
     }
+    // Relabelled to another credential (or unlabelled): the one that had it re-checks.
+    if (!echo && oldOwner && oldOwner !== owner) this.enqueue(oldOwner);
     if (e.type === 'delete' && e.object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
       // The name is free again: a RegistryCredential that lost it to an older one takes it
       // now rather than on its next conflict retry.
       const secretName = e.object.metadata.name;
-      const info = this.namespace(e.object.metadata.namespace ?? '');
+      const info = this.namespace(ns);
       for (const name of this.credentialsSelecting(info)) {
         const cred = this.credentials.get(name);
         if (cred && effectiveSecretName(cred) === secretName) this.enqueue(name);
       }
     }
-    const ns = e.object.metadata?.namespace ?? '';
     if (!this.sourceNamespaces.has(ns)) return;
     const name = e.object.metadata?.name;
     for (const cred of this.credentials.list()) {

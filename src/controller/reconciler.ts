@@ -1,7 +1,7 @@
 // The reconciler: read the caches, compute the desired state from scratch, write only the
-// difference. A work item is a RegistryCredential name and nothing else, so replaying a
-// reconcile any number of times is harmless, and a reconcile that finds nothing to change
-// writes nothing (status included).
+// difference. A work item is a RegistryCredential name (everything it writes, and its status)
+// or one of its namespaces (that namespace only); replaying either any number of times is
+// harmless, and a reconcile that finds nothing to change writes nothing (status included).
 import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
 import { conditionTime, findCondition, setCondition } from '../api/conditions.ts';
@@ -65,6 +65,11 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+export interface NamespaceReconcileResult {
+  /** The namespace needs what only the full reconcile does (status, cleanup, a decision). */
+  fullReconcile?: boolean;
+}
+
 export interface ReconcilerOptions {
   view: ClusterView;
   api: KubeApi;
@@ -106,6 +111,14 @@ interface Writes {
 export class Reconciler {
   private readonly o: ReconcilerOptions;
   private readonly now: () => Date;
+  /**
+   * The namespace syncs in flight, by `credential/namespace`. The fast path and a full
+   * reconcile run on separate workers; each waits for the other's sync of the same namespace
+   * and then finds it done, instead of both writing it (an AlreadyExists or a 409 each).
+   */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** The dockerconfigjson each RegistryCredential's latest reconcile resolved, by name. */
+  private readonly latestJson = new Map<string, string>();
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
@@ -117,10 +130,13 @@ export class Reconciler {
    * without waiting behind a full reconcile of every namespace (a new namespace or
    * ServiceAccount, or one whose entry someone removed). It writes only what the full
    * reconcile would write there; namespaces leaving the targets, conflicts and status stay
-   * with the full reconcile. Writes are conditional, so racing it is harmless.
+   * with the full reconcile (`fullReconcile` asks for one). It never writes a namespace at the
+   * same time as a full reconcile (syncExclusive).
    */
-  async reconcileNamespace(name: string, ns: string): Promise<ReconcileResult> {
+  async reconcileNamespace(name: string, ns: string): Promise<NamespaceReconcileResult> {
     const cred = this.o.view.credential(name);
+    // Deletion, suspension and the finalizer are the full reconcile's, queued by the
+    // RegistryCredential's own events.
     if (!cred || cred.metadata.deletionTimestamp || cred.spec.suspend) return {};
     if (!(cred.metadata.finalizers ?? []).includes(CLEANUP_FINALIZER)) return {};
     const info = this.o.view.namespace(ns);
@@ -128,35 +144,60 @@ export class Reconciler {
     try {
       selects = namespaceSelection(cred.spec);
     } catch {
-      return {};
+      return { fullReconcile: true }; // it reports the invalid selector
     }
-    if (!info || !selects(info)) return {};
+    if (!info || !selects(info)) return { fullReconcile: true }; // cleanup, if any
     const secretName = effectiveSecretName(cred);
     let json: string;
     try {
       const resolved = await resolveCredentials(cred, this.o.view, this.o.policy, {
         tokens: this.o.tokens,
         now: this.now(),
-        written: this.writtenAuths(name, secretName),
+        written: () => this.writtenAuths(name, secretName),
         ...(this.o.endpoints ? { endpoints: this.o.endpoints } : {}),
       });
-      if (resolved.entries.size === 0 || resolved.refreshErrors.length > 0) return {};
+      // What to write without a token, or with a refresh failing: the full reconcile decides.
+      if (resolved.entries.size === 0 || resolved.refreshErrors.length > 0) {
+        return { fullReconcile: true };
+      }
       json = buildDockerConfigJson(resolved.entries);
+      this.latestJson.set(name, json);
       if (this.inSync(cred, ns, secretName, json)) return {};
     } catch (error) {
-      if (error instanceof CredentialError) return {};
+      if (error instanceof CredentialError) return { fullReconcile: true };
       throw error;
     }
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
-    const outcome = await this.syncNamespace(cred, ns, secretName, json, writes);
+    const outcome = await this.syncExclusive(cred, ns, secretName, json, writes);
     if (outcome.kind === 'failed' && outcome.transient)
       throw new RetryableSyncError(outcome.message);
-    return {};
+    // A conflict shows in the status; a namespace gone under us leaves the targets.
+    return outcome.kind === 'synced' ? {} : { fullReconcile: true };
+  }
+
+  /**
+   * True when `secret` (a managed Secret of a credential that selects its namespace) is what
+   * that credential's latest reconcile would write there: an event carrying it needs no work.
+   * Catches our own writes whose watch event arrives before the write's response.
+   */
+  upToDate(secret: V1Secret, credName: string): boolean {
+    const cred = this.o.view.credential(credName);
+    const json = this.latestJson.get(credName);
+    const ns = secret.metadata?.namespace;
+    if (!cred || json === undefined || !ns) return false;
+    if (secret.metadata?.name !== effectiveSecretName(cred)) return false;
+    if (classifySecret(secret, credName).kind !== 'ours') return false;
+    try {
+      return !secretNeedsUpdate(secret, desiredSecret(cred, ns, json));
+    } catch {
+      return false;
+    }
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
     const cred = this.o.view.credential(name);
     if (!cred) {
+      this.latestJson.delete(name);
       // Gone without our finalizer having run (removed by hand): garbage collection deletes
       // the Secrets through their ownerReference; our entries on ServiceAccounts are ours to
       // remove.
@@ -195,7 +236,7 @@ export class Reconciler {
       resolved = await resolveCredentials(current, this.o.view, this.o.policy, {
         tokens: this.o.tokens,
         now: this.now(),
-        written: this.writtenAuths(name, secretName),
+        written: () => this.writtenAuths(name, secretName),
         ...(this.o.endpoints ? { endpoints: this.o.endpoints } : {}),
         onRefresh: (source, ok, error) => {
           this.o.onRefresh?.(name, source, ok);
@@ -238,6 +279,7 @@ export class Reconciler {
         json = buildDockerConfigJson(resolved.entries);
         // Built once per reconcile; every namespace gets the same bytes.
         desiredSecret(current, 'probe', json);
+        this.latestJson.set(name, json);
       } catch (error) {
         if (!(error instanceof CredentialError)) throw error;
         await this.writeStatus(current, this.failedStatus(current, error.reason, error.message));
@@ -250,7 +292,7 @@ export class Reconciler {
           continue;
         }
         void queue.add(async () => {
-          outcomes.set(ns, await this.syncNamespace(current, ns, secretName, json, writes));
+          outcomes.set(ns, await this.syncExclusive(current, ns, secretName, json, writes));
         });
       }
       await queue.onIdle();
@@ -333,6 +375,33 @@ export class Reconciler {
       if (next !== undefined) changed.push(sa);
     }
     return changed;
+  }
+
+  /**
+   * syncNamespace, one at a time per credential and namespace; a sync that waited re-checks
+   * the caches (which hold the other's writes) before writing anything.
+   */
+  private async syncExclusive(
+    cred: RegistryCredential,
+    ns: string,
+    secretName: string,
+    json: string,
+    writes: Writes,
+  ): Promise<NamespaceOutcome> {
+    const key = `${cred.metadata.name ?? ''}/${ns}`;
+    let waited = false;
+    for (let running = this.inFlight.get(key); running; running = this.inFlight.get(key)) {
+      waited = true;
+      await running.catch(() => undefined);
+    }
+    if (waited && this.inSync(cred, ns, secretName, json)) return { kind: 'synced', wrote: 0 };
+    const sync = this.syncNamespace(cred, ns, secretName, json, writes);
+    this.inFlight.set(key, sync);
+    try {
+      return await sync;
+    } finally {
+      this.inFlight.delete(key);
+    }
   }
 
   private async syncNamespace(

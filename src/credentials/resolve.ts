@@ -176,8 +176,12 @@ export interface CloudResolution {
   endpoints?: CloudEndpoints;
   /** Called for every cloud call, for metrics. */
   onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean, error?: string) => void;
-  /** The auths this credential last wrote (one of its managed Secrets), to adopt tokens from. */
-  written?: ReadonlyMap<string, DockerAuthEntry>;
+  /**
+   * The auths this credential last wrote (one of its managed Secrets), to adopt tokens from
+   * after a restart. A function: it is read only when a cloud token is not cached yet, and
+   * finding it walks the managed Secrets.
+   */
+  written?: () => ReadonlyMap<string, DockerAuthEntry> | undefined;
 }
 
 export interface ResolvedWithTokens extends ResolvedCredentials {
@@ -339,9 +343,11 @@ function adoptWrittenToken(
   cloud: CloudResolution,
   forceToken: string | undefined,
 ): void {
-  const entry = cloud.written?.get(key.server);
+  if (cloud.tokens.knows(key)) return;
   const previous = cred.status?.registries?.find((r) => r.server === key.server);
-  if (!entry?.username || !entry.password || !previous?.expiresAt || !previous.refreshedAt) return;
+  if (!previous?.expiresAt || !previous.refreshedAt) return;
+  const entry = cloud.written?.()?.get(key.server);
+  if (!entry?.username || !entry.password) return;
   const expiresAt = new Date(previous.expiresAt);
   const refreshedAt = new Date(previous.refreshedAt);
   if (Number.isNaN(expiresAt.getTime()) || Number.isNaN(refreshedAt.getTime())) return;

@@ -193,6 +193,11 @@ export class TokenCache {
     );
   }
 
+  /** True when `key` has an entry (a token, or a failure being retried). */
+  knows(key: TokenCacheKey): boolean {
+    return this.#entries.has(cacheId(key));
+  }
+
   /**
    * Adopts a token this operator wrote earlier (read back from a managed Secret and the status
    * after a restart or a leader change), so a new process does not mint a fresh token and

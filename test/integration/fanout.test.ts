@@ -129,4 +129,94 @@ describe('fan-out of a basic credential', () => {
       await Promise.all(namespaces.map((name) => f.core.deleteNamespace({ name }).catch(() => {})));
     }
   });
+
+  it('onboards a burst of new namespaces with one Secret create and one ServiceAccount update each, full reconciles coalesced', async function (this: Mocha.Context) {
+    this.timeout(180_000);
+    const tenant = uniqueName('tenant');
+    const count = 40;
+    const namespaces: string[] = [];
+    const source = uniqueName('src');
+    const name = uniqueName('rc-burst');
+    try {
+      await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-burst');
+      await f.createCredential(name, {
+        namespaceSelector: { matchLabels: { tenant } },
+        registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+      });
+      await f.waitCondition(name, 'Ready', 'True', 'NoTargets');
+      const counters = async () => {
+        const samples = await cluster.operator.samples();
+        const requests = (verb: string, resource: string) =>
+          metricSum(samples, 'regcred_api_requests_total', { verb, resource }) ?? 0;
+        return {
+          createSecrets: requests('create', 'secrets'),
+          updateServiceAccounts: requests('update', 'serviceaccounts'),
+          gets: requests('get', 'secrets') + requests('get', 'serviceaccounts'),
+          // This credential's keys the operator processed (its debug log has one line per
+          // key): full reconciles, and single namespaces.
+          ...reconciledKeys(),
+        };
+      };
+      const reconciledKeys = () => {
+        let full = 0;
+        let single = 0;
+        for (const line of cluster.operator.logs) {
+          if (!line.includes('"reconciled"')) continue;
+          const key = (JSON.parse(line) as { key?: string }).key ?? '';
+          if (key === name) full += 1;
+          else if (key.startsWith(`${name}/`)) single += 1;
+        }
+        return { full, single };
+      };
+      const before = await counters();
+      const started = performance.now();
+      for (let i = 0; i < count; i += 10) {
+        namespaces.push(
+          ...(await Promise.all(
+            Array.from({ length: 10 }, () => f.namespace('burst', { tenant })),
+          )),
+        );
+      }
+      for (const ns of namespaces) {
+        await f.waitPullSecrets(ns, 'default', (names) => names.includes(name));
+      }
+      const seconds = (performance.now() - started) / 1000;
+      await waitFor(
+        `${name} to count ${count} synced namespaces`,
+        () => f.getCredential(name),
+        (c) => c.status?.syncedNamespaces === count,
+        { timeoutMs: 60_000, intervalMs: 50 },
+      );
+      const counted = (performance.now() - started) / 1000;
+      const after = await counters();
+      const spent = {
+        createSecrets: after.createSecrets - before.createSecrets,
+        updateServiceAccounts: after.updateServiceAccounts - before.updateServiceAccounts,
+        gets: after.gets - before.gets,
+        full: after.full - before.full,
+        single: after.single - before.single,
+      };
+      process.stdout.write(
+        `      burst of ${count} namespaces, all carrying the entry after ${seconds.toFixed(1)} s, counted in the status after ${counted.toFixed(1)} s: ${JSON.stringify(spent)}\n`,
+      );
+      // Each namespace is written once, by whichever key gets there first; a full reconcile
+      // racing the per-namespace keys made duplicate creates (AlreadyExists → GET) and 409s.
+      assert.equal(spent.createSecrets, count, 'one Secret create per namespace');
+      assert.equal(spent.updateServiceAccounts, count, 'one ServiceAccount update per namespace');
+      assert.equal(spent.gets, 0, 'no read after a failed write');
+      assert.ok(spent.single >= count, `${spent.single} single-namespace keys for ${count}`);
+      // The status is updated about once a second during the burst, not by a full reconcile
+      // of every namespace per event (which ran back to back and took the writes over: 87).
+      const bound = Math.ceil(counted) + 2;
+      assert.ok(spent.full <= bound, `${spent.full} full reconciles (at most ${bound})`);
+    } finally {
+      await f.deleteCredential(name).catch(() => {});
+      await f.waitCredentialGone(name).catch(() => {});
+      await Promise.all(
+        namespaces
+          .filter(Boolean)
+          .map((ns) => f.core.deleteNamespace({ name: ns }).catch(() => {})),
+      );
+    }
+  });
 });
