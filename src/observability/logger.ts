@@ -25,6 +25,9 @@ const redactFormat = winston.format((info) => {
   return info;
 });
 
+// winston runs the whole format (timestamp, redaction, JSON) for every call and lets the
+// transport drop the lines below its level: each level is checked here first, so a debug line
+// costs nothing at info (the operator logs one per reconciled key).
 class WinstonLogger implements Logger {
   private readonly inner: winston.Logger;
 
@@ -33,16 +36,16 @@ class WinstonLogger implements Logger {
   }
 
   error(message: string, fields?: LogFields): void {
-    this.inner.error(message, fields);
+    if (this.inner.isLevelEnabled('error')) this.inner.error(message, fields);
   }
   warn(message: string, fields?: LogFields): void {
-    this.inner.warn(message, fields);
+    if (this.inner.isLevelEnabled('warn')) this.inner.warn(message, fields);
   }
   info(message: string, fields?: LogFields): void {
-    this.inner.info(message, fields);
+    if (this.inner.isLevelEnabled('info')) this.inner.info(message, fields);
   }
   debug(message: string, fields?: LogFields): void {
-    this.inner.debug(message, fields);
+    if (this.inner.isLevelEnabled('debug')) this.inner.debug(message, fields);
   }
   child(fields: LogFields): Logger {
     return new WinstonLogger(this.inner.child(fields));
