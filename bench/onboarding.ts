@@ -161,6 +161,7 @@ export async function runOnboarding(ctx: BenchContext, count: number): Promise<S
         reconcileSeconds: window.reconcileSeconds,
         details: {
           namespaceCreateSeconds: seconds(burst.createMs),
+          operatorCpuToIdleSeconds: window.cpuToIdleSeconds.toFixed(2),
           floorNamespaceCreateSeconds: seconds(floor.createMs),
           floorRunsP99Ms: floors.map((f) => f.latency.p99.toFixed(0)).join(' '),
           floorRunsSeconds: floors.map((f) => seconds(f.wallMs).toFixed(3)).join(' '),
