@@ -288,15 +288,28 @@ export class BenchCluster {
 
   /** CPU seconds etcd, kube-apiserver and kube-controller-manager have used so far. */
   cpuSeconds(): number {
-    let total = 0;
-    for (const pid of this.plane.pids()) {
+    return Object.values(this.cpuByComponent()).reduce((a, b) => a + b, 0);
+  }
+
+  /** The same, per component. */
+  cpuByComponent(): Record<string, number> {
+    const cpu: Record<string, number> = {};
+    for (const { name, pid } of this.plane.processes()) {
       try {
-        total += sampleProcess(pid).cpuSeconds;
+        cpu[name] = sampleProcess(pid).cpuSeconds;
       } catch {
         // exited
       }
     }
-    return total;
+    return cpu;
+  }
+
+  /** What each component spent since `start` (a cpuByComponent()), for the progress log. */
+  describeCpuSince(start: Record<string, number>): string {
+    const now = this.cpuByComponent();
+    return Object.entries(now)
+      .map(([name, s]) => `${name} ${(s - (start[name] ?? 0)).toFixed(2)}`)
+      .join(', ');
   }
 
   /** apiserver_request_total by verb and resource, now. */

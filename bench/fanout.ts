@@ -46,12 +46,16 @@ export interface Window {
   cpuSeconds: number;
   /** ... and until it was idle again (status, Events, its own watch events). */
   cpuToIdleSeconds: number;
+  /** cpuSeconds spent on the JavaScript thread (the rest: GC and compiler threads, libuv). */
+  mainThreadCpuSeconds: number;
   /**
    * etcd + kube-apiserver + kube-controller-manager CPU seconds from the start to the end of
    * the wall time, as the floor's are counted (not to idle: that window would add seconds of
    * the control plane's background work).
    */
   clusterCpuSeconds: number;
+  /** The same per component, for the progress log. */
+  clusterCpuDetail: string;
   peakRssMB: number;
   notes: string[];
 }
@@ -60,7 +64,9 @@ export interface WindowStart {
   requests: RequestCounts;
   counters: OperatorCounters;
   cpuSeconds: number;
+  mainThreadCpuSeconds: number;
   clusterCpuSeconds: number;
+  clusterCpu: Record<string, number>;
   peakReset: boolean;
 }
 
@@ -70,11 +76,14 @@ export async function openWindow(cluster: BenchCluster, op: BenchOperator): Prom
   await cluster.waitQuiet();
   const [requests, counters] = await Promise.all([cluster.apiRequests(), op.counters()]);
   const peakReset = op.resetPeak();
+  const opSample = op.sample();
   return {
     requests,
     counters,
-    cpuSeconds: op.sample().cpuSeconds,
+    cpuSeconds: opSample.cpuSeconds,
+    mainThreadCpuSeconds: opSample.mainThreadCpuSeconds,
     clusterCpuSeconds: cluster.cpuSeconds(),
+    clusterCpu: cluster.cpuByComponent(),
     peakReset,
   };
 }
@@ -90,6 +99,7 @@ export async function closeWindow(
   // Called when the wall time ends: CPU is counted to here, as the floor's is.
   const atEnd = op.sample();
   const clusterCpuSeconds = cluster.cpuSeconds() - start.clusterCpuSeconds;
+  const clusterCpuDetail = cluster.describeCpuSince(start.clusterCpu);
   if (!(await op.waitIdle())) notes.push('the operator did not go idle within 120 s');
   const sample = op.sample();
   // kube-controller-manager's own reactions (e.g. to new namespaces) land before the count.
@@ -106,7 +116,9 @@ export async function closeWindow(
     reconcileSeconds: counters.reconcileSeconds - start.counters.reconcileSeconds,
     cpuSeconds: atEnd.cpuSeconds - start.cpuSeconds,
     cpuToIdleSeconds: sample.cpuSeconds - start.cpuSeconds,
+    mainThreadCpuSeconds: atEnd.mainThreadCpuSeconds - start.mainThreadCpuSeconds,
     clusterCpuSeconds,
+    clusterCpuDetail,
     peakRssMB: megabytes(sample.peakRssBytes),
     notes,
   };
@@ -219,6 +231,11 @@ export async function measureRotation(
   }
 }
 
+function describeFloor(f: FloorResult | undefined): string {
+  if (!f) return '-';
+  return `${seconds(f.wallMs).toFixed(2)} s (CPU ${f.cpuSeconds.toFixed(2)} s, main thread ${f.mainThreadCpuSeconds.toFixed(2)} s; cluster ${f.clusterCpuDetail})`;
+}
+
 /** One line per measured window, for the progress log: runs vary, and the slow ones need a why. */
 function describeWindow(w: Window | undefined): string {
   if (!w) return '';
@@ -227,7 +244,7 @@ function describeWindow(w: Window | undefined): string {
       .filter(([key]) => !key.startsWith('WATCH') && !key.includes('leases'))
       .map(([key, value]) => `${key}=${value}`)
       .join(' ');
-  return `${seconds(w.wallMs).toFixed(2)} s, operator CPU ${w.cpuSeconds.toFixed(2)} s (${w.cpuToIdleSeconds.toFixed(2)} s to idle), cluster CPU ${w.clusterCpuSeconds.toFixed(2)} s, ${w.reconciles} reconciles (${w.reconcileSeconds.toFixed(2)} s); ${counts(w.requests)}`;
+  return `${seconds(w.wallMs).toFixed(2)} s, operator CPU ${w.cpuSeconds.toFixed(2)} s (main thread ${w.mainThreadCpuSeconds.toFixed(2)} s; ${w.cpuToIdleSeconds.toFixed(2)} s to idle), cluster CPU ${w.clusterCpuSeconds.toFixed(2)} s (${w.clusterCpuDetail}), ${w.reconciles} reconciles (${w.reconcileSeconds.toFixed(2)} s); ${counts(w.requests)}`;
 }
 
 function withFloor(
@@ -357,7 +374,7 @@ export async function runFanoutGroup(
           );
         }
         log(
-          `[bench] N=${n}: floor fan-out ${seconds(floorFan.at(-1)?.wallMs ?? 0).toFixed(2)} s${plan.rotation ? `, rotation ${seconds(floorRot.at(-1)?.wallMs ?? 0).toFixed(2)} s` : ''}`,
+          `[bench] N=${n}: floor fan-out ${describeFloor(floorFan.at(-1))}${plan.rotation ? `, rotation ${describeFloor(floorRot.at(-1))}` : ''}`,
         );
       };
       await runFloor(FLOOR_SECRET);

@@ -5,6 +5,7 @@ import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
 import { type BenchCluster, floorSecret, hasPullSecret, withRetry } from './cluster.ts';
 import { countsDelta, type RequestCounts } from './metrics.ts';
+import { sampleProcess } from './process-stats.ts';
 
 export const FLOOR_SECRET = 'floor-pull';
 export const FLOOR_LABEL_SELECTOR = 'bench.regcred.dev/floor=true';
@@ -15,10 +16,14 @@ export interface FloorResult {
   wallMs: number;
   /** CPU seconds of etcd + kube-apiserver + kube-controller-manager during the run. */
   clusterCpuSeconds: number;
+  /** The same per component, for the progress log. */
+  clusterCpuDetail: string;
   /** To the last write as a watch saw it land (when watched). */
   observedMs?: number;
   /** CPU seconds the floor client (this process) spent (its watches included, when watched). */
   cpuSeconds: number;
+  /** ... of which on the JavaScript thread. */
+  mainThreadCpuSeconds: number;
   requests: RequestCounts;
 }
 
@@ -86,7 +91,9 @@ export async function floorFanout(
   await cluster.waitQuiet();
   const before = await cluster.apiRequests();
   const cpu = process.cpuUsage();
+  const mainThread = sampleProcess(process.pid).mainThreadCpuSeconds;
   const clusterCpu = cluster.cpuSeconds();
+  const clusterCpuStart = cluster.cpuByComponent();
   const started = performance.now();
   await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
     await withRetry(`create Secret ${namespace}/${secretName}`, () =>
@@ -101,9 +108,19 @@ export async function floorFanout(
   });
   const wallMs = performance.now() - started;
   const cpuSeconds = cpuSince(cpu);
+  const mainThreadCpuSeconds = sampleProcess(process.pid).mainThreadCpuSeconds - mainThread;
   const clusterCpuSeconds = cluster.cpuSeconds() - clusterCpu;
+  const clusterCpuDetail = cluster.describeCpuSince(clusterCpuStart);
   const requests = countsDelta(await cluster.apiRequests(), before);
-  return { startedAt: started, wallMs, cpuSeconds, clusterCpuSeconds, requests };
+  return {
+    startedAt: started,
+    wallMs,
+    cpuSeconds,
+    mainThreadCpuSeconds,
+    clusterCpuSeconds,
+    clusterCpuDetail,
+    requests,
+  };
 }
 
 /** Rotation floor: N Secret replaces (from one LIST before the clock starts). */
@@ -126,7 +143,9 @@ export async function floorRotation(
   await cluster.waitQuiet();
   const before = await cluster.apiRequests();
   const cpu = process.cpuUsage();
+  const mainThread = sampleProcess(process.pid).mainThreadCpuSeconds;
   const clusterCpu = cluster.cpuSeconds();
+  const clusterCpuStart = cluster.cpuByComponent();
   const started = performance.now();
   await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
     const existing = secrets.get(namespace);
@@ -144,9 +163,19 @@ export async function floorRotation(
   });
   const wallMs = performance.now() - started;
   const cpuSeconds = cpuSince(cpu);
+  const mainThreadCpuSeconds = sampleProcess(process.pid).mainThreadCpuSeconds - mainThread;
   const clusterCpuSeconds = cluster.cpuSeconds() - clusterCpu;
+  const clusterCpuDetail = cluster.describeCpuSince(clusterCpuStart);
   const requests = countsDelta(await cluster.apiRequests(), before);
-  return { startedAt: started, wallMs, cpuSeconds, clusterCpuSeconds, requests };
+  return {
+    startedAt: started,
+    wallMs,
+    cpuSeconds,
+    mainThreadCpuSeconds,
+    clusterCpuSeconds,
+    clusterCpuDetail,
+    requests,
+  };
 }
 
 /**

@@ -20,6 +20,8 @@ function clockTicks(): number {
 export interface ProcessSample {
   /** User + system CPU seconds since the process started. */
   cpuSeconds: number;
+  /** ... of which on the main (JavaScript) thread; the rest is V8's helpers and libuv's pool. */
+  mainThreadCpuSeconds: number;
   rssBytes: number;
   /** Peak RSS since start, or since the last resetPeakRss. */
   peakRssBytes: number;
@@ -38,9 +40,20 @@ export function sampleProcess(pid: number): ProcessSample {
   };
   return {
     cpuSeconds: ticks / clockTicks(),
+    mainThreadCpuSeconds: threadTicks(pid, pid) / clockTicks(),
     rssBytes: kb('VmRSS'),
     peakRssBytes: kb('VmHWM'),
   };
+}
+
+function threadTicks(pid: number, tid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
 }
 
 /** Resets VmHWM to the current RSS (writing 5 to clear_refs); false when not permitted. */

@@ -318,9 +318,14 @@ export class ControlPlane {
 
   /** Process ids of the running components, for tests that check nothing is left behind. */
   pids(): number[] {
-    return [...this.components.values()]
-      .map((c) => c.process?.pid)
-      .filter((pid): pid is number => pid !== undefined);
+    return this.processes().map((p) => p.pid);
+  }
+
+  /** The running components and their process ids. */
+  processes(): Array<{ name: string; pid: number }> {
+    return [...this.components.entries()].flatMap(([name, c]) =>
+      c.process?.pid === undefined ? [] : [{ name, pid: c.process.pid }],
+    );
   }
 
   componentLog(name: string): string {
