@@ -15,6 +15,11 @@ export interface BenchContext {
   operatorNodeOptions?: string;
   /** The operator's --fanout-concurrency, which the floor baseline uses too. */
   concurrency: number;
+  /**
+   * --floor-watches: the fan-out and rotation floors also watch what a cache-based client must
+   * (the Secrets they write, every ServiceAccount), into a Map, as the operator's informers do.
+   */
+  floorWatches?: boolean;
 }
 
 export const SOURCE_SECRET = 'bench-basic';

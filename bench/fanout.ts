@@ -298,13 +298,28 @@ async function watchedFloor(
   password: string,
   serviceAccounts: boolean,
   run: () => Promise<FloorResult>,
+  cacheWatches = false,
 ): Promise<FloorResult> {
   const tracker = new SyncTracker(namespaces, { secretName, password, serviceAccounts });
+  // --floor-watches: what a client reading from caches holds besides (its own writes come back
+  // to it), kept in Maps as an informer keeps them.
+  const cache = new Map<string, unknown>();
+  const keep = (type: string, obj: { metadata?: { namespace?: string; name?: string } }) => {
+    const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    if (type === 'DELETED') cache.delete(key);
+    else cache.set(key, obj);
+  };
   const watches = await Promise.all([
     cluster.watchSecrets({ labelSelector: FLOOR_LABEL_SELECTOR }, tracker.onSecret).start(),
     cluster
       .watchServiceAccounts({ fieldSelector: 'metadata.name=default' }, tracker.onServiceAccount)
       .start(),
+    ...(cacheWatches
+      ? [
+          cluster.watchSecrets({ labelSelector: FLOOR_LABEL_SELECTOR }, keep).start(),
+          cluster.watchServiceAccounts({}, keep).start(),
+        ]
+      : []),
   ]);
   try {
     const result = await run();
@@ -362,14 +377,27 @@ export async function runFanoutGroup(
       const runFloor = async (secretName: string): Promise<void> => {
         log(`[bench] N=${n}: floor baseline (${secretName}, concurrency ${ctx.concurrency})`);
         floorFan.push(
-          await watchedFloor(cluster, run.namespaces, secretName, firstPassword, true, () =>
-            floorFanout(cluster, run.namespaces, secretName, firstPassword, ctx.concurrency),
+          await watchedFloor(
+            cluster,
+            run.namespaces,
+            secretName,
+            firstPassword,
+            true,
+            () => floorFanout(cluster, run.namespaces, secretName, firstPassword, ctx.concurrency),
+            ctx.floorWatches,
           ),
         );
         if (plan.rotation) {
           floorRot.push(
-            await watchedFloor(cluster, run.namespaces, secretName, secondPassword, false, () =>
-              floorRotation(cluster, run.namespaces, secretName, secondPassword, ctx.concurrency),
+            await watchedFloor(
+              cluster,
+              run.namespaces,
+              secretName,
+              secondPassword,
+              false,
+              () =>
+                floorRotation(cluster, run.namespaces, secretName, secondPassword, ctx.concurrency),
+              ctx.floorWatches,
             ),
           );
         }

@@ -46,6 +46,9 @@ JSON to bench/results/.
   --operator-args "<flags>"   extra operator flags, e.g. "--fanout-concurrency=32 --workers=8"
   --operator-node-args "<a>"  Node flags for the operator process (passed as NODE_OPTIONS),
                               e.g. "--cpu-prof" (profiles go to bench/results/profiles/<run>/)
+  --floor-watches             the fan-out and rotation floors also keep the watches a cache-based
+                              client needs (the Secrets they write, every ServiceAccount): the
+                              floor of an operator that reads from caches, for comparison
   --no-build                  use the existing dist/ as is
   --out <file>                JSON output path (default bench/results/<time>-<quick|full>.json)
   --help                      this text
@@ -64,6 +67,7 @@ interface Options {
   memoryRepeats: number;
   operatorArgs: string[];
   operatorNodeArgs?: string;
+  floorWatches: boolean;
   build: boolean;
   out?: string;
 }
@@ -108,6 +112,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'operator-args': { type: 'string' },
       'operator-node-args': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
+      'floor-watches': { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -140,6 +145,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     memoryRepeats: positive('memory-repeats', values['memory-repeats'] ?? (full ? '3' : '2')),
     operatorArgs: (values['operator-args'] ?? '').split(/\s+/).filter((a) => a !== ''),
     operatorNodeArgs: values['operator-node-args'],
+    floorWatches: values['floor-watches'] === true,
     build: values['no-build'] !== true,
     out: values.out,
   };
@@ -225,6 +231,7 @@ async function main(): Promise<number> {
     operatorArgs: options.operatorArgs,
     operatorNodeOptions: nodeOptions,
     concurrency: fanoutConcurrency(options.operatorArgs),
+    floorWatches: options.floorWatches,
   };
 
   const results: ScenarioResult[] = [];
@@ -266,7 +273,7 @@ async function main(): Promise<number> {
     `\nregcred-operator benchmark (${options.full ? 'full' : 'quick'}): ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadStart[0]?.toFixed(2)} at start, ${loadEnd[0]?.toFixed(2)} at end, ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s\n`,
   );
   out.write(
-    `operator: dist/main.js ${options.operatorArgs.join(' ') || '(default flags)'}; floor concurrency ${ctx.concurrency}\n\n`,
+    `operator: dist/main.js ${options.operatorArgs.join(' ') || '(default flags)'}; floor concurrency ${ctx.concurrency}${ctx.floorWatches ? ', with the watches a cache-based client holds (--floor-watches)' : ''}\n\n`,
   );
   out.write(`${resultsTable(results)}\n\n`);
   out.write(
@@ -296,7 +303,12 @@ async function main(): Promise<number> {
       loadAverageEnd: loadEnd,
     },
     git: { commit: git(['rev-parse', 'HEAD']), dirty: git(['status', '--porcelain']) !== '' },
-    operator: { args: options.operatorArgs, nodeOptions, floorConcurrency: ctx.concurrency },
+    operator: {
+      args: options.operatorArgs,
+      nodeOptions,
+      floorConcurrency: ctx.concurrency,
+      floorWatches: ctx.floorWatches,
+    },
     results,
     targets,
   };
