@@ -56,7 +56,10 @@ export interface OperatorConfig {
   sourceNamespaces: string[];
   /** RegistryCredentials reconciled at once. */
   workers: number;
-  /** Namespace writes in flight at once for one RegistryCredential's fan-out. */
+  /**
+   * Namespace writes in flight at once for one RegistryCredential's fan-out, and the workers
+   * of the single-namespace queue (new or drifted namespaces).
+   */
   fanoutConcurrency: number;
   logLevel: LogLevel;
   /** host:port for /metrics; empty string disables. */

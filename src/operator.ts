@@ -1,5 +1,5 @@
-// Wiring: informers feed an event → key mapping into the work queue; workers run the reconciler
-// once every cache has synced. Everything here is plumbing; decisions live in controller/.
+// Wiring: informers feed an event → key mapping into two work queues (full reconciles, single
+// namespaces); workers run the reconciler once every cache has synced. Everything here is plumbing; decisions live in controller/.
 import type { KubeConfig, V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { Subscription } from 'rxjs';
 import {
@@ -13,7 +13,11 @@ import {
 } from './api/types.ts';
 import type { OperatorConfig } from './config.ts';
 import { effectiveSecretName } from './controller/desired.ts';
-import { type ClusterView, Reconciler } from './controller/reconciler.ts';
+import {
+  type ClusterView,
+  type NamespaceReconcileResult,
+  Reconciler,
+} from './controller/reconciler.ts';
 import {
   type NamespaceInfo,
   namespaceInfo,
@@ -311,8 +315,16 @@ export class Operator implements ClusterView {
         async (key) => {
           const slash = key.indexOf('/');
           const credential = key.slice(0, slash);
-          const result = await this.reconciler.reconcileNamespace(credential, key.slice(slash + 1));
-          // What the fast path leaves to the full reconcile: a conflict, a source error.
+          let result: NamespaceReconcileResult;
+          try {
+            result = await this.reconciler.reconcileNamespace(credential, key.slice(slash + 1));
+          } catch (error) {
+            // Retried on this queue with backoff; meanwhile the status says it failed.
+            this.statusSoon(credential);
+            throw error;
+          }
+          // What the fast path leaves to the full reconcile: a conflict, a source or refresh
+          // error, an invalid selector, a namespace no longer selected (or gone).
           if (result.fullReconcile) this.enqueue(credential);
           return {};
         },
@@ -345,7 +357,7 @@ export class Operator implements ClusterView {
     };
   }
 
-  // ---- event → key mapping (ARCHITECTURE.md) ----
+  // ---- event → key mapping (docs/adr/0001, addendum) ----
 
   private enqueue(name: string | undefined): void {
     if (name) this.queue.add(name);
@@ -367,9 +379,17 @@ export class Operator implements ClusterView {
   }
 
   private onCredential(e: InformerEvent<RegistryCredential>): void {
-    // Our own finalizer and status writes coming back need no reconcile (each one made a
-    // second full reconcile of every namespace that found nothing to do).
-    if (!this.credOverlay.observed(e.object, e.type)) this.enqueue(e.object.metadata?.name);
+    // Our own status write coming back needs no reconcile (each one made a second full
+    // reconcile of every namespace that found nothing to do) unless the object it returned
+    // carries a generation the status has not observed: a spec change that landed before our
+    // write, whose own event a relist may have folded into ours.
+    const echo = this.credOverlay.observed(e.object, e.type);
+    const cred = e.object;
+    const settled =
+      !cred.metadata?.deletionTimestamp &&
+      cred.status?.observedGeneration !== undefined &&
+      cred.status.observedGeneration === cred.metadata?.generation;
+    if (!echo || !settled) this.enqueue(cred.metadata?.name);
   }
 
   /**
@@ -401,7 +421,16 @@ export class Operator implements ClusterView {
    */
   private syncNamespaceSoon(credential: string, namespace: string, urgent: boolean): void {
     this.enqueueNamespace(credential, namespace, urgent);
-    this.queue.addAfter(credential, STATUS_COALESCE_MS);
+    this.statusSoon(credential);
+  }
+
+  /**
+   * A full reconcile that only has counts to update, coalesced. Only while leading: before
+   * that, startWorkers queues every credential anyway, and a timer firing behind it would
+   * repeat it.
+   */
+  private statusSoon(credential: string): void {
+    if (this.leading) this.queue.addAfter(credential, STATUS_COALESCE_MS);
   }
 
   private onNamespace(e: InformerEvent<V1Namespace>): void {
@@ -412,16 +441,20 @@ export class Operator implements ClusterView {
     // theirs; when it terminates, only their status changes (its Secrets and ServiceAccounts
     // go with it), so deleting many namespaces makes a few full reconciles.
     const before = e.type === 'delete' ? now : e.old ? namespaceInfo(e.old) : undefined;
+    const going = e.type === 'delete' || now.terminating;
     for (const name of this.credentialsSelecting(before)) {
       if (selecting.has(name)) continue;
-      if (e.type === 'delete' || now.terminating) this.queue.addAfter(name, STATUS_COALESCE_MS);
+      if (going) this.statusSoon(name);
       else this.enqueue(name);
     }
-    // A namespace that leaves every selector still holds our Secrets: their owners clean up.
+    // A namespace that leaves every selector still holds our Secrets: their owners clean up
+    // (unless it is going, and takes them along).
     if (e.type === 'delete') return;
     for (const secret of this.secrets.byNamespace(now.name)) {
       const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
-      if (owner && !selecting.has(owner)) this.enqueue(owner);
+      if (!owner || selecting.has(owner)) continue;
+      if (going) this.statusSoon(owner);
+      else this.enqueue(owner);
     }
   }
 
@@ -472,20 +505,30 @@ export class Operator implements ClusterView {
     const ns = e.object.metadata?.namespace ?? '';
     const owner = managedOwner(e.object);
     const oldOwner = e.old ? managedOwner(e.old) : undefined;
-    if (!echo && owner) {
-      // Edited or deleted by someone else where its credential still writes: that one
-      // namespace is restored; anywhere else the full reconcile decides (cleanup, status).
+    // Our own delete coming back needs nothing. Our own create or update is the end of a
+    // sync; where its credential no longer selects the namespace (it was relabelled out while
+    // the write was in flight) or writes under another name now, the full reconcile removes it.
+    if (owner && !(echo && e.type === 'delete')) {
       const info = this.namespace(ns);
+      const cred = this.credentials.get(owner);
       if (!info || info.terminating) {
-        this.queue.addAfter(owner, STATUS_COALESCE_MS); // going with its namespace: counts only
-      } else if (!this.leading || !this.credentialsSelecting(info).includes(owner)) {
+        this.statusSoon(owner); // going with its namespace: only the counts change
+      } else if (
+        !this.leading ||
+        !cred ||
+        effectiveSecretName(cred) !== e.object.metadata?.name ||
+        !this.credentialsSelecting(info).includes(owner)
+      ) {
         this.enqueue(owner);
-      } else if (e.type === 'delete' || !this.reconciler.upToDate(e.object, owner)) {
+      } else if (!echo && (e.type === 'delete' || !this.reconciler.upToDate(e.object, owner))) {
+        // Edited or deleted by someone else where its credential still writes it: that one
+        // namespace is restored.
         this.enqueueNamespace(owner, ns);
       }
     }
-    // Relabelled to another credential (or unlabelled): the one that had it re-checks.
-    if (!echo && oldOwner && oldOwner !== owner) this.enqueue(oldOwner);
+    // Relabelled to another credential (adopted, or by hand) or unlabelled: the one that had
+    // it re-checks (its status, and whether it wants the name back).
+    if (oldOwner && oldOwner !== owner) this.enqueue(oldOwner);
     if (e.type === 'delete' && e.object.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE) {
       // The name is free again: a RegistryCredential that lost it to an older one takes it
       // now rather than on its next conflict retry.

@@ -130,8 +130,8 @@ export class Reconciler {
    * without waiting behind a full reconcile of every namespace (a new namespace or
    * ServiceAccount, or one whose entry someone removed). It writes only what the full
    * reconcile would write there; namespaces leaving the targets, conflicts and status stay
-   * with the full reconcile (`fullReconcile` asks for one). It never writes a namespace at the
-   * same time as a full reconcile (syncExclusive).
+   * with the full reconcile (`fullReconcile` asks for one). It never syncs a namespace at the
+   * same time as a full reconcile's fan-out does (syncExclusive).
    */
   async reconcileNamespace(name: string, ns: string): Promise<NamespaceReconcileResult> {
     const cred = this.o.view.credential(name);
@@ -378,8 +378,10 @@ export class Reconciler {
   }
 
   /**
-   * syncNamespace, one at a time per credential and namespace; a sync that waited re-checks
-   * the caches (which hold the other's writes) before writing anything.
+   * syncNamespace, one at a time per credential and namespace (between the fast path and the
+   * full reconcile's fan-out; cleanup of namespaces that left the targets does not take part:
+   * the fast path never writes those); a sync that waited re-checks the caches (which hold
+   * the other's writes) before writing anything.
    */
   private async syncExclusive(
     cred: RegistryCredential,
@@ -394,7 +396,15 @@ export class Reconciler {
       waited = true;
       await running.catch(() => undefined);
     }
-    if (waited && this.inSync(cred, ns, secretName, json)) return { kind: 'synced', wrote: 0 };
+    // The other wrote it: done, or it wrote newer bytes (a rotation resolved after ours was),
+    // which ours must not overwrite.
+    if (
+      waited &&
+      (this.latestJson.get(cred.metadata.name ?? '') !== json ||
+        this.inSync(cred, ns, secretName, json))
+    ) {
+      return { kind: 'synced', wrote: 0 };
+    }
     const sync = this.syncNamespace(cred, ns, secretName, json, writes);
     this.inFlight.set(key, sync);
     try {

@@ -3,7 +3,8 @@
 //
 // A key lives in up to three places:
 //   dirty      — it needs processing (again). Adding a dirty key does nothing more.
-//   queue      — dirty and not processing: waiting for a worker, in FIFO order.
+//   queue      — dirty and not processing: waiting for a worker, in FIFO order within one of
+//                two lanes (urgent keys are handed out first; see AddOptions).
 //   processing — handed out by get() and not yet done().
 // add() of a processing key only marks it dirty; done() puts it back in the queue. So a key is
 // never processed twice at once, and a change seen during processing is never lost.
