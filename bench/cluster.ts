@@ -20,6 +20,7 @@ import {
   KIND,
   PLURAL,
   type RegistryCredential,
+  type RegistryCredentialSpec,
   VERSION,
 } from '../src/api/types.ts';
 import { shareConnections as reuseConnections } from '../src/kube/connections.ts';
@@ -162,21 +163,11 @@ export class BenchCluster {
   /** A suspended RegistryCredential that selects nothing: the owner of the floor's Secrets. */
   private async createFloorOwner(): Promise<void> {
     const name = 'bench-floor-owner';
-    const created = (await this.custom.createClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: PLURAL,
-      body: {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        metadata: { name },
-        spec: {
-          suspend: true,
-          namespaces: ['bench-floor-owner-selects-nothing'],
-          registries: [{ server: REGISTRY_SERVER, basic: { secretRef: { name } } }],
-        },
-      },
-    })) as RegistryCredential;
+    const created = await this.createRegistryCredential(name, {
+      suspend: true,
+      namespaces: ['bench-floor-owner-selects-nothing'],
+      registries: [{ server: REGISTRY_SERVER, basic: { secretRef: { name } } }],
+    });
     this.floorOwner = {
       apiVersion: API_VERSION,
       kind: KIND,
@@ -286,12 +277,7 @@ export class BenchCluster {
     return this.plane.stop();
   }
 
-  /** CPU seconds etcd, kube-apiserver and kube-controller-manager have used so far. */
-  cpuSeconds(): number {
-    return Object.values(this.cpuByComponent()).reduce((a, b) => a + b, 0);
-  }
-
-  /** The same, per component. */
+  /** CPU seconds etcd, kube-apiserver and kube-controller-manager have used so far, each. */
   cpuByComponent(): Record<string, number> {
     const cpu: Record<string, number> = {};
     for (const { name, pid } of this.plane.processes()) {
@@ -304,12 +290,15 @@ export class BenchCluster {
     return cpu;
   }
 
-  /** What each component spent since `start` (a cpuByComponent()), for the progress log. */
-  describeCpuSince(start: Record<string, number>): string {
-    const now = this.cpuByComponent();
-    return Object.entries(now)
-      .map(([name, s]) => `${name} ${(s - (start[name] ?? 0)).toFixed(2)}`)
-      .join(', ');
+  /** What the control plane spent since `start` (a cpuByComponent()): in all, and per component. */
+  cpuSince(start: Record<string, number>): { seconds: number; detail: string } {
+    const spent = Object.entries(this.cpuByComponent()).map(
+      ([name, s]) => [name, s - (start[name] ?? 0)] as const,
+    );
+    return {
+      seconds: spent.reduce((sum, [, s]) => sum + s, 0),
+      detail: spent.map(([name, s]) => `${name} ${s.toFixed(2)}`).join(', '),
+    };
   }
 
   /** apiserver_request_total by verb and resource, now. */
@@ -458,20 +447,22 @@ export class BenchCluster {
     secretName: string,
     source: string,
   ): Promise<RegistryCredential> {
+    return this.createRegistryCredential(name, {
+      secretName,
+      namespaceSelector: { matchLabels: { [RUN_LABEL]: runId } },
+      registries: [{ server: REGISTRY_SERVER, basic: { secretRef: { name: source } } }],
+    });
+  }
+
+  private async createRegistryCredential(
+    name: string,
+    spec: RegistryCredentialSpec,
+  ): Promise<RegistryCredential> {
     return (await this.custom.createClusterCustomObject({
       group: GROUP,
       version: VERSION,
       plural: PLURAL,
-      body: {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        metadata: { name },
-        spec: {
-          secretName,
-          namespaceSelector: { matchLabels: { [RUN_LABEL]: runId } },
-          registries: [{ server: REGISTRY_SERVER, basic: { secretRef: { name: source } } }],
-        },
-      },
+      body: { apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec },
     })) as RegistryCredential;
   }
 

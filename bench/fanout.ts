@@ -65,7 +65,6 @@ export interface WindowStart {
   counters: OperatorCounters;
   cpuSeconds: number;
   mainThreadCpuSeconds: number;
-  clusterCpuSeconds: number;
   clusterCpu: Record<string, number>;
   peakReset: boolean;
 }
@@ -82,7 +81,6 @@ export async function openWindow(cluster: BenchCluster, op: BenchOperator): Prom
     counters,
     cpuSeconds: opSample.cpuSeconds,
     mainThreadCpuSeconds: opSample.mainThreadCpuSeconds,
-    clusterCpuSeconds: cluster.cpuSeconds(),
     clusterCpu: cluster.cpuByComponent(),
     peakReset,
   };
@@ -98,8 +96,7 @@ export async function closeWindow(
 ): Promise<Window> {
   // Called when the wall time ends: CPU is counted to here, as the floor's is.
   const atEnd = op.sample();
-  const clusterCpuSeconds = cluster.cpuSeconds() - start.clusterCpuSeconds;
-  const clusterCpuDetail = cluster.describeCpuSince(start.clusterCpu);
+  const clusterCpu = cluster.cpuSince(start.clusterCpu);
   if (!(await op.waitIdle())) notes.push('the operator did not go idle within 120 s');
   const sample = op.sample();
   // kube-controller-manager's own reactions (e.g. to new namespaces) land before the count.
@@ -117,8 +114,8 @@ export async function closeWindow(
     cpuSeconds: atEnd.cpuSeconds - start.cpuSeconds,
     cpuToIdleSeconds: sample.cpuSeconds - start.cpuSeconds,
     mainThreadCpuSeconds: atEnd.mainThreadCpuSeconds - start.mainThreadCpuSeconds,
-    clusterCpuSeconds,
-    clusterCpuDetail,
+    clusterCpuSeconds: clusterCpu.seconds,
+    clusterCpuDetail: clusterCpu.detail,
     peakRssMB: megabytes(sample.peakRssBytes),
     notes,
   };

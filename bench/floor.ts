@@ -27,9 +27,32 @@ export interface FloorResult {
   requests: RequestCounts;
 }
 
-function cpuSince(start: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1e6;
+/**
+ * Runs `writes` once the cluster is quiet and measures it as every floor is measured: wall
+ * time to the last response, this process's CPU (and its JavaScript thread's), the control
+ * plane's CPU, and the API requests made.
+ */
+async function measured(cluster: BenchCluster, writes: () => Promise<void>): Promise<FloorResult> {
+  await cluster.waitQuiet();
+  const before = await cluster.apiRequests();
+  const cpu = process.cpuUsage();
+  const mainThread = sampleProcess(process.pid).mainThreadCpuSeconds;
+  const clusterCpu = cluster.cpuByComponent();
+  const started = performance.now();
+  await writes();
+  const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  const mainThreadCpuSeconds = sampleProcess(process.pid).mainThreadCpuSeconds - mainThread;
+  const spent = cluster.cpuSince(clusterCpu);
+  return {
+    startedAt: started,
+    wallMs,
+    cpuSeconds: (used.user + used.system) / 1e6,
+    mainThreadCpuSeconds,
+    clusterCpuSeconds: spent.seconds,
+    clusterCpuDetail: spent.detail,
+    requests: countsDelta(await cluster.apiRequests(), before),
+  };
 }
 
 /** The faster of two floor runs (one before the operator ran, one after). */
@@ -88,39 +111,19 @@ export async function floorFanout(
     const ns = sa.metadata?.namespace ?? '';
     if (wanted.has(ns)) accounts.set(ns, sa);
   }
-  await cluster.waitQuiet();
-  const before = await cluster.apiRequests();
-  const cpu = process.cpuUsage();
-  const mainThread = sampleProcess(process.pid).mainThreadCpuSeconds;
-  const clusterCpu = cluster.cpuSeconds();
-  const clusterCpuStart = cluster.cpuByComponent();
-  const started = performance.now();
-  await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
-    await withRetry(`create Secret ${namespace}/${secretName}`, () =>
-      cluster.floorCore.createNamespacedSecret({
-        namespace,
-        body: floorSecret(namespace, secretName, password, cluster.floorOwner),
-      }),
-    );
-    const sa = accounts.get(namespace);
-    if (!sa) throw new Error(`no default ServiceAccount in ${namespace}`);
-    await addEntry(cluster, sa, secretName);
-  });
-  const wallMs = performance.now() - started;
-  const cpuSeconds = cpuSince(cpu);
-  const mainThreadCpuSeconds = sampleProcess(process.pid).mainThreadCpuSeconds - mainThread;
-  const clusterCpuSeconds = cluster.cpuSeconds() - clusterCpu;
-  const clusterCpuDetail = cluster.describeCpuSince(clusterCpuStart);
-  const requests = countsDelta(await cluster.apiRequests(), before);
-  return {
-    startedAt: started,
-    wallMs,
-    cpuSeconds,
-    mainThreadCpuSeconds,
-    clusterCpuSeconds,
-    clusterCpuDetail,
-    requests,
-  };
+  return measured(cluster, () =>
+    cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
+      await withRetry(`create Secret ${namespace}/${secretName}`, () =>
+        cluster.floorCore.createNamespacedSecret({
+          namespace,
+          body: floorSecret(namespace, secretName, password, cluster.floorOwner),
+        }),
+      );
+      const sa = accounts.get(namespace);
+      if (!sa) throw new Error(`no default ServiceAccount in ${namespace}`);
+      await addEntry(cluster, sa, secretName);
+    }),
+  );
 }
 
 /** Rotation floor: N Secret replaces (from one LIST before the clock starts). */
@@ -140,42 +143,22 @@ export async function floorRotation(
     const ns = secret.metadata?.namespace ?? '';
     if (wanted.has(ns) && secret.metadata?.name === secretName) secrets.set(ns, secret);
   }
-  await cluster.waitQuiet();
-  const before = await cluster.apiRequests();
-  const cpu = process.cpuUsage();
-  const mainThread = sampleProcess(process.pid).mainThreadCpuSeconds;
-  const clusterCpu = cluster.cpuSeconds();
-  const clusterCpuStart = cluster.cpuByComponent();
-  const started = performance.now();
-  await cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
-    const existing = secrets.get(namespace);
-    if (!existing) throw new Error(`no floor Secret ${secretName} in ${namespace}`);
-    // As the operator sends it: the object it knows without managedFields, the new data.
-    const { managedFields: _managed, ...metadata } = existing.metadata ?? {};
-    const body: V1Secret = {
-      ...existing,
-      metadata,
-      data: floorSecret(namespace, secretName, password, cluster.floorOwner).data,
-    };
-    await withRetry(`update Secret ${namespace}/${secretName}`, () =>
-      cluster.floorCore.replaceNamespacedSecret({ namespace, name: secretName, body }),
-    );
-  });
-  const wallMs = performance.now() - started;
-  const cpuSeconds = cpuSince(cpu);
-  const mainThreadCpuSeconds = sampleProcess(process.pid).mainThreadCpuSeconds - mainThread;
-  const clusterCpuSeconds = cluster.cpuSeconds() - clusterCpu;
-  const clusterCpuDetail = cluster.describeCpuSince(clusterCpuStart);
-  const requests = countsDelta(await cluster.apiRequests(), before);
-  return {
-    startedAt: started,
-    wallMs,
-    cpuSeconds,
-    mainThreadCpuSeconds,
-    clusterCpuSeconds,
-    clusterCpuDetail,
-    requests,
-  };
+  return measured(cluster, () =>
+    cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
+      const existing = secrets.get(namespace);
+      if (!existing) throw new Error(`no floor Secret ${secretName} in ${namespace}`);
+      // As the operator sends it: the object it knows without managedFields, the new data.
+      const { managedFields: _managed, ...metadata } = existing.metadata ?? {};
+      const body: V1Secret = {
+        ...existing,
+        metadata,
+        data: floorSecret(namespace, secretName, password, cluster.floorOwner).data,
+      };
+      await withRetry(`update Secret ${namespace}/${secretName}`, () =>
+        cluster.floorCore.replaceNamespacedSecret({ namespace, name: secretName, body }),
+      );
+    }),
+  );
 }
 
 /**

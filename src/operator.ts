@@ -114,11 +114,6 @@ class WrittenOverlay<T extends Obj> {
   }
 }
 
-function managedFor(secret: V1Secret, credential: string): boolean {
-  const labels = secret.metadata?.labels ?? {};
-  return labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && labels[CREDENTIAL_LABEL] === credential;
-}
-
 /** The RegistryCredential a Secret says it is managed for, if it carries our labels. */
 function managedOwner(secret: V1Secret): string | undefined {
   const labels = secret.metadata?.labels;
@@ -451,7 +446,7 @@ export class Operator implements ClusterView {
     // (unless it is going, and takes them along).
     if (e.type === 'delete') return;
     for (const secret of this.secrets.byNamespace(now.name)) {
-      const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
+      const owner = managedOwner(secret);
       if (!owner || selecting.has(owner)) continue;
       if (going) this.statusSoon(owner);
       else this.enqueue(owner);
@@ -465,7 +460,7 @@ export class Operator implements ClusterView {
     const selecting = new Set(this.credentialsSelecting(info));
     const owners = new Set<string>();
     for (const secret of this.secrets.byNamespace(ns)) {
-      const owner = secret.metadata?.labels?.[CREDENTIAL_LABEL];
+      const owner = managedOwner(secret);
       if (owner && !selecting.has(owner)) owners.add(owner);
     }
     if (e.type === 'add') {
@@ -498,16 +493,15 @@ export class Operator implements ClusterView {
   }
 
   private onSecret(e: InformerEvent<V1Secret>): void {
-    // Our own write coming back needs nothing: the reconcile that made it accounts for it.
-    // (Each one queued a full reconcile of every namespace: an onboarding burst ran them
-    // back to back.)
     const echo = this.secretOverlay.observed(e.object, e.type);
     const ns = e.object.metadata?.namespace ?? '';
     const owner = managedOwner(e.object);
     const oldOwner = e.old ? managedOwner(e.old) : undefined;
-    // Our own delete coming back needs nothing. Our own create or update is the end of a
-    // sync; where its credential no longer selects the namespace (it was relabelled out while
-    // the write was in flight) or writes under another name now, the full reconcile removes it.
+    // Our own writes coming back need nothing where the credential still writes this Secret
+    // (each one used to queue a full reconcile of every namespace: an onboarding burst ran
+    // them back to back). Where it no longer selects the namespace (relabelled out while the
+    // write was in flight) or writes under another name now, the full reconcile removes it;
+    // our own delete coming back needs nothing at all.
     if (owner && !(echo && e.type === 'delete')) {
       const info = this.namespace(ns);
       const cred = this.credentials.get(owner);
@@ -583,7 +577,7 @@ export class Operator implements ClusterView {
     return this.secrets
       .list()
       .map((s) => this.secretOverlay.pick(keyOf(s), s))
-      .filter((s): s is V1Secret => s !== undefined && managedFor(s, credential));
+      .filter((s): s is V1Secret => s !== undefined && managedOwner(s) === credential);
   }
 
   sourceSecret(namespace: string, name: string): V1Secret | undefined {
