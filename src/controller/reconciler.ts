@@ -201,7 +201,7 @@ export class Reconciler {
       // Gone without our finalizer having run (removed by hand): garbage collection deletes
       // the Secrets through their ownerReference; our entries on ServiceAccounts are ours to
       // remove.
-      await this.removeStale(name, undefined, new Set(), '');
+      await this.removeStale(name, undefined);
       this.o.onStatus?.(name, undefined);
       return {};
     }
@@ -266,12 +266,6 @@ export class Reconciler {
     }
 
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
-    // Namespaces that left the targets, and Secrets under an old secretName, go first.
-    const cleanupErrors = [
-      ...(await this.removeStale(name, current, targets, secretName, writes)),
-      ...(await this.removeDanglingEntries(name, targets, secretName, writes)),
-    ];
-
     const outcomes = new Map<string, NamespaceOutcome>();
     if (resolved) {
       let json: string;
@@ -297,6 +291,16 @@ export class Reconciler {
       }
       await queue.onIdle();
     }
+    // Cleanup comes after the writes: a Secret under an old secretName is removed from a
+    // namespace only once the new one is in place there (make before break: its
+    // ServiceAccounts never lose a working pull secret, and a namespace where the new name
+    // conflicts or failed keeps the old one until it succeeds).
+    const replaced = new Set<string>();
+    for (const [ns, outcome] of outcomes) if (outcome.kind === 'synced') replaced.add(ns);
+    const cleanupErrors = [
+      ...(await this.removeStale(name, { targets, secretName, replaced }, writes)),
+      ...(await this.removeDanglingEntries(name, targets, secretName, writes)),
+    ];
 
     const status = this.computeStatus(
       current,
@@ -625,22 +629,28 @@ export class Reconciler {
   }
 
   /**
-   * Deletes our Secrets that should no longer exist (namespace no longer targeted, old
-   * secretName, credential deleted) and exactly our entries pointing at them. Returns the
-   * failures, which are retried.
+   * Deletes our Secrets that should no longer exist and exactly our entries pointing at them:
+   * every one when the credential is gone (`live` undefined); otherwise those in namespaces that
+   * left the targets, and those under an old secretName in namespaces where the current one is
+   * in place (`replaced`). Returns the failures, which are retried.
    */
   private async removeStale(
     credName: string,
-    cred: RegistryCredential | undefined,
-    targets: ReadonlySet<string>,
-    secretName: string,
+    live:
+      | {
+          targets: ReadonlySet<string>;
+          secretName: string;
+          replaced: ReadonlySet<string>;
+        }
+      | undefined,
     writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 },
   ): Promise<string[]> {
     const stale = this.o.view.managedSecretsOf(credName).filter((secret) => {
       const ns = secret.metadata?.namespace ?? '';
-      if (cred && targets.has(ns) && secret.metadata?.name === secretName) return false;
       // The namespace controller removes everything in a terminating namespace.
-      return !this.o.view.namespace(ns)?.terminating;
+      if (this.o.view.namespace(ns)?.terminating) return false;
+      if (!live?.targets.has(ns)) return true;
+      return secret.metadata?.name !== live.secretName && live.replaced.has(ns);
     });
     const errors: string[] = [];
     const queue = new PQueue({ concurrency: this.o.fanoutConcurrency });
@@ -685,7 +695,7 @@ export class Reconciler {
     const name = cred.metadata.name ?? '';
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
     const errors = [
-      ...(await this.removeStale(name, undefined, new Set(), '', writes)),
+      ...(await this.removeStale(name, undefined, writes)),
       ...(await this.removeDanglingEntries(name, new Set(), effectiveSecretName(cred), writes)),
     ];
     if (errors.length > 0) {

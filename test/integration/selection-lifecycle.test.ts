@@ -7,7 +7,9 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type V1LocalObjectReference,
+  type V1Secret,
   type V1ServiceAccount,
+  Watch,
 } from '@kubernetes/client-node';
 import {
   CLEANUP_FINALIZER,
@@ -15,6 +17,7 @@ import {
   IGNORE_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  REFRESH_REQUESTED_ANNOTATION,
   type RegistryCredential,
   type RegistryCredentialSpec,
 } from '../../src/api/types.ts';
@@ -202,6 +205,53 @@ describe('selection and lifecycle of a RegistryCredential', () => {
 
   function waitEntries(ns: string, sa: string, expected: string[]): Promise<string[]> {
     return f.waitPullSecrets(ns, sa, (names) => names.join(',') === expected.join(','));
+  }
+
+  /**
+   * Watches one ServiceAccount and the Secrets of its namespace from their current
+   * resourceVersion: each version's imagePullSecrets names, and `ADDED x` / `DELETED x` per
+   * Secret event, in the order the API server committed them.
+   */
+  async function recordHistory(ns: string, sa: string) {
+    const history = {
+      entries: [] as string[][],
+      secretEvents: [] as string[],
+      errors: [] as string[],
+      stop: () => {
+        stopped = true;
+        for (const abort of aborts) abort.abort();
+      },
+    };
+    let stopped = false;
+    const aborts: AbortController[] = [];
+    const watch = new Watch(cluster.kc);
+    const current = await f.core.readNamespacedServiceAccount({ namespace: ns, name: sa });
+    const secrets = await f.core.listNamespacedSecret({ namespace: ns, limit: 1 });
+    const onError = (err: unknown) => {
+      if (err && !stopped) history.errors.push(String(err));
+    };
+    aborts.push(
+      await watch.watch(
+        `/api/v1/namespaces/${ns}/serviceaccounts`,
+        {
+          fieldSelector: `metadata.name=${sa}`,
+          resourceVersion: current.metadata?.resourceVersion ?? '',
+        },
+        (_phase: string, obj: V1ServiceAccount) => {
+          history.entries.push((obj.imagePullSecrets ?? []).map((e) => e.name ?? ''));
+        },
+        onError,
+      ),
+      await watch.watch(
+        `/api/v1/namespaces/${ns}/secrets`,
+        { resourceVersion: secrets.metadata?.resourceVersion ?? '' },
+        (phase: string, obj: V1Secret) => {
+          history.secretEvents.push(`${phase} ${obj.metadata?.name ?? ''}`);
+        },
+        onError,
+      ),
+    );
+    return history;
   }
 
   /** The password in a managed Secret, or undefined when the Secret does not exist. */
@@ -608,13 +658,82 @@ describe('selection and lifecycle of a RegistryCredential', () => {
       await waitEntries(b, 'default', [oldName]);
       await editPullSecrets(a, 'default', (names) => [...names, 'user-late']);
 
-      await f.patchCredential(name, { spec: { secretName: newName } });
-      for (const ns of [a, b]) {
-        await f.waitSecretGone(ns, oldName);
-        assert.equal(await writtenPassword(ns, newName), password);
+      // Every version of a's default ServiceAccount and every Secret event in a, from here on.
+      const history = await recordHistory(a, 'default');
+      try {
+        await f.patchCredential(name, { spec: { secretName: newName } });
+        for (const ns of [a, b]) {
+          await f.waitSecretGone(ns, oldName);
+          assert.equal(await writtenPassword(ns, newName), password);
+        }
+        await waitEntries(a, 'default', ['user-pull', 'user-late', newName]);
+        await waitEntries(b, 'default', [newName]);
+        await waitReadyOver(name, 2);
+      } finally {
+        history.stop();
       }
-      await waitEntries(a, 'default', ['user-pull', 'user-late', newName]);
-      await waitEntries(b, 'default', [newName]);
+      // Make before break: a Pod created at any moment of the move could pull. The new Secret
+      // exists before the old one is deleted, and the ServiceAccount always lists one of them.
+      assert.deepEqual(history.errors, []);
+      const created = history.secretEvents.indexOf(`ADDED ${newName}`);
+      const deleted = history.secretEvents.indexOf(`DELETED ${oldName}`);
+      assert.ok(
+        created >= 0 && deleted > created,
+        `Secret events in ${a}: ${history.secretEvents.join(', ')}`,
+      );
+      const versions = history.entries.map((names) => names.join(','));
+      assert.ok(
+        history.entries.every((names) => names.includes(oldName) || names.includes(newName)),
+        `imagePullSecrets of ${a}/default, version by version: ${versions.join(' | ')}`,
+      );
+    });
+  });
+
+  describe('spec.secretName into a conflict', () => {
+    it('keeps the old Secret and entry where the new name belongs to someone else, and moves once it is free', async () => {
+      const tenant = uniqueName('tenant');
+      const free = await namespace('rename', { tenant });
+      const taken = await namespace('rename', { tenant });
+      const oldName = uniqueName('pull-old');
+      const newName = uniqueName('pull-new');
+      await f.core.createNamespacedSecret({
+        namespace: taken,
+        body: { metadata: { name: newName }, type: 'Opaque', data: { note: 'dGVhbQ==' } },
+      });
+      const { name, password } = await credential({
+        namespaceSelector: { matchLabels: { tenant } },
+        secretName: oldName,
+      });
+      await waitReadyOver(name, 2);
+      await waitEntries(taken, 'default', [oldName]);
+
+      await f.patchCredential(name, { spec: { secretName: newName } });
+      const cred = await waitStatus(
+        name,
+        `a Conflict in ${taken} only`,
+        (c) =>
+          c.status?.observedGeneration === c.metadata.generation &&
+          c.status?.syncedNamespaces === 1 &&
+          c.status?.failedNamespaces?.map((n) => `${n.name}:${n.reason}`).join() ===
+            `${taken}:Conflict`,
+      );
+      assert.equal(cred.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+      await f.waitSecretGone(free, oldName);
+      await waitEntries(free, 'default', [newName]);
+      // Pods in the namespace the operator could not move still pull with the old Secret.
+      assert.equal(await writtenPassword(taken, oldName), password);
+      assert.deepEqual(await f.pullSecretNames(taken, 'default'), [oldName]);
+      assert.equal((await f.secret(taken, newName))?.type, 'Opaque');
+
+      // The owner frees the name and asks for a retry now (else the conflict is retried within
+      // a minute): the move completes there too.
+      await f.core.deleteNamespacedSecret({ namespace: taken, name: newName });
+      await f.patchCredential(name, {
+        metadata: { annotations: { [REFRESH_REQUESTED_ANNOTATION]: 'name-freed' } },
+      });
+      await f.waitSecretGone(taken, oldName);
+      assert.equal(await writtenPassword(taken, newName), password);
+      await waitEntries(taken, 'default', [newName]);
       await waitReadyOver(name, 2);
     });
   });
