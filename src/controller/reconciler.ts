@@ -266,6 +266,11 @@ export class Reconciler {
     }
 
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
+    // Namespaces that left the targets go first (a revocation should not wait for a fan-out).
+    const cleanupErrors = [
+      ...(await this.removeStale(name, { targets, secretName, replaced: () => false }, writes)),
+      ...(await this.removeDanglingEntries(name, targets, secretName, writes)),
+    ];
     const outcomes = new Map<string, NamespaceOutcome>();
     if (resolved) {
       let json: string;
@@ -291,16 +296,13 @@ export class Reconciler {
       }
       await queue.onIdle();
     }
-    // Cleanup comes after the writes: a Secret under an old secretName is removed from a
-    // namespace only once the new one is in place there (make before break: its
-    // ServiceAccounts never lose a working pull secret, and a namespace where the new name
-    // conflicts or failed keeps the old one until it succeeds).
-    const replaced = new Set<string>();
-    for (const [ns, outcome] of outcomes) if (outcome.kind === 'synced') replaced.add(ns);
-    const cleanupErrors = [
+    // A Secret under an old secretName leaves a namespace only once the new one is in place
+    // there, after the writes (make before break: its ServiceAccounts never lose a working pull
+    // secret, and a namespace where the new name conflicts or failed keeps the old one).
+    const replaced = (ns: string) => this.holdsCurrent(current, ns, secretName);
+    cleanupErrors.push(
       ...(await this.removeStale(name, { targets, secretName, replaced }, writes)),
-      ...(await this.removeDanglingEntries(name, targets, secretName, writes)),
-    ];
+    );
 
     const status = this.computeStatus(
       current,
@@ -358,6 +360,18 @@ export class Reconciler {
     return this.serviceAccountChanges(cred, ns, secretName).length === 0;
   }
 
+  /**
+   * True when `ns` holds our Secret under `secretName` and every selected ServiceAccount lists
+   * it: whatever its bytes, Pods there pull with it.
+   */
+  private holdsCurrent(cred: RegistryCredential, ns: string, secretName: string): boolean {
+    const existing = this.o.view.managedSecret(ns, secretName);
+    if (!existing || classifySecret(existing, cred.metadata.name ?? '').kind !== 'ours') {
+      return false;
+    }
+    return this.serviceAccountChanges(cred, ns, secretName).length === 0;
+  }
+
   private serviceAccountChanges(
     cred: RegistryCredential,
     ns: string,
@@ -400,14 +414,15 @@ export class Reconciler {
       waited = true;
       await running.catch(() => undefined);
     }
-    // The other wrote it: done, or it wrote newer bytes (a rotation resolved after ours was),
-    // which ours must not overwrite.
-    if (
-      waited &&
-      (this.latestJson.get(cred.metadata.name ?? '') !== json ||
-        this.inSync(cred, ns, secretName, json))
-    ) {
-      return { kind: 'synced', wrote: 0 };
+    // The other wrote it: done; or it wrote newer bytes (a rotation resolved after ours was),
+    // which ours must not overwrite. Only if it succeeded: otherwise ours runs and reports.
+    if (waited) {
+      const newer = this.latestJson.get(cred.metadata.name ?? '') !== json;
+      if (
+        newer ? this.holdsCurrent(cred, ns, secretName) : this.inSync(cred, ns, secretName, json)
+      ) {
+        return { kind: 'synced', wrote: 0 };
+      }
     }
     const sync = this.syncNamespace(cred, ns, secretName, json, writes);
     this.inFlight.set(key, sync);
@@ -640,7 +655,8 @@ export class Reconciler {
       | {
           targets: ReadonlySet<string>;
           secretName: string;
-          replaced: ReadonlySet<string>;
+          /** Whether a targeted namespace holds our Secret under the current name. */
+          replaced: (ns: string) => boolean;
         }
       | undefined,
     writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 },
@@ -650,7 +666,7 @@ export class Reconciler {
       // The namespace controller removes everything in a terminating namespace.
       if (this.o.view.namespace(ns)?.terminating) return false;
       if (!live?.targets.has(ns)) return true;
-      return secret.metadata?.name !== live.secretName && live.replaced.has(ns);
+      return secret.metadata?.name !== live.secretName && live.replaced(ns);
     });
     const errors: string[] = [];
     const queue = new PQueue({ concurrency: this.o.fanoutConcurrency });

@@ -208,28 +208,26 @@ describe('selection and lifecycle of a RegistryCredential', () => {
   }
 
   /**
-   * Watches one ServiceAccount and the Secrets of its namespace from their current
-   * resourceVersion: each version's imagePullSecrets names, and `ADDED x` / `DELETED x` per
-   * Secret event, in the order the API server committed them.
+   * Watches one ServiceAccount and the Secrets of its namespace from their current state: a
+   * timeline of each ServiceAccount version's imagePullSecrets names and each Secret event, in
+   * the order the API server committed them (one etcd: resourceVersions are its revisions).
    */
   async function recordHistory(ns: string, sa: string) {
-    const history = {
-      entries: [] as string[][],
-      secretEvents: [] as string[],
-      errors: [] as string[],
-      stop: () => {
-        stopped = true;
-        for (const abort of aborts) abort.abort();
-      },
-    };
-    let stopped = false;
+    type Step =
+      | { rv: number; kind: 'serviceAccount'; names: string[] }
+      | { rv: number; kind: 'secret'; phase: string; name: string };
+    const steps: Step[] = [];
+    const errors: string[] = [];
     const aborts: AbortController[] = [];
+    let stopped = false;
     const watch = new Watch(cluster.kc);
     const current = await f.core.readNamespacedServiceAccount({ namespace: ns, name: sa });
-    const secrets = await f.core.listNamespacedSecret({ namespace: ns, limit: 1 });
+    const secrets = await f.core.listNamespacedSecret({ namespace: ns });
     const onError = (err: unknown) => {
-      if (err && !stopped) history.errors.push(String(err));
+      if (err && !stopped) errors.push(String(err));
     };
+    const rvOf = (obj: { metadata?: { resourceVersion?: string } }) =>
+      Number(obj.metadata?.resourceVersion);
     aborts.push(
       await watch.watch(
         `/api/v1/namespaces/${ns}/serviceaccounts`,
@@ -237,8 +235,13 @@ describe('selection and lifecycle of a RegistryCredential', () => {
           fieldSelector: `metadata.name=${sa}`,
           resourceVersion: current.metadata?.resourceVersion ?? '',
         },
-        (_phase: string, obj: V1ServiceAccount) => {
-          history.entries.push((obj.imagePullSecrets ?? []).map((e) => e.name ?? ''));
+        (phase: string, obj: V1ServiceAccount) => {
+          if (phase !== 'ADDED' && phase !== 'MODIFIED') {
+            errors.push(`${phase} ${JSON.stringify(obj)}`);
+            return;
+          }
+          const names = (obj.imagePullSecrets ?? []).map((e) => e.name ?? '');
+          steps.push({ rv: rvOf(obj), kind: 'serviceAccount', names });
         },
         onError,
       ),
@@ -246,12 +249,51 @@ describe('selection and lifecycle of a RegistryCredential', () => {
         `/api/v1/namespaces/${ns}/secrets`,
         { resourceVersion: secrets.metadata?.resourceVersion ?? '' },
         (phase: string, obj: V1Secret) => {
-          history.secretEvents.push(`${phase} ${obj.metadata?.name ?? ''}`);
+          steps.push({ rv: rvOf(obj), kind: 'secret', phase, name: obj.metadata?.name ?? '' });
         },
         onError,
       ),
     );
-    return history;
+    return {
+      errors,
+      /** Every Secret event, and the imagePullSecrets of the latest version, as of now. */
+      seen(): { secretEvents: string[]; entries: string[] | undefined } {
+        const secretEvents: string[] = [];
+        let entries: string[] | undefined;
+        for (const step of steps) {
+          if (step.kind === 'secret') secretEvents.push(`${step.phase} ${step.name}`);
+          else entries = step.names;
+        }
+        return { secretEvents, entries };
+      },
+      /**
+       * Replays the timeline; at each step, the ServiceAccount's entries that name an existing
+       * Secret. A line per step, for the failure message.
+       */
+      replay(): Array<{ step: string; pulling: string[] }> {
+        const exist = new Set(secrets.items.map((s) => s.metadata?.name ?? ''));
+        let names = (current.imagePullSecrets ?? []).map((e) => e.name ?? '');
+        const out: Array<{ step: string; pulling: string[] }> = [];
+        for (const step of [...steps].sort((x, y) => x.rv - y.rv)) {
+          if (step.kind === 'secret') {
+            if (step.phase === 'DELETED') exist.delete(step.name);
+            else exist.add(step.name);
+          } else {
+            names = step.names;
+          }
+          const label =
+            step.kind === 'secret'
+              ? `${step.phase} Secret ${step.name}`
+              : `ServiceAccount [${step.names.join(',')}]`;
+          out.push({ step: `${step.rv} ${label}`, pulling: names.filter((n) => exist.has(n)) });
+        }
+        return out;
+      },
+      stop(): void {
+        stopped = true;
+        for (const abort of aborts) abort.abort();
+      },
+    };
   }
 
   /** The password in a managed Secret, or undefined when the Secret does not exist. */
@@ -669,22 +711,27 @@ describe('selection and lifecycle of a RegistryCredential', () => {
         await waitEntries(a, 'default', ['user-pull', 'user-late', newName]);
         await waitEntries(b, 'default', [newName]);
         await waitReadyOver(name, 2);
+        // The watches may trail the reads above.
+        await waitUntil(`the watches of ${a} to see the move`, () => {
+          const { secretEvents, entries } = history.seen();
+          return (
+            secretEvents.includes(`DELETED ${oldName}`) &&
+            entries?.join(',') === ['user-pull', 'user-late', newName].join(',')
+          );
+        });
       } finally {
         history.stop();
       }
-      // Make before break: a Pod created at any moment of the move could pull. The new Secret
-      // exists before the old one is deleted, and the ServiceAccount always lists one of them.
+      // Make before break: a Pod created at any moment of the move could pull. At every step
+      // the ServiceAccount lists one of our Secrets that exists.
       assert.deepEqual(history.errors, []);
-      const created = history.secretEvents.indexOf(`ADDED ${newName}`);
-      const deleted = history.secretEvents.indexOf(`DELETED ${oldName}`);
+      const timeline = history.replay();
+      const ours = (names: string[]) => names.includes(oldName) || names.includes(newName);
       assert.ok(
-        created >= 0 && deleted > created,
-        `Secret events in ${a}: ${history.secretEvents.join(', ')}`,
-      );
-      const versions = history.entries.map((names) => names.join(','));
-      assert.ok(
-        history.entries.every((names) => names.includes(oldName) || names.includes(newName)),
-        `imagePullSecrets of ${a}/default, version by version: ${versions.join(' | ')}`,
+        timeline.every((t) => ours(t.pulling)),
+        `${a}/default during the move (step: the entries that name an existing Secret):\n${timeline
+          .map((t) => `  ${t.step}: ${t.pulling.join(',')}`)
+          .join('\n')}`,
       );
     });
   });
