@@ -23,6 +23,7 @@ import {
   type RegistryCredentialSpec,
   VERSION,
 } from '../src/api/types.ts';
+import { KubeApi } from '../src/kube/api.ts';
 import { shareConnections as reuseConnections } from '../src/kube/connections.ts';
 import { type ControlPlane, startControlPlane } from '../test/support/controlplane.ts';
 import { apiServerRequests, MUTATING_VERBS, type RequestCounts } from './metrics.ts';
@@ -41,7 +42,8 @@ export const CREATE_CONCURRENCY = 32;
 
 export type Log = (line: string) => void;
 
-function httpCode(error: unknown): number | undefined {
+/** The HTTP status an error carries (client-node's ApiException, KubeApiError, withRetry's). */
+export function httpCode(error: unknown): number | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
@@ -56,7 +58,7 @@ export async function withRetry<T>(what: string, run: () => Promise<T>, attempts
       const transient = code === undefined || code === 0 || code === 429 || code >= 500;
       if (!transient || attempt >= attempts) {
         const message = error instanceof Error ? error.message : String(error);
-        throw new Error(`${what}: ${message}`);
+        throw Object.assign(new Error(`${what}: ${message}`), { code });
       }
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
@@ -143,6 +145,8 @@ export class BenchCluster {
    * client is a cluster admin, which the API server lets through without either.
    */
   readonly floorCore: CoreV1Api;
+  /** The floor's writes go through the operator's own client (src/kube/api.ts), as its do. */
+  readonly floorApi: KubeApi;
   /** What the floor's Secrets are owned by (a suspended RegistryCredential of its own). */
   floorOwner: V1OwnerReference = { apiVersion: API_VERSION, kind: KIND, name: '', uid: '' };
 
@@ -158,6 +162,7 @@ export class BenchCluster {
     const floorKc = new KubeConfig();
     floorKc.loadFromFile(operatorKubeconfigPath);
     this.floorCore = reuseConnections(floorKc).makeApiClient(CoreV1Api);
+    this.floorApi = new KubeApi(floorKc);
   }
 
   /** A suspended RegistryCredential that selects nothing: the owner of the floor's Secrets. */

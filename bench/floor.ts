@@ -3,7 +3,7 @@
 // operator costs on top of the API server's own speed is its figure divided by this one.
 import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
-import { type BenchCluster, floorSecret, hasPullSecret, withRetry } from './cluster.ts';
+import { type BenchCluster, floorSecret, hasPullSecret, httpCode, withRetry } from './cluster.ts';
 import { countsDelta, type RequestCounts } from './metrics.ts';
 import { sampleProcess } from './process-stats.ts';
 
@@ -75,16 +75,14 @@ async function addEntry(cluster: BenchCluster, sa: V1ServiceAccount, name: strin
     const saName = current.metadata?.name ?? '';
     try {
       await withRetry(`update ServiceAccount ${namespace}/${saName}`, () =>
-        cluster.floorCore.replaceNamespacedServiceAccount({
-          namespace,
-          name: saName,
-          body: withEntry(current, name),
-        }),
+        cluster.floorApi.replaceServiceAccount(withEntry(current, name)),
       );
       return;
     } catch (error) {
-      if (!/409|Conflict/.test(String(error))) throw error;
-      current = await cluster.floorCore.readNamespacedServiceAccount({ namespace, name: saName });
+      if (httpCode(error) !== 409) throw error;
+      const read = await cluster.floorApi.readServiceAccount(namespace, saName);
+      if (!read) throw new Error(`ServiceAccount ${namespace}/${saName} is gone`);
+      current = read;
     }
   }
   throw new Error(`ServiceAccount ${sa.metadata?.namespace}/${sa.metadata?.name} kept changing`);
@@ -114,10 +112,9 @@ export async function floorFanout(
   return measured(cluster, () =>
     cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
       await withRetry(`create Secret ${namespace}/${secretName}`, () =>
-        cluster.floorCore.createNamespacedSecret({
-          namespace,
-          body: floorSecret(namespace, secretName, password, cluster.floorOwner),
-        }),
+        cluster.floorApi.createSecret(
+          floorSecret(namespace, secretName, password, cluster.floorOwner),
+        ),
       );
       const sa = accounts.get(namespace);
       if (!sa) throw new Error(`no default ServiceAccount in ${namespace}`);
@@ -155,7 +152,7 @@ export async function floorRotation(
         data: floorSecret(namespace, secretName, password, cluster.floorOwner).data,
       };
       await withRetry(`update Secret ${namespace}/${secretName}`, () =>
-        cluster.floorCore.replaceNamespacedSecret({ namespace, name: secretName, body }),
+        cluster.floorApi.replaceSecret(body),
       );
     }),
   );
@@ -190,13 +187,12 @@ export class OnboardingFloor {
     this.run(0, async () => {
       try {
         await withRetry(`create Secret ${namespace}/${FLOOR_SECRET}`, () =>
-          this.cluster.floorCore.createNamespacedSecret({
-            namespace,
-            body: floorSecret(namespace, FLOOR_SECRET, this.password, this.cluster.floorOwner),
-          }),
+          this.cluster.floorApi.createSecret(
+            floorSecret(namespace, FLOOR_SECRET, this.password, this.cluster.floorOwner),
+          ),
         );
       } catch (error) {
-        if (!/409|AlreadyExists/.test(String(error))) throw error;
+        if (httpCode(error) !== 409) throw error;
       }
     });
   }

@@ -1,15 +1,14 @@
 // Every call the operator makes to the API server outside the informers goes through here, so
 // writes are counted by resource and verb and failures become typed, credential-free errors.
+// The transport is rest.ts. Leader election and the API probe use client-node's generated
+// clients, with requestOptions and toKubeApiError below.
 import {
   ApiException,
   type ConfigurationOptions,
-  CoreV1Api,
   type CoreV1Event,
-  CustomObjectsApi,
   type KubeConfig,
   Observable,
   type ObservableMiddleware,
-  PatchStrategy,
   type RequestContext,
   type ResponseContext,
   type V1Secret,
@@ -23,6 +22,9 @@ import {
   VERSION,
 } from '../api/types.ts';
 import { safeMessage } from '../observability/redact.ts';
+import { KubeApiError, KubeRest, REQUEST_TIMEOUT_MS, type RestRequest, segment } from './rest.ts';
+
+export { KubeApiError, REQUEST_TIMEOUT_MS } from './rest.ts';
 
 export type ApiVerb = 'create' | 'update' | 'patch' | 'delete' | 'get';
 
@@ -30,9 +32,6 @@ export type ApiVerb = 'create' | 'update' | 'patch' | 'delete' | 'get';
 export type RequestObserver = (resource: string, verb: ApiVerb, code: number) => void;
 
 export const FIELD_MANAGER = 'regcred-operator';
-
-/** client-node sets no request timeout: a lost answer would wait for undici's 300 s. */
-export const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * Per-request options: abort when `signal` fires (default: after REQUEST_TIMEOUT_MS, counted
@@ -74,29 +73,6 @@ function buildRequestOptions(
   };
 }
 
-/** A failed API call: the HTTP status and a message safe for status conditions and logs. */
-export class KubeApiError extends Error {
-  override name = 'KubeApiError';
-  readonly code: number;
-  readonly reason: string;
-
-  constructor(code: number, reason: string, message: string) {
-    super(message);
-    this.code = code;
-    this.reason = reason;
-  }
-
-  get notFound(): boolean {
-    return this.code === 404;
-  }
-  get conflict(): boolean {
-    return this.code === 409;
-  }
-  get alreadyExists(): boolean {
-    return this.code === 409 && this.reason === 'AlreadyExists';
-  }
-}
-
 interface StatusBody {
   reason?: string;
   message?: string;
@@ -128,14 +104,22 @@ export function toKubeApiError(error: unknown, what: string): KubeApiError {
   return new KubeApiError(0, 'Unreachable', safeMessage(`${what}: ${message}`));
 }
 
+const CORE = '/api/v1';
+const CREDENTIALS = `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+const MERGE_PATCH = 'application/merge-patch+json';
+const WRITE = { fieldManager: FIELD_MANAGER };
+
+function namespaced(namespace: string, resource: string, name?: string): string {
+  const base = `${CORE}/namespaces/${segment(namespace)}/${resource}`;
+  return name === undefined ? base : `${base}/${segment(name)}`;
+}
+
 export class KubeApi {
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
+  private readonly rest: KubeRest;
   private readonly observe: RequestObserver;
 
   constructor(kc: KubeConfig, observe: RequestObserver = () => {}) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.rest = new KubeRest(kc);
     this.observe = observe;
   }
 
@@ -143,10 +127,10 @@ export class KubeApi {
     resource: string,
     verb: ApiVerb,
     what: string,
-    run: () => Promise<T>,
+    req: RestRequest,
   ): Promise<T> {
     try {
-      const result = await run();
+      const result = await this.rest.send<T>(req, what);
       this.observe(resource, verb, 200);
       return result;
     } catch (error) {
@@ -158,40 +142,32 @@ export class KubeApi {
 
   createSecret(secret: V1Secret): Promise<V1Secret> {
     const namespace = secret.metadata?.namespace ?? '';
-    return this.call(
-      'secrets',
-      'create',
-      `create Secret ${namespace}/${secret.metadata?.name}`,
-      () =>
-        this.core.createNamespacedSecret(
-          { namespace, body: secret, fieldManager: FIELD_MANAGER },
-          requestOptions(),
-        ),
-    );
+    return this.call('secrets', 'create', `create Secret ${namespace}/${secret.metadata?.name}`, {
+      method: 'POST',
+      path: namespaced(namespace, 'secrets'),
+      query: WRITE,
+      body: secret,
+    });
   }
 
   /** Replaces a Secret; metadata.resourceVersion makes it conditional. */
   replaceSecret(secret: V1Secret): Promise<V1Secret> {
     const namespace = secret.metadata?.namespace ?? '';
     const name = secret.metadata?.name ?? '';
-    return this.call('secrets', 'update', `update Secret ${namespace}/${name}`, () =>
-      this.core.replaceNamespacedSecret(
-        {
-          name,
-          namespace,
-          body: secret,
-          fieldManager: FIELD_MANAGER,
-        },
-        requestOptions(),
-      ),
-    );
+    return this.call('secrets', 'update', `update Secret ${namespace}/${name}`, {
+      method: 'PUT',
+      path: namespaced(namespace, 'secrets', name),
+      query: WRITE,
+      body: secret,
+    });
   }
 
   async readSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
     try {
-      return await this.call('secrets', 'get', `get Secret ${namespace}/${name}`, () =>
-        this.core.readNamespacedSecret({ name, namespace }, requestOptions()),
-      );
+      return await this.call<V1Secret>('secrets', 'get', `get Secret ${namespace}/${name}`, {
+        method: 'GET',
+        path: namespaced(namespace, 'secrets', name),
+      });
     } catch (error) {
       if (error instanceof KubeApiError && error.notFound) return undefined;
       throw error;
@@ -201,16 +177,11 @@ export class KubeApi {
   /** Deletes a Secret only if it is still the object we saw (uid precondition); gone is fine. */
   async deleteSecret(namespace: string, name: string, uid?: string): Promise<void> {
     try {
-      await this.call('secrets', 'delete', `delete Secret ${namespace}/${name}`, () =>
-        this.core.deleteNamespacedSecret(
-          {
-            name,
-            namespace,
-            body: uid ? { preconditions: { uid } } : {},
-          },
-          requestOptions(),
-        ),
-      );
+      await this.call('secrets', 'delete', `delete Secret ${namespace}/${name}`, {
+        method: 'DELETE',
+        path: namespaced(namespace, 'secrets', name),
+        body: uid ? { preconditions: { uid } } : {},
+      });
     } catch (error) {
       if (error instanceof KubeApiError && error.notFound) return;
       throw error;
@@ -219,11 +190,11 @@ export class KubeApi {
 
   async readServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined> {
     try {
-      return await this.call(
+      return await this.call<V1ServiceAccount>(
         'serviceaccounts',
         'get',
         `get ServiceAccount ${namespace}/${name}`,
-        () => this.core.readNamespacedServiceAccount({ name, namespace }, requestOptions()),
+        { method: 'GET', path: namespaced(namespace, 'serviceaccounts', name) },
       );
     } catch (error) {
       if (error instanceof KubeApiError && error.notFound) return undefined;
@@ -235,30 +206,19 @@ export class KubeApi {
   replaceServiceAccount(sa: V1ServiceAccount): Promise<V1ServiceAccount> {
     const namespace = sa.metadata?.namespace ?? '';
     const name = sa.metadata?.name ?? '';
-    return this.call(
-      'serviceaccounts',
-      'update',
-      `update ServiceAccount ${namespace}/${name}`,
-      () =>
-        this.core.replaceNamespacedServiceAccount(
-          {
-            name,
-            namespace,
-            body: sa,
-            fieldManager: FIELD_MANAGER,
-          },
-          requestOptions(),
-        ),
-    );
+    return this.call('serviceaccounts', 'update', `update ServiceAccount ${namespace}/${name}`, {
+      method: 'PUT',
+      path: namespaced(namespace, 'serviceaccounts', name),
+      query: WRITE,
+      body: sa,
+    });
   }
 
   readCredential(name: string): Promise<RegistryCredential> {
-    return this.call(PLURAL, 'get', `get RegistryCredential ${name}`, () =>
-      this.custom.getClusterCustomObject(
-        { group: GROUP, version: VERSION, plural: PLURAL, name },
-        requestOptions(),
-      ),
-    ) as Promise<RegistryCredential>;
+    return this.call(PLURAL, 'get', `get RegistryCredential ${name}`, {
+      method: 'GET',
+      path: `${CREDENTIALS}/${segment(name)}`,
+    });
   }
 
   /** Sets metadata.finalizers, conditional on the resourceVersion we computed them from. */
@@ -267,19 +227,13 @@ export class KubeApi {
     finalizers: string[],
   ): Promise<RegistryCredential> {
     const name = cred.metadata.name ?? '';
-    return this.call(PLURAL, 'patch', `update finalizers of RegistryCredential ${name}`, () =>
-      this.custom.patchClusterCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name,
-          body: { metadata: { finalizers, resourceVersion: cred.metadata.resourceVersion } },
-          fieldManager: FIELD_MANAGER,
-        },
-        requestOptions(undefined, PatchStrategy.MergePatch),
-      ),
-    ) as Promise<RegistryCredential>;
+    return this.call(PLURAL, 'patch', `update finalizers of RegistryCredential ${name}`, {
+      method: 'PATCH',
+      path: `${CREDENTIALS}/${segment(name)}`,
+      query: WRITE,
+      contentType: MERGE_PATCH,
+      body: { metadata: { finalizers, resourceVersion: cred.metadata.resourceVersion } },
+    });
   }
 
   /** Writes the whole status (a merge patch replaces lists such as conditions as a unit). */
@@ -287,42 +241,33 @@ export class KubeApi {
     name: string,
     status: RegistryCredentialStatus,
   ): Promise<RegistryCredential> {
-    return this.call(PLURAL, 'patch', `update status of RegistryCredential ${name}`, () =>
-      this.custom.patchClusterCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name,
-          // null clears fields that a previous status had and this one lacks.
-          body: {
-            status: {
-              nextRefreshAt: null,
-              failedNamespaces: null,
-              registries: null,
-              ...status,
-            },
-          },
-          fieldManager: FIELD_MANAGER,
-        },
-        requestOptions(undefined, PatchStrategy.MergePatch),
-      ),
-    ) as Promise<RegistryCredential>;
+    return this.call(PLURAL, 'patch', `update status of RegistryCredential ${name}`, {
+      method: 'PATCH',
+      path: `${CREDENTIALS}/${segment(name)}/status`,
+      query: WRITE,
+      contentType: MERGE_PATCH,
+      // null clears fields that a previous status had and this one lacks.
+      body: {
+        status: { nextRefreshAt: null, failedNamespaces: null, registries: null, ...status },
+      },
+    });
   }
 
   createEvent(event: CoreV1Event): Promise<CoreV1Event> {
     const namespace = event.metadata.namespace ?? 'default';
-    return this.call('events', 'create', 'create Event', () =>
-      this.core.createNamespacedEvent({ namespace, body: event }, requestOptions()),
-    );
+    return this.call('events', 'create', 'create Event', {
+      method: 'POST',
+      path: namespaced(namespace, 'events'),
+      body: event,
+    });
   }
 
   patchEvent(namespace: string, name: string, patch: Partial<CoreV1Event>): Promise<CoreV1Event> {
-    return this.call('events', 'patch', 'update Event', () =>
-      this.core.patchNamespacedEvent(
-        { namespace, name, body: patch },
-        requestOptions(undefined, PatchStrategy.MergePatch),
-      ),
-    );
+    return this.call('events', 'patch', 'update Event', {
+      method: 'PATCH',
+      path: namespaced(namespace, 'events', name),
+      contentType: MERGE_PATCH,
+      body: patch,
+    });
   }
 }

@@ -1,0 +1,142 @@
+// The transport of KubeApi: one JSON request to the API server over undici's request(), with
+// the KubeConfig's authentication and TLS (client-node's applySecurityAuthentication, so exec
+// plugins, token files, client certificates and proxies behave as in client-node) and the
+// shared connection pools of connections.ts.
+//
+// client-node's generated clients send through undici's fetch() and map both bodies through
+// ObjectSerializer. Measured on 1000 Secret PUTs at concurrency 16 against a local API server,
+// in one process with the Deployment's --max-semi-space-size=1: client-node 0.67–0.96 s CPU and
+// 116–120 scavenges, undici's request() 0.32–0.43 s and 42–48 scavenges. The operator makes one
+// such write per namespace per change, so this is most of its own CPU in a fan-out.
+//
+// Objects go out as JSON.stringify makes them and come back as JSON.parse makes them, like the
+// informers' caches (timestamps stay strings). Nothing is dropped on the way: a PUT of a
+// ServiceAccount through ObjectSerializer would erase any field the client's model lacks.
+import { type HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { type Dispatcher, request } from 'undici';
+import { safeMessage } from '../observability/redact.ts';
+
+/** client-node sets no request timeout: a lost answer would wait for undici's 300 s. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/** A failed API call: the HTTP status and a message safe for status conditions and logs. */
+export class KubeApiError extends Error {
+  override name = 'KubeApiError';
+  readonly code: number;
+  readonly reason: string;
+
+  constructor(code: number, reason: string, message: string) {
+    super(message);
+    this.code = code;
+    this.reason = reason;
+  }
+
+  get notFound(): boolean {
+    return this.code === 404;
+  }
+  get conflict(): boolean {
+    return this.code === 409;
+  }
+  get alreadyExists(): boolean {
+    return this.code === 409 && this.reason === 'AlreadyExists';
+  }
+}
+
+export type RestMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface RestRequest {
+  method: RestMethod;
+  /** The path, its segments already encoded (see `segment`). */
+  path: string;
+  query?: Record<string, string | undefined>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Default application/json; patches name their strategy. */
+  contentType?: string;
+}
+
+/** One path segment, encoded. */
+export function segment(value: string): string {
+  return encodeURIComponent(value);
+}
+
+interface Status {
+  kind?: string;
+  reason?: string;
+  message?: string;
+}
+
+export class KubeRest {
+  readonly #kc: KubeConfig;
+  readonly #timeoutMs: number;
+
+  constructor(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS) {
+    this.#kc = kc;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * Sends `req`; resolves with the parsed JSON body of a 2xx answer. Anything else rejects with
+   * a KubeApiError whose message starts with `what` (code 0: no HTTP answer).
+   */
+  async send<T>(req: RestRequest, what: string): Promise<T> {
+    const server = this.#kc.getCurrentCluster()?.server;
+    if (!server) throw new KubeApiError(0, 'NoCluster', 'the kubeconfig has no current cluster');
+    let url = server + req.path;
+    if (req.query) {
+      let sep = '?';
+      for (const [key, value] of Object.entries(req.query)) {
+        if (value === undefined) continue;
+        url += `${sep}${key}=${encodeURIComponent(value)}`;
+        sep = '&';
+      }
+    }
+    let statusCode: number;
+    let text: string;
+    try {
+      // Authentication per request: tokens from files and exec plugins rotate.
+      const ctx = new RequestContext(url, req.method as HttpMethod);
+      await this.#kc.applySecurityAuthentication(ctx);
+      const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+      let body: string | undefined;
+      if (req.body !== undefined) {
+        body = JSON.stringify(req.body);
+        headers['content-type'] = req.contentType ?? 'application/json';
+      }
+      const dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
+      const response = await request(url, {
+        method: req.method,
+        headers,
+        body,
+        // No answer, or a stalled one, within the timeout fails the call (it is retried).
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        ...(dispatcher ? { dispatcher } : {}),
+      });
+      statusCode = response.statusCode;
+      text = await response.body.text();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new KubeApiError(0, 'Unreachable', safeMessage(`${what}: ${message}`));
+    }
+    if (statusCode < 200 || statusCode > 299) {
+      const status = parse<Status>(text);
+      const detail =
+        status?.kind === 'Status' && status.message ? status.message : `HTTP ${statusCode}`;
+      throw new KubeApiError(statusCode, status?.reason ?? '', safeMessage(`${what}: ${detail}`));
+    }
+    const parsed = parse<T>(text);
+    if (parsed === undefined) {
+      throw new KubeApiError(statusCode, 'BadResponse', `${what}: the response is not JSON`);
+    }
+    return parsed;
+  }
+}
+
+function parse<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
