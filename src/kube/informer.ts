@@ -149,7 +149,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   /** `source`: the cluster's KubeConfig, or a ListWatch (tests, wrappers). */
   constructor(source: KubeConfig | ListWatch, opts: InformerOptions<T>) {
     this.#silenceTimeoutMs = opts.silenceTimeoutMs ?? 150_000;
-    // client-node's own idle cut-off must not fire before the silence watchdog does.
+    // The transport's idle cut-off must not fire before the silence watchdog does.
     this.#lw = isListWatch(source)
       ? source
       : kubeListWatch(source, { watchIdleTimeoutMs: this.#silenceTimeoutMs + 30_000 });
@@ -403,7 +403,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
 
       const onEvent = (type: WatchEventType, raw: unknown): void => {
         if (ended) return;
-        // client-node swallows exceptions thrown here; turn them into a failed watch instead.
+        // An exception here must not escape into the stream's data handler: it fails the watch.
         try {
           connected = true;
           armSilence();
@@ -539,7 +539,7 @@ function resourceVersionOf(obj: KubeObject): string | undefined {
   return obj.metadata?.resourceVersion;
 }
 
-/** client-node's own idle timeout (a DOMException): the watch simply went quiet. */
+/** The transport's idle timeout (a DOMException): the watch simply went quiet. */
 function isTimeoutError(err: unknown): boolean {
   return typeof err === 'object' && err !== null && 'name' in err && err.name === 'TimeoutError';
 }

@@ -1,16 +1,9 @@
 // LIST and WATCH of any collection path (/api/v1/namespaces, /apis/<group>/<v>/<plural>, ...),
-// the two calls an informer is made of. LIST goes through client-node's RequestContext and
-// fetch library (the KubeConfig's auth and TLS), WATCH through client-node's Watch.
-import {
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  type KubeConfig,
-  RequestContext,
-  type V1ObjectMeta,
-  Watch,
-} from '@kubernetes/client-node';
+// the two calls an informer is made of, over rest.ts (the KubeConfig's auth and TLS, undici's
+// request()). A watch is one long GET whose body is a JSON object per line.
+import type { KubeConfig, V1ObjectMeta } from '@kubernetes/client-node';
 import { safeMessage } from '../observability/redact.ts';
-import { KubeApiError } from './api.ts';
+import { KubeApiError, KubeRest, statusError } from './rest.ts';
 
 /** What every Kubernetes object has; enough for caching and keying. */
 export interface KubeObject {
@@ -71,9 +64,9 @@ export interface KubeListWatchOptions {
   /** A LIST request (one page) fails after this long (default 60 s). */
   listTimeoutMs?: number;
   /**
-   * client-node ends a watch after 30 s without data: quiet collections get a bookmark only
-   * about once a minute, so that would cut every quiet watch. Callers with their own silence
-   * watchdog raise it above the watchdog (default 180 s).
+   * A watch without data for this long ends, as a quiet watch ends (a TimeoutError). Quiet
+   * collections get a bookmark only about once a minute; callers with their own silence
+   * watchdog set it above the watchdog (default 180 s).
    */
   watchIdleTimeoutMs?: number;
 }
@@ -83,14 +76,7 @@ interface RawList {
   items?: unknown[];
 }
 
-interface RawStatus {
-  kind?: string;
-  code?: number;
-  reason?: string;
-  message?: string;
-}
-
-/** HTTP status of a LIST/WATCH failure (KubeApiError, or client-node's watch error). */
+/** HTTP status of a LIST/WATCH failure (a KubeApiError, or an error carrying statusCode). */
 export function statusCodeOf(err: unknown): number | undefined {
   if (err instanceof KubeApiError) return err.code;
   if (err && typeof err === 'object' && 'statusCode' in err) {
@@ -106,55 +92,31 @@ export function isExpired(err: unknown): boolean {
 }
 
 export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): ListWatch {
-  const http = new IsomorphicFetchHttpLibrary();
-  const watcher = new Watch(kc);
-  // See watchIdleTimeoutMs. The field is private in client-node's types; if it ever disappears
-  // this is a no-op and a quiet watch simply ends with a TimeoutError, which callers treat as
-  // a normal end.
-  (watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
-    opts.watchIdleTimeoutMs ?? 180_000;
+  const rest = new KubeRest(kc);
+  const idleMs = opts.watchIdleTimeoutMs ?? 180_000;
   const listTimeoutMs = opts.listTimeoutMs ?? 60_000;
 
   return {
     async list<T>(path: string, o: ListOptions = {}): Promise<ListPage<T>> {
-      const server = kc.getCurrentCluster()?.server;
-      if (!server) throw new KubeApiError(0, 'NoCluster', 'the kubeconfig has no current cluster');
-      const url = new URL(server + path);
-      const query: Record<string, string | number | undefined> = {
-        labelSelector: o.labelSelector,
-        fieldSelector: o.fieldSelector,
-        limit: o.limit,
-        continue: o.continueToken,
-        resourceVersion: o.resourceVersion,
-        resourceVersionMatch: o.resourceVersionMatch,
-      };
-      for (const [k, v] of Object.entries(query)) {
-        if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-      }
-      const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-      ctx.setHeaderParam('Accept', 'application/json');
-      const timeout = AbortSignal.timeout(listTimeoutMs);
-      ctx.setSignal(o.signal ? AbortSignal.any([o.signal, timeout]) : timeout);
-      await kc.applySecurityAuthentication(ctx);
-
-      let status: number;
-      let body: string;
-      try {
-        const response = await http.send(ctx).toPromise();
-        status = response.httpStatusCode;
-        body = await response.body.text();
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        throw new KubeApiError(0, 'Unreachable', safeMessage(`list ${path}: ${message}`));
-      }
-      if (status < 200 || status > 299) {
-        const s = parseJson<RawStatus>(body) ?? {};
-        const detail = s.kind === 'Status' && s.message ? s.message : `HTTP ${status}`;
-        throw new KubeApiError(status, s.reason ?? '', safeMessage(`list ${path}: ${detail}`));
-      }
-      const list = parseJson<RawList>(body);
-      if (!list || !Array.isArray(list.items)) {
-        throw new KubeApiError(status, 'BadResponse', `list ${path}: the response is not a list`);
+      const list = await rest.send<RawList>(
+        {
+          method: 'GET',
+          path,
+          query: {
+            labelSelector: o.labelSelector,
+            fieldSelector: o.fieldSelector,
+            limit: o.limit === undefined ? undefined : String(o.limit),
+            continue: o.continueToken,
+            resourceVersion: o.resourceVersion,
+            resourceVersionMatch: o.resourceVersionMatch,
+          },
+          timeoutMs: listTimeoutMs,
+          ...(o.signal ? { signal: o.signal } : {}),
+        },
+        `list ${path}`,
+      );
+      if (!Array.isArray(list.items)) {
+        throw new KubeApiError(200, 'BadResponse', `list ${path}: the response is not a list`);
       }
       return {
         items: list.items as T[],
@@ -164,21 +126,91 @@ export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): 
     },
 
     async watch(path, o, onEvent, onDone) {
-      const controller = await watcher.watch(
-        path,
-        {
-          resourceVersion: o.resourceVersion,
-          labelSelector: o.labelSelector || undefined,
-          fieldSelector: o.fieldSelector || undefined,
-          allowWatchBookmarks: o.allowWatchBookmarks,
-          timeoutSeconds: o.timeoutSeconds,
-        },
-        (type: string, object: unknown) => onEvent(type, object),
-        (err: unknown) => onDone(err ?? undefined),
-      );
-      return { abort: () => controller.abort() };
+      const controller = new AbortController();
+      let finished = false;
+      // onDone exactly once: at the end of the stream, on an error, or on abort().
+      const finish = (err?: unknown): void => {
+        if (finished) return;
+        finished = true;
+        controller.abort();
+        onDone(err);
+      };
+      const handle = { abort: () => finish() };
+      try {
+        const response = await rest.open({
+          method: 'GET',
+          path,
+          query: {
+            watch: 'true',
+            resourceVersion: o.resourceVersion,
+            labelSelector: o.labelSelector,
+            fieldSelector: o.fieldSelector,
+            allowWatchBookmarks: o.allowWatchBookmarks ? 'true' : undefined,
+            timeoutSeconds: o.timeoutSeconds === undefined ? undefined : String(o.timeoutSeconds),
+          },
+          // Until the headers, then between chunks: a quiet watch ends (see watchIdleTimeoutMs).
+          timeoutMs: idleMs,
+          signal: controller.signal,
+        });
+        if (response.statusCode !== 200) {
+          const text = await response.body.text();
+          finish(statusError(response.statusCode, text, `watch ${path}`));
+          return handle;
+        }
+        const body = response.body;
+        body.setEncoding('utf8');
+        let partial = '';
+        body.on('data', (chunk: string) => {
+          if (finished) return;
+          let from = 0;
+          for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', from)) {
+            const line = partial + chunk.slice(from, nl);
+            partial = '';
+            from = nl + 1;
+            if (line.length === 0) continue;
+            let event: RawEvent;
+            try {
+              event = JSON.parse(line) as RawEvent;
+            } catch {
+              // A broken stream: resuming from the last resourceVersion loses nothing.
+              finish(new KubeApiError(0, 'BadResponse', `watch ${path}: a line is not JSON`));
+              return;
+            }
+            onEvent(event.type ?? '', event.object);
+            if (finished) return;
+          }
+          partial += chunk.slice(from);
+        });
+        body.on('end', () => finish());
+        body.on('close', () => finish());
+        body.on('error', (err) => finish(idle(err) ? timeoutError(path) : err));
+      } catch (err) {
+        if (err instanceof KubeApiError) finish(err);
+        else if (idle(err)) finish(timeoutError(path));
+        else {
+          const message = err instanceof Error ? err.message : String(err);
+          finish(new KubeApiError(0, 'Unreachable', safeMessage(`watch ${path}: ${message}`)));
+        }
+      }
+      return handle;
     },
   };
+}
+
+interface RawEvent {
+  type?: string;
+  object?: unknown;
+}
+
+/** undici's headers or body timeout: the watch was idle for watchIdleTimeoutMs. */
+function idle(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT';
+}
+
+/** What callers treat as the normal end of a quiet watch. */
+function timeoutError(path: string): Error {
+  return new DOMException(`watch ${path} was idle`, 'TimeoutError');
 }
 
 export interface ListAllOptions extends Omit<ListOptions, 'limit' | 'continueToken'> {
@@ -231,13 +263,5 @@ export async function listAll<T>(
     for (const item of page.items) items.push(item);
     if (!page.continueToken) return { items, resourceVersion: page.resourceVersion, pages };
     continueToken = page.continueToken;
-  }
-}
-
-function parseJson<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return undefined;
   }
 }

@@ -1,13 +1,18 @@
-// The transport of KubeApi: one JSON request to the API server over undici's request(), with
-// the KubeConfig's authentication and TLS (client-node's applySecurityAuthentication, so exec
-// plugins, token files, client certificates and proxies behave as in client-node) and the
-// shared connection pools of connections.ts.
+// The transport of KubeApi and of the informers' LIST and WATCH (list-watch.ts): requests to
+// the API server over undici's request(), with the KubeConfig's authentication and TLS
+// (client-node's applySecurityAuthentication, so exec plugins, token files, client
+// certificates and proxies behave as in client-node) and the shared connection pools of
+// connections.ts.
 //
 // client-node's generated clients send through undici's fetch() and map both bodies through
 // ObjectSerializer. Measured on 1000 Secret PUTs at concurrency 16 against a local API server,
 // in one process with the Deployment's --max-semi-space-size=1: client-node 0.67–0.96 s CPU and
 // 116–120 scavenges, undici's request() 0.32–0.43 s and 42–48 scavenges. The operator makes one
-// such write per namespace per change, so this is most of its own CPU in a fan-out.
+// such write per namespace per change, so this is most of its own CPU in a fan-out. client-node's
+// Watch adds a WHATWG-to-Node stream bridge, readline and a timer reset per chunk to every
+// event; list-watch.ts splits the lines itself and lets undici's bodyTimeout be the idle timer.
+// Leader election and the API probe still use the generated clients (a request every few
+// seconds).
 //
 // Objects go out as JSON.stringify makes them and come back as JSON.parse makes them, like the
 // informers' caches (timestamps stay strings). Nothing is dropped on the way: a PUT of a
@@ -16,7 +21,7 @@ import { type HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/cl
 import { type Dispatcher, request } from 'undici';
 import { safeMessage } from '../observability/redact.ts';
 
-/** client-node sets no request timeout: a lost answer would wait for undici's 300 s. */
+/** Without one, a lost answer would wait for undici's default of 300 s. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** A failed API call: the HTTP status and a message safe for status conditions and logs. */
@@ -53,7 +58,14 @@ export interface RestRequest {
   body?: unknown;
   /** Default application/json; patches name their strategy. */
   contentType?: string;
+  /** Ends the request early. */
+  signal?: AbortSignal;
+  /** No answer, or a stalled one, for this long fails the call (default: the client's). */
+  timeoutMs?: number;
 }
+
+/** An answer whose body is still to be read (see KubeRest.open). */
+export type RestResponse = Dispatcher.ResponseData;
 
 /** One path segment, encoded. */
 export function segment(value: string): string {
@@ -80,57 +92,70 @@ export class KubeRest {
    * a KubeApiError whose message starts with `what` (code 0: no HTTP answer).
    */
   async send<T>(req: RestRequest, what: string): Promise<T> {
-    const server = this.#kc.getCurrentCluster()?.server;
-    if (!server) throw new KubeApiError(0, 'NoCluster', 'the kubeconfig has no current cluster');
-    let url = server + req.path;
-    if (req.query) {
-      let sep = '?';
-      for (const [key, value] of Object.entries(req.query)) {
-        if (value === undefined) continue;
-        url += `${sep}${key}=${encodeURIComponent(value)}`;
-        sep = '&';
-      }
-    }
     let statusCode: number;
     let text: string;
     try {
-      // Authentication per request: tokens from files and exec plugins rotate.
-      const ctx = new RequestContext(url, req.method as HttpMethod);
-      await this.#kc.applySecurityAuthentication(ctx);
-      const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
-      let body: string | undefined;
-      if (req.body !== undefined) {
-        body = JSON.stringify(req.body);
-        headers['content-type'] = req.contentType ?? 'application/json';
-      }
-      const dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
-      const response = await request(url, {
-        method: req.method,
-        headers,
-        body,
-        // No answer, or a stalled one, within the timeout fails the call (it is retried).
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-        ...(dispatcher ? { dispatcher } : {}),
-      });
+      const response = await this.open(req);
       statusCode = response.statusCode;
       text = await response.body.text();
     } catch (error) {
+      if (error instanceof KubeApiError) throw error;
       const message = error instanceof Error ? error.message : String(error);
       throw new KubeApiError(0, 'Unreachable', safeMessage(`${what}: ${message}`));
     }
-    if (statusCode < 200 || statusCode > 299) {
-      const status = parse<Status>(text);
-      const detail =
-        status?.kind === 'Status' && status.message ? status.message : `HTTP ${statusCode}`;
-      throw new KubeApiError(statusCode, status?.reason ?? '', safeMessage(`${what}: ${detail}`));
-    }
+    if (statusCode < 200 || statusCode > 299) throw statusError(statusCode, text, what);
     const parsed = parse<T>(text);
     if (parsed === undefined) {
       throw new KubeApiError(statusCode, 'BadResponse', `${what}: the response is not JSON`);
     }
     return parsed;
   }
+
+  /**
+   * Sends `req` and resolves once the answer's headers are in, whatever its status: the caller
+   * reads (or streams) the body. Rejects when there is no answer.
+   */
+  async open(req: RestRequest): Promise<RestResponse> {
+    const server = this.#kc.getCurrentCluster()?.server;
+    if (!server) throw new KubeApiError(0, 'NoCluster', 'the kubeconfig has no current cluster');
+    let url = server + req.path;
+    if (req.query) {
+      let sep = '?';
+      for (const [key, value] of Object.entries(req.query)) {
+        if (value === undefined || value === '') continue;
+        url += `${sep}${key}=${encodeURIComponent(value)}`;
+        sep = '&';
+      }
+    }
+    // Authentication per request: tokens from files and exec plugins rotate.
+    const ctx = new RequestContext(url, req.method as HttpMethod);
+    await this.#kc.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    let body: string | undefined;
+    if (req.body !== undefined) {
+      body = JSON.stringify(req.body);
+      headers['content-type'] = req.contentType ?? 'application/json';
+    }
+    const dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
+    const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
+    return request(url, {
+      method: req.method,
+      headers,
+      body,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      ...(req.signal ? { signal: req.signal } : {}),
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+  }
+}
+
+/** The KubeApiError for a non-2xx answer, from its Status body when it has one. */
+export function statusError(statusCode: number, text: string, what: string): KubeApiError {
+  const status = parse<Status>(text);
+  const detail =
+    status?.kind === 'Status' && status.message ? status.message : `HTTP ${statusCode}`;
+  return new KubeApiError(statusCode, status?.reason ?? '', safeMessage(`${what}: ${detail}`));
 }
 
 function parse<T>(text: string): T | undefined {
