@@ -69,6 +69,8 @@ export interface KubeListWatchOptions {
    * watchdog set it above the watchdog (default 180 s).
    */
   watchIdleTimeoutMs?: number;
+  /** A WATCH's headers must come within this long (default REQUEST_TIMEOUT_MS, 30 s). */
+  requestTimeoutMs?: number;
 }
 
 interface RawList {
@@ -92,7 +94,7 @@ export function isExpired(err: unknown): boolean {
 }
 
 export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): ListWatch {
-  const rest = new KubeRest(kc);
+  const rest = new KubeRest(kc, opts.requestTimeoutMs);
   const idleMs = opts.watchIdleTimeoutMs ?? 180_000;
   const listTimeoutMs = opts.listTimeoutMs ?? 60_000;
 
@@ -148,8 +150,9 @@ export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): 
             allowWatchBookmarks: o.allowWatchBookmarks ? 'true' : undefined,
             timeoutSeconds: o.timeoutSeconds === undefined ? undefined : String(o.timeoutSeconds),
           },
-          // Until the headers, then between chunks: a quiet watch ends (see watchIdleTimeoutMs).
-          timeoutMs: idleMs,
+          // Headers at once (a server that accepts and never answers is Unreachable, not
+          // quiet); then a pause of idleMs between chunks ends a quiet watch.
+          idleMs,
           signal: controller.signal,
         });
         if (response.statusCode !== 200) {
@@ -160,6 +163,10 @@ export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): 
         const body = response.body;
         body.setEncoding('utf8');
         let partial = '';
+        // A broken stream ends the watch with an error; the informer starts over from what
+        // it has applied, so nothing is lost.
+        const broken = (why: string) =>
+          finish(new KubeApiError(0, 'BadResponse', `watch ${path}: ${why}`));
         body.on('data', (chunk: string) => {
           if (finished) return;
           let from = 0;
@@ -168,25 +175,34 @@ export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): 
             partial = '';
             from = nl + 1;
             if (line.length === 0) continue;
-            let event: RawEvent;
+            let event: unknown;
             try {
-              event = JSON.parse(line) as RawEvent;
+              event = JSON.parse(line);
             } catch {
-              // A broken stream: resuming from the last resourceVersion loses nothing.
-              finish(new KubeApiError(0, 'BadResponse', `watch ${path}: a line is not JSON`));
+              broken('a line is not JSON');
               return;
             }
-            onEvent(event.type ?? '', event.object);
+            if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+              broken('a line is not a watch event');
+              return;
+            }
+            const { type, object } = event as RawEvent;
+            try {
+              onEvent(typeof type === 'string' ? type : '', object);
+            } catch (err) {
+              finish(err);
+              return;
+            }
             if (finished) return;
           }
           partial += chunk.slice(from);
+          if (partial.length > MAX_LINE) broken(`a line is longer than ${MAX_LINE} characters`);
         });
-        body.on('end', () => finish());
+        body.on('end', () => (partial.trim() === '' ? finish() : broken('it ended inside a line')));
         body.on('close', () => finish());
         body.on('error', (err) => finish(idle(err) ? timeoutError(path) : err));
       } catch (err) {
         if (err instanceof KubeApiError) finish(err);
-        else if (idle(err)) finish(timeoutError(path));
         else {
           const message = err instanceof Error ? err.message : String(err);
           finish(new KubeApiError(0, 'Unreachable', safeMessage(`watch ${path}: ${message}`)));
@@ -202,10 +218,12 @@ interface RawEvent {
   object?: unknown;
 }
 
-/** undici's headers or body timeout: the watch was idle for watchIdleTimeoutMs. */
+/** A watch event is one object, at most ~1.5 MB in etcd; this only stops a runaway stream. */
+const MAX_LINE = 64 * 1024 * 1024;
+
+/** undici's body timeout: the watch was idle for watchIdleTimeoutMs. */
 function idle(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT';
+  return (err as { code?: unknown } | null)?.code === 'UND_ERR_BODY_TIMEOUT';
 }
 
 /** What callers treat as the normal end of a quiet watch. */

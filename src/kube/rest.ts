@@ -60,8 +60,15 @@ export interface RestRequest {
   contentType?: string;
   /** Ends the request early. */
   signal?: AbortSignal;
-  /** No answer, or a stalled one, for this long fails the call (default: the client's). */
+  /**
+   * The whole call fails after this long (default: the client's). A streamed answer (a watch)
+   * sets `headersTimeoutMs` and `idleMs` instead and streams for as long as data comes.
+   */
   timeoutMs?: number;
+  /** Streams: the headers must come within this long (default: the client's timeout). */
+  headersTimeoutMs?: number;
+  /** Streams: the body may pause this long between chunks. */
+  idleMs?: number;
 }
 
 /** An answer whose body is still to be read (see KubeRest.open). */
@@ -137,14 +144,25 @@ export class KubeRest {
       headers['content-type'] = req.contentType ?? 'application/json';
     }
     const dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
-    const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
+    let signal = req.signal;
+    let headersTimeout = req.headersTimeoutMs ?? this.#timeoutMs;
+    let bodyTimeout = req.idleMs;
+    if (req.idleMs === undefined) {
+      // One deadline for the whole call, connecting through a proxy included; undici's own
+      // timers are backstops.
+      const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
+      const deadline = AbortSignal.timeout(timeoutMs);
+      signal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+      headersTimeout = timeoutMs;
+      bodyTimeout = timeoutMs;
+    }
     return request(url, {
       method: req.method,
       headers,
       body,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      ...(req.signal ? { signal: req.signal } : {}),
+      headersTimeout,
+      ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
+      ...(signal ? { signal } : {}),
       ...(dispatcher ? { dispatcher } : {}),
     });
   }

@@ -64,8 +64,12 @@ describe('kubeListWatch', () => {
 
   afterEach(() => api.close());
 
-  async function watch(idleMs = 5_000): Promise<Outcome & { abort(): void }> {
-    const lw = kubeListWatch(kubeconfig(server), { watchIdleTimeoutMs: idleMs });
+  async function watch(
+    idleMs = 5_000,
+    onEach: (type: string) => void = () => {},
+    requestTimeoutMs = 5_000,
+  ): Promise<Outcome & { abort(): void }> {
+    const lw = kubeListWatch(kubeconfig(server), { watchIdleTimeoutMs: idleMs, requestTimeoutMs });
     const events: Outcome['events'] = [];
     let calls = 0;
     let resolveDone: (err: unknown) => void = () => {};
@@ -75,7 +79,10 @@ describe('kubeListWatch', () => {
     const handle = await lw.watch(
       '/api/v1/configmaps',
       { resourceVersion: '41', labelSelector: 'a=b,c in (d)', allowWatchBookmarks: true },
-      (type, object) => events.push({ type, object }),
+      (type, object) => {
+        events.push({ type, object });
+        onEach(type);
+      },
       (err) => {
         calls += 1;
         resolveDone(err);
@@ -148,6 +155,52 @@ describe('kubeListWatch', () => {
       ['a'],
     );
     assert.equal(w.doneCalls(), 1);
+  });
+
+  for (const [what, body] of [
+    ['a line that is JSON but not an event (null)', 'null\n'],
+    ['a stream that ends inside a line', '{"type":"ADDED","object":{"metadata":{"na'],
+  ] as const) {
+    it(`ends with an error on ${what}`, async () => {
+      api.handler = (_req, res) => {
+        res.writeHead(200);
+        res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a' } } })}\n`);
+        res.end(body);
+      };
+      const w = await watch();
+      const err = await w.done;
+      assert.ok(err instanceof KubeApiError, String(err));
+      assert.equal(err.reason, 'BadResponse');
+      assert.equal(w.events.length, 1);
+      assert.equal(w.doneCalls(), 1);
+    });
+  }
+
+  it('ends with the error, once, when the event handler throws (the process lives on)', async () => {
+    api.handler = (_req, res) => {
+      res.writeHead(200);
+      // In the same packet as the headers, then more: both delivery paths of a chunk.
+      res.write(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a' } } })}\n`);
+      setImmediate(() =>
+        res.write(`${JSON.stringify({ type: 'BOOM', object: { metadata: { name: 'b' } } })}\n`),
+      );
+    };
+    const w = await watch(5_000, (type) => {
+      if (type === 'BOOM') throw new Error('handler failed');
+    });
+    const err = await w.done;
+    assert.equal((err as Error).message, 'handler failed');
+    assert.equal(w.doneCalls(), 1);
+  });
+
+  it('reports a server that accepts and never answers as Unreachable, not as a quiet watch', async () => {
+    api.handler = () => {
+      // Never writes the headers.
+    };
+    const w = await watch(60_000, undefined, 300);
+    const err = await w.done;
+    assert.ok(err instanceof KubeApiError, String(err));
+    assert.equal(err.reason, 'Unreachable');
   });
 
   it('reports a refusal with its HTTP status and the Status message (410: expired)', async () => {
