@@ -268,8 +268,8 @@ export class Reconciler {
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
     // Namespaces that left the targets go first (a revocation should not wait for a fan-out).
     const cleanupErrors = [
-      ...(await this.removeStale(name, { targets, secretName, replaced: () => false }, writes)),
-      ...(await this.removeDanglingEntries(name, targets, secretName, writes)),
+      ...(await this.removeStale(name, { selects, secretName, replaced: () => false }, writes)),
+      ...(await this.removeDanglingEntries(name, selects, secretName, writes)),
     ];
     const outcomes = new Map<string, NamespaceOutcome>();
     if (resolved) {
@@ -301,7 +301,7 @@ export class Reconciler {
     // secret, and a namespace where the new name conflicts or failed keeps the old one).
     const replaced = (ns: string) => this.holdsCurrent(current, ns, secretName);
     cleanupErrors.push(
-      ...(await this.removeStale(name, { targets, secretName, replaced }, writes)),
+      ...(await this.removeStale(name, { selects, secretName, replaced }, writes)),
     );
 
     const status = this.computeStatus(
@@ -592,13 +592,13 @@ export class Reconciler {
    */
   private async removeDanglingEntries(
     credName: string,
-    targets: ReadonlySet<string>,
+    selects: (ns: NamespaceInfo) => boolean,
     secretName: string,
     writes: Writes,
   ): Promise<string[]> {
     const errors: string[] = [];
     for (const ns of this.o.view.namespaces()) {
-      if (targets.has(ns.name) || ns.terminating) continue;
+      if (ns.terminating || selects(ns)) continue;
       const listing = this.o.view
         .serviceAccounts(ns.name)
         .some((sa) => (sa.imagePullSecrets ?? []).some((e) => e.name === secretName));
@@ -653,7 +653,8 @@ export class Reconciler {
     credName: string,
     live:
       | {
-          targets: ReadonlySet<string>;
+          /** The credential's selection, applied to the namespace cache as it is now. */
+          selects: (ns: NamespaceInfo) => boolean;
           secretName: string;
           /** Whether a targeted namespace holds our Secret under the current name. */
           replaced: (ns: string) => boolean;
@@ -663,9 +664,12 @@ export class Reconciler {
   ): Promise<string[]> {
     const stale = this.o.view.managedSecretsOf(credName).filter((secret) => {
       const ns = secret.metadata?.namespace ?? '';
+      const info = this.o.view.namespace(ns);
       // The namespace controller removes everything in a terminating namespace.
-      if (this.o.view.namespace(ns)?.terminating) return false;
-      if (!live?.targets.has(ns)) return true;
+      if (info?.terminating) return false;
+      // Selection as of now, not as of the reconcile's start: a namespace that arrived during
+      // the fan-out already has its Secret from the fast path.
+      if (!live || !info || !live.selects(info)) return true;
       return secret.metadata?.name !== live.secretName && live.replaced(ns);
     });
     const errors: string[] = [];
@@ -712,7 +716,7 @@ export class Reconciler {
     const writes: Writes = { secrets: 0, serviceAccounts: 0, deleted: 0 };
     const errors = [
       ...(await this.removeStale(name, undefined, writes)),
-      ...(await this.removeDanglingEntries(name, new Set(), effectiveSecretName(cred), writes)),
+      ...(await this.removeDanglingEntries(name, () => false, effectiveSecretName(cred), writes)),
     ];
     if (errors.length > 0) {
       await this.o.events.record(

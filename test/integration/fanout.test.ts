@@ -151,6 +151,7 @@ describe('fan-out of a basic credential', () => {
         return {
           createSecrets: requests('create', 'secrets'),
           updateServiceAccounts: requests('update', 'serviceaccounts'),
+          deleteSecrets: requests('delete', 'secrets'),
           gets: requests('get', 'secrets') + requests('get', 'serviceaccounts'),
           // This credential's keys the operator processed (its debug log has one line per
           // key): full reconciles, and single namespaces.
@@ -192,6 +193,7 @@ describe('fan-out of a basic credential', () => {
       const spent = {
         createSecrets: after.createSecrets - before.createSecrets,
         updateServiceAccounts: after.updateServiceAccounts - before.updateServiceAccounts,
+        deleteSecrets: after.deleteSecrets - before.deleteSecrets,
         gets: after.gets - before.gets,
         full: after.full - before.full,
         single: after.single - before.single,
@@ -204,6 +206,9 @@ describe('fan-out of a basic credential', () => {
       assert.equal(spent.createSecrets, count, 'one Secret create per namespace');
       assert.equal(spent.updateServiceAccounts, count, 'one ServiceAccount update per namespace');
       assert.equal(spent.gets, 0, 'no read after a failed write');
+      // A full reconcile whose fan-out ran while namespaces arrived must not take their Secrets
+      // (written by the fast path meanwhile) for stale.
+      assert.equal(spent.deleteSecrets, 0, 'no Secret deleted');
       assert.ok(spent.single >= count, `${spent.single} single-namespace keys for ${count}`);
       // The status is updated about once a second during the burst (each such reconcile may
       // be followed by one more when its status write's own event beats the response), not by
