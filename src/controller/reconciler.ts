@@ -354,10 +354,8 @@ export class Reconciler {
   /** True when the cache shows nothing to write in this namespace: the cheap common case. */
   private inSync(cred: RegistryCredential, ns: string, secretName: string, json: string): boolean {
     const existing = this.o.view.managedSecret(ns, secretName);
-    const claim = classifySecret(existing, cred.metadata.name ?? '');
-    if (claim.kind !== 'ours' || !existing) return false;
-    if (secretNeedsUpdate(existing, desiredSecret(cred, ns, json))) return false;
-    return this.serviceAccountChanges(cred, ns, secretName).length === 0;
+    if (!existing || secretNeedsUpdate(existing, desiredSecret(cred, ns, json))) return false;
+    return this.holdsCurrent(cred, ns, secretName);
   }
 
   /**

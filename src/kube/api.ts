@@ -22,9 +22,9 @@ import {
   VERSION,
 } from '../api/types.ts';
 import { safeMessage } from '../observability/redact.ts';
-import { KubeApiError, KubeRest, REQUEST_TIMEOUT_MS, type RestRequest, segment } from './rest.ts';
+import { KubeApiError, KubeRest, type RestRequest, segment } from './rest.ts';
 
-export { KubeApiError, REQUEST_TIMEOUT_MS } from './rest.ts';
+export { KubeApiError } from './rest.ts';
 
 export type ApiVerb = 'create' | 'update' | 'patch' | 'delete' | 'get';
 
@@ -34,36 +34,15 @@ export type RequestObserver = (resource: string, verb: ApiVerb, code: number) =>
 export const FIELD_MANAGER = 'regcred-operator';
 
 /**
- * Per-request options: abort when `signal` fires (default: after REQUEST_TIMEOUT_MS, counted
- * from when the request is sent), and an optional Content-Type (patches). Without a signal the
- * options object is shared: every API call takes this path.
+ * Options for client-node's generated clients (leader election, the API probe): the request
+ * aborts when `signal` fires.
  */
-export function requestOptions(
-  signal?: AbortSignal,
-  contentType?: string,
-): ConfigurationOptions<ObservableMiddleware> {
-  if (signal) return buildRequestOptions(signal, contentType);
-  const key = contentType ?? '';
-  let shared = SHARED_OPTIONS.get(key);
-  if (!shared) {
-    shared = buildRequestOptions(undefined, contentType);
-    SHARED_OPTIONS.set(key, shared);
-  }
-  return shared;
-}
-
-const SHARED_OPTIONS = new Map<string, ConfigurationOptions<ObservableMiddleware>>();
-
-function buildRequestOptions(
-  signal: AbortSignal | undefined,
-  contentType: string | undefined,
-): ConfigurationOptions<ObservableMiddleware> {
+export function requestOptions(signal: AbortSignal): ConfigurationOptions<ObservableMiddleware> {
   return {
     middleware: [
       {
         pre: (context: RequestContext) => {
-          context.setSignal(signal ?? AbortSignal.timeout(REQUEST_TIMEOUT_MS));
-          if (contentType) context.setHeaderParam('Content-Type', contentType);
+          context.setSignal(signal);
           return new Observable(Promise.resolve(context));
         },
         post: (context: ResponseContext) => new Observable(Promise.resolve(context)),

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { ApiServerProbe } from '../../src/kube/api-probe.ts';
+import { standInKubeconfig } from '../support/kubeconfig.ts';
 import { waitFor } from '../support/wait.ts';
 
 // An API server stand-in that answers GET /version, or holds every request open (a SIGSTOPped
@@ -37,17 +37,6 @@ class VersionServer {
   }
 }
 
-function kubeconfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'not-a-real-token' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
-
 describe('ApiServerProbe', () => {
   let api: VersionServer;
   let probe: ApiServerProbe | undefined;
@@ -63,7 +52,7 @@ describe('ApiServerProbe', () => {
   });
 
   it('stays healthy while the API server answers', async () => {
-    probe = new ApiServerProbe(kubeconfig(await api.listen()), {
+    probe = new ApiServerProbe(standInKubeconfig(await api.listen()), {
       unhealthyAfterMs: 400,
       intervalMs: 50,
     });
@@ -81,7 +70,7 @@ describe('ApiServerProbe', () => {
   });
 
   it('turns unhealthy when the API server stops answering (hung), and healthy again when it answers', async () => {
-    probe = new ApiServerProbe(kubeconfig(await api.listen()), {
+    probe = new ApiServerProbe(standInKubeconfig(await api.listen()), {
       unhealthyAfterMs: 400,
       intervalMs: 50,
     });
@@ -117,7 +106,7 @@ describe('ApiServerProbe', () => {
   it('turns unhealthy when nothing listens, without leaking the token into the error', async () => {
     const url = await api.listen();
     await api.close();
-    probe = new ApiServerProbe(kubeconfig(url), { unhealthyAfterMs: 300, intervalMs: 50 });
+    probe = new ApiServerProbe(standInKubeconfig(url), { unhealthyAfterMs: 300, intervalMs: 50 });
     probe.start();
     const broken = await waitFor(
       'the probe to report the refused connection',
@@ -131,7 +120,7 @@ describe('ApiServerProbe', () => {
   });
 
   it('stop() ends the loop promptly, even with a probe in flight', async () => {
-    probe = new ApiServerProbe(kubeconfig(await api.listen()), {
+    probe = new ApiServerProbe(standInKubeconfig(await api.listen()), {
       unhealthyAfterMs: 60_000,
       intervalMs: 50,
     });

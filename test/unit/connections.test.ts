@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { CoreV1Api, VersionApi } from '@kubernetes/client-node';
 import { shareConnections } from '../../src/kube/connections.ts';
 import { makeTestCertificates, testCertificates } from '../support/fakes/test-ca.ts';
+import { standInKubeconfig } from '../support/kubeconfig.ts';
 
 // An HTTPS server that offers HTTP/2 first (as kube-apiserver does) and also speaks HTTP/1.1;
 // it records the protocol of every request and every TCP connection it accepted.
@@ -41,17 +42,6 @@ class ApiServerLike {
   }
 }
 
-function kubeconfig(server: string, ca: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, caData: Buffer.from(ca).toString('base64') }],
-    users: [{ name: 'u', token: 'not-a-real-token' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
-
 describe('shareConnections', () => {
   let api: ApiServerLike;
   let url: string;
@@ -66,7 +56,7 @@ describe('shareConnections', () => {
   });
 
   it('reuses kept-alive HTTP/1.1 connections across requests, though the server offers HTTP/2', async () => {
-    const kc = shareConnections(kubeconfig(url, testCertificates().caCert));
+    const kc = shareConnections(standInKubeconfig(url, { ca: testCertificates().caCert }));
     const version = kc.makeApiClient(VersionApi);
     const core = kc.makeApiClient(CoreV1Api);
     for (let i = 0; i < 20; i++) {
@@ -80,7 +70,7 @@ describe('shareConnections', () => {
   });
 
   it('opens about one connection per request in flight, not one per request', async () => {
-    const kc = shareConnections(kubeconfig(url, testCertificates().caCert));
+    const kc = shareConnections(standInKubeconfig(url, { ca: testCertificates().caCert }));
     const version = kc.makeApiClient(VersionApi);
     for (let round = 0; round < 3; round++) {
       await Promise.all(Array.from({ length: 4 }, () => version.getCode()));
@@ -90,13 +80,15 @@ describe('shareConnections', () => {
   });
 
   it('without it, client-node opens a connection for every request (why this exists)', async () => {
-    const version = kubeconfig(url, testCertificates().caCert).makeApiClient(VersionApi);
+    const version = standInKubeconfig(url, { ca: testCertificates().caCert }).makeApiClient(
+      VersionApi,
+    );
     for (let i = 0; i < 5; i++) await version.getCode();
     assert.equal(api.connections, 5);
   });
 
   it('gives a different CA its own dispatcher: a connection it cannot verify fails', async () => {
-    const good = shareConnections(kubeconfig(url, testCertificates().caCert));
+    const good = shareConnections(standInKubeconfig(url, { ca: testCertificates().caCert }));
     await good.makeApiClient(VersionApi).getCode();
     // Same KubeConfig object, new CA (a rotated cluster CA): the old pool must not be reused.
     const other = makeTestCertificates().caCert;

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError } from '../../src/kube/api.ts';
 import { isExpired, kubeListWatch } from '../../src/kube/list-watch.ts';
+import { standInKubeconfig } from '../support/kubeconfig.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -36,17 +36,6 @@ class StandIn {
   }
 }
 
-function kubeconfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 'stand-in-token' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
-}
-
 interface Outcome {
   events: Array<{ type: string; object: unknown }>;
   done: Promise<unknown>;
@@ -69,7 +58,10 @@ describe('kubeListWatch', () => {
     onEach: (type: string) => void = () => {},
     requestTimeoutMs = 5_000,
   ): Promise<Outcome & { abort(): void }> {
-    const lw = kubeListWatch(kubeconfig(server), { watchIdleTimeoutMs: idleMs, requestTimeoutMs });
+    const lw = kubeListWatch(standInKubeconfig(server, { token: 'stand-in-token' }), {
+      watchIdleTimeoutMs: idleMs,
+      requestTimeoutMs,
+    });
     const events: Outcome['events'] = [];
     let calls = 0;
     let resolveDone: (err: unknown) => void = () => {};
