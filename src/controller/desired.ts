@@ -71,58 +71,6 @@ export function desiredSecret(
   };
 }
 
-export type SecretClaim =
-  | { kind: 'absent' }
-  | { kind: 'ours' }
-  | { kind: 'adoptable' }
-  | { kind: 'otherCredential'; owner: string }
-  | { kind: 'unmanaged' };
-
-/**
- * Who a Secret with our name belongs to, as far as `credName` is concerned.
- * - ours: our two labels, and the dockerconfigjson type (a Secret of another type carrying
- *   our labels was not written by us; we never change a type, so it is unmanaged).
- * - otherCredential: managed by the operator for another RegistryCredential; that label wins
- *   over an adopt annotation (the older credential keeps it, see olderCredentialWins).
- * - adoptable: annotated `regcred.dev/adopt: <credName>`, of type dockerconfigjson, and not
- *   controlled by another controller (it would fight us).
- * - unmanaged: anything else; reported as a conflict, never overwritten.
- */
-export function classifySecret(existing: V1Secret | undefined, credName: string): SecretClaim {
-  if (existing === undefined) return { kind: 'absent' };
-  const labels = existing.metadata?.labels ?? {};
-  const managedByUs = labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
-  const labelledFor = labels[CREDENTIAL_LABEL];
-  const rightType = existing.type === DOCKER_CONFIG_JSON_TYPE;
-  if (managedByUs && labelledFor === credName) {
-    return rightType ? { kind: 'ours' } : { kind: 'unmanaged' };
-  }
-  if (managedByUs && labelledFor !== undefined && labelledFor !== '') {
-    return { kind: 'otherCredential', owner: labelledFor };
-  }
-  const adoptRequested = existing.metadata?.annotations?.[ADOPT_ANNOTATION] === credName;
-  if (adoptRequested && rightType && foreignController(existing) === undefined) {
-    return { kind: 'adoptable' };
-  }
-  return { kind: 'unmanaged' };
-}
-
-/** The short, value-free message a conflict is reported with (failedNamespaces, Events). */
-export function secretConflictMessage(existing: V1Secret, claim: SecretClaim): string {
-  const ref = `Secret ${existing.metadata?.namespace ?? ''}/${existing.metadata?.name ?? ''}`;
-  if (claim.kind === 'otherCredential') {
-    return `${ref} is managed by RegistryCredential ${claim.owner}`;
-  }
-  if (existing.type !== DOCKER_CONFIG_JSON_TYPE) {
-    return `${ref} has type ${existing.type || 'Opaque'}; regcred-operator never changes a Secret's type`;
-  }
-  const controller = foreignController(existing);
-  if (controller !== undefined) {
-    return `${ref} is controlled by ${controller.kind} ${controller.name}`;
-  }
-  return `${ref} is not managed by regcred-operator`;
-}
-
 /** Compares only what we own: type, data, our two labels, and our ownerReference. */
 export function secretNeedsUpdate(existing: V1Secret, desired: V1Secret): boolean {
   if ((existing.type ?? '') !== (desired.type ?? '')) return true;
@@ -236,14 +184,8 @@ function timestamp(value: Date | string | undefined): number {
   return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
 }
 
-function isCredentialOwnerReference(ref: V1OwnerReference): boolean {
+export function isCredentialOwnerReference(ref: V1OwnerReference): boolean {
   return ref.kind === KIND && ref.apiVersion.split('/')[0] === GROUP;
-}
-
-function foreignController(secret: V1Secret): V1OwnerReference | undefined {
-  return secret.metadata?.ownerReferences?.find(
-    (r) => r.controller === true && !isCredentialOwnerReference(r),
-  );
 }
 
 function sameOwnerReference(a: V1OwnerReference, b: V1OwnerReference): boolean {

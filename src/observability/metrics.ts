@@ -175,6 +175,26 @@ export class Metrics {
     else this.expiries.delete(name);
   }
 
+  /** A credential's latest status (undefined: it is gone, and so are its series). */
+  credentialStatus(
+    name: string,
+    status:
+      | {
+          targetNamespaces?: number;
+          syncedNamespaces?: number;
+          registries?: ReadonlyArray<{ server: string; source: string; expiresAt?: string }>;
+        }
+      | undefined,
+  ): void {
+    if (!status) {
+      this.forgetCredential(name);
+      return;
+    }
+    this.targetNamespaces.set({ registrycredential: name }, status.targetNamespaces ?? 0);
+    this.tokenExpiries(name, status.registries ?? []);
+    this.syncedNamespaces.set({ registrycredential: name }, status.syncedNamespaces ?? 0);
+  }
+
   forgetCredential(name: string): void {
     this.expiries.delete(name);
     this.targetNamespaces.remove({ registrycredential: name });

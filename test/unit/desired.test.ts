@@ -4,16 +4,15 @@ import fc from 'fast-check';
 import type { RegistryCredential } from '../../src/api/types.ts';
 import {
   type CredentialAge,
-  classifySecret,
   desiredSecret,
   effectiveSecretName,
   mergeSecretForUpdate,
   olderCredentialWins,
-  secretConflictMessage,
   secretNeedsUpdate,
   withoutPullSecretEntry,
   withPullSecretEntry,
 } from '../../src/controller/desired.ts';
+import { classifySecret, secretConflictMessage } from '../../src/controller/ownership.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
 
 const CONFIG = '{"auths":{"r.example.com":{"username":"u","password":"p","auth":"dTpw"}}}';

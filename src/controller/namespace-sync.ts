@@ -1,0 +1,306 @@
+// One namespace of one RegistryCredential: its Secret and its ServiceAccounts' entries. Used
+// by the full reconcile's fan-out and by the per-namespace fast path (a new namespace or
+// ServiceAccount, or one someone edited), never both at once for the same namespace.
+import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import type { NamespaceOutcome } from '../api/status.ts';
+import { CLEANUP_FINALIZER, type RegistryCredential } from '../api/types.ts';
+import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
+import { CredentialError } from '../credentials/errors.ts';
+import { KubeApiError } from '../kube/rest.ts';
+import { updateServiceAccount } from '../kube/service-accounts.ts';
+import { safeMessage } from '../observability/redact.ts';
+import {
+  desiredSecret,
+  effectiveSecretName,
+  secretNeedsUpdate,
+  withoutPullSecretEntry,
+  withPullSecretEntry,
+} from './desired.ts';
+import { classifySecret, decideSecretWrite } from './ownership.ts';
+import {
+  noWrites,
+  type ReconcileContext,
+  RetryableSyncError,
+  resolveFor,
+  type Writes,
+} from './reconcile-context.ts';
+import { type NamespaceInfo, namespaceSelection, selectedServiceAccounts } from './selection.ts';
+
+export interface NamespaceReconcileResult {
+  /** The namespace needs what only the full reconcile does (status, cleanup, a decision). */
+  fullReconcile?: boolean;
+}
+
+export class NamespaceSync {
+  private readonly ctx: ReconcileContext;
+  /**
+   * The namespace syncs in flight, by `credential/namespace`. The fast path and a full
+   * reconcile run on separate workers; each waits for the other's sync of the same namespace
+   * and then finds it done, instead of both writing it (an AlreadyExists or a 409 each).
+   */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** The dockerconfigjson each RegistryCredential's latest reconcile resolved, by name. */
+  private readonly latestJson = new Map<string, string>();
+
+  constructor(ctx: ReconcileContext) {
+    this.ctx = ctx;
+  }
+
+  /** Records the bytes a reconcile resolved for `credName` (what its Secrets should hold). */
+  remember(credName: string, json: string): void {
+    this.latestJson.set(credName, json);
+  }
+
+  forget(credName: string): void {
+    this.latestJson.delete(credName);
+  }
+
+  /**
+   * The per-namespace fast path: sync one namespace of one RegistryCredential from the caches,
+   * without waiting behind a full reconcile of every namespace. It writes only what the full
+   * reconcile would write there; namespaces leaving the targets, conflicts and status stay
+   * with the full reconcile (`fullReconcile` asks for one).
+   */
+  async reconcileNamespace(name: string, ns: string): Promise<NamespaceReconcileResult> {
+    const { view } = this.ctx;
+    const cred = view.credential(name);
+    // Deletion, suspension and the finalizer are the full reconcile's, queued by the
+    // RegistryCredential's own events.
+    if (!cred || cred.metadata.deletionTimestamp || cred.spec.suspend) return {};
+    if (!(cred.metadata.finalizers ?? []).includes(CLEANUP_FINALIZER)) return {};
+    const info = view.namespace(ns);
+    let selects: (ns: NamespaceInfo) => boolean;
+    try {
+      selects = namespaceSelection(cred.spec);
+    } catch {
+      return { fullReconcile: true }; // it reports the invalid selector
+    }
+    if (!info || !selects(info)) return { fullReconcile: true }; // cleanup, if any
+    const secretName = effectiveSecretName(cred);
+    let json: string;
+    try {
+      const resolved = await resolveFor(this.ctx, cred, secretName);
+      // What to write without a token, or with a refresh failing: the full reconcile decides.
+      if (resolved.entries.size === 0 || resolved.refreshErrors.length > 0) {
+        return { fullReconcile: true };
+      }
+      json = buildDockerConfigJson(resolved.entries);
+      this.remember(name, json);
+      if (this.inSync(cred, ns, secretName, json)) return {};
+    } catch (error) {
+      if (error instanceof CredentialError) return { fullReconcile: true };
+      throw error;
+    }
+    const outcome = await this.syncExclusive(cred, ns, secretName, json, noWrites());
+    if (outcome.kind === 'failed' && outcome.transient) {
+      throw new RetryableSyncError(outcome.message);
+    }
+    // A conflict shows in the status; a namespace gone under us leaves the targets.
+    return outcome.kind === 'synced' ? {} : { fullReconcile: true };
+  }
+
+  /**
+   * True when `secret` (a managed Secret of a credential that selects its namespace) is what
+   * that credential's latest reconcile would write there: an event carrying it needs no work.
+   * Catches our own writes whose watch event arrives before the write's response.
+   */
+  upToDate(secret: V1Secret, credName: string): boolean {
+    const cred = this.ctx.view.credential(credName);
+    const json = this.latestJson.get(credName);
+    const ns = secret.metadata?.namespace;
+    if (!cred || json === undefined || !ns) return false;
+    if (secret.metadata?.name !== effectiveSecretName(cred)) return false;
+    if (classifySecret(secret, credName).kind !== 'ours') return false;
+    try {
+      return !secretNeedsUpdate(secret, desiredSecret(cred, ns, json));
+    } catch {
+      return false;
+    }
+  }
+
+  /** True when the cache shows nothing to write in this namespace: the cheap common case. */
+  inSync(cred: RegistryCredential, ns: string, secretName: string, json: string): boolean {
+    const existing = this.ctx.view.managedSecret(ns, secretName);
+    if (!existing || secretNeedsUpdate(existing, desiredSecret(cred, ns, json))) return false;
+    return this.holdsCurrent(cred, ns, secretName);
+  }
+
+  /**
+   * True when `ns` holds our Secret under `secretName` and every selected ServiceAccount lists
+   * it: whatever its bytes, Pods there pull with it.
+   */
+  holdsCurrent(cred: RegistryCredential, ns: string, secretName: string): boolean {
+    const existing = this.ctx.view.managedSecret(ns, secretName);
+    if (!existing || classifySecret(existing, cred.metadata.name ?? '').kind !== 'ours') {
+      return false;
+    }
+    return this.serviceAccountChanges(cred, ns, secretName).length === 0;
+  }
+
+  /**
+   * syncNamespace, one at a time per credential and namespace (between the fast path and the
+   * full reconcile's fan-out; cleanup of namespaces that left the targets does not take part:
+   * the fast path never writes those); a sync that waited re-checks the caches (which hold
+   * the other's writes) before writing anything.
+   */
+  async syncExclusive(
+    cred: RegistryCredential,
+    ns: string,
+    secretName: string,
+    json: string,
+    writes: Writes,
+  ): Promise<NamespaceOutcome> {
+    const key = `${cred.metadata.name ?? ''}/${ns}`;
+    let waited = false;
+    for (let running = this.inFlight.get(key); running; running = this.inFlight.get(key)) {
+      waited = true;
+      await running.catch(() => undefined);
+    }
+    // The other wrote it: done; or it wrote newer bytes (a rotation resolved after ours was),
+    // which ours must not overwrite. Only if it succeeded: otherwise ours runs and reports.
+    if (waited) {
+      const newer = this.latestJson.get(cred.metadata.name ?? '') !== json;
+      if (
+        newer ? this.holdsCurrent(cred, ns, secretName) : this.inSync(cred, ns, secretName, json)
+      ) {
+        return { kind: 'synced', wrote: 0 };
+      }
+    }
+    const sync = this.syncNamespace(cred, ns, secretName, json, writes);
+    this.inFlight.set(key, sync);
+    try {
+      return await sync;
+    } finally {
+      this.inFlight.delete(key);
+    }
+  }
+
+  private serviceAccountChanges(
+    cred: RegistryCredential,
+    ns: string,
+    secretName: string,
+  ): V1ServiceAccount[] {
+    const accounts = this.ctx.view.serviceAccounts(ns);
+    const selected = new Set(
+      selectedServiceAccounts(
+        cred.spec,
+        accounts.map((sa) => sa.metadata?.name ?? ''),
+      ),
+    );
+    return accounts.filter(
+      (sa) => entryEdit(selected.has(sa.metadata?.name ?? ''), secretName)(sa) !== undefined,
+    );
+  }
+
+  private async syncNamespace(
+    cred: RegistryCredential,
+    ns: string,
+    secretName: string,
+    json: string,
+    writes: Writes,
+  ): Promise<NamespaceOutcome> {
+    const { view, api } = this.ctx;
+    const credName = cred.metadata.name ?? '';
+    const desired = desiredSecret(cred, ns, json);
+    const claimant = (owner: string) => {
+      const other = view.credential(owner);
+      const stillClaims =
+        other !== undefined &&
+        !other.metadata.deletionTimestamp &&
+        effectiveSecretName(other) === secretName &&
+        this.targets(other, ns);
+      if (!stillClaims) return undefined;
+      return {
+        name: other.metadata.name ?? '',
+        creationTimestamp: other.metadata.creationTimestamp,
+        uid: other.metadata.uid,
+      };
+    };
+    try {
+      let decision = decideSecretWrite(view.managedSecret(ns, secretName), cred, desired, claimant);
+      if (decision.action === 'create') {
+        try {
+          view.wroteSecret(await api.createSecret(desired));
+          writes.secrets += 1;
+          decision = { action: 'none' };
+        } catch (error) {
+          if (!(error instanceof KubeApiError && error.alreadyExists)) throw error;
+          // Not in our cache: a Secret we don't manage (or don't manage yet) holds the name.
+          const existing = await api.readSecret(ns, secretName);
+          if (!existing) {
+            return {
+              kind: 'failed',
+              reason: 'PartiallySynced',
+              message: `Secret ${ns}/${secretName} was deleted while being written`,
+              transient: true,
+            };
+          }
+          decision = decideSecretWrite(existing, cred, desired, claimant);
+        }
+      }
+      if (decision.action === 'conflict') {
+        return { kind: 'failed', reason: 'Conflict', message: decision.message, transient: false };
+      }
+      if (decision.action === 'update') {
+        view.wroteSecret(await api.replaceSecret(decision.object));
+        writes.secrets += 1;
+      }
+      const selected = new Set(
+        selectedServiceAccounts(
+          cred.spec,
+          view.serviceAccounts(ns).map((sa) => sa.metadata?.name ?? ''),
+        ),
+      );
+      for (const sa of this.serviceAccountChanges(cred, ns, secretName)) {
+        const edit = entryEdit(selected.has(sa.metadata?.name ?? ''), secretName);
+        const result = await updateServiceAccount(api, sa, edit);
+        if (result.kind === 'written') {
+          view.wroteServiceAccount(result.sa);
+          writes.serviceAccounts += 1;
+        }
+      }
+      return { kind: 'synced', wrote: 1 };
+    } catch (error) {
+      if (error instanceof KubeApiError && (error.notFound || terminating(error))) {
+        // The namespace went away (or is going) under us: not a target any more.
+        return { kind: 'skipped' };
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      this.ctx.log.warn('namespace sync failed', {
+        registryCredential: credName,
+        namespace: ns,
+        error: message,
+      });
+      return {
+        kind: 'failed',
+        reason: 'PartiallySynced',
+        message: safeMessage(message, 256),
+        transient: true,
+      };
+    }
+  }
+
+  private targets(cred: RegistryCredential, ns: string): boolean {
+    const info = this.ctx.view.namespace(ns);
+    if (!info) return false;
+    try {
+      return namespaceSelection(cred.spec)(info);
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Our entry added where the ServiceAccount is selected, removed where it is not. */
+function entryEdit(selected: boolean, secretName: string) {
+  return (sa: V1ServiceAccount): V1ServiceAccount | undefined => {
+    const next = selected
+      ? withPullSecretEntry(sa.imagePullSecrets, secretName)
+      : withoutPullSecretEntry(sa.imagePullSecrets, secretName);
+    return next === undefined ? undefined : { ...sa, imagePullSecrets: next };
+  };
+}
+
+function terminating(error: KubeApiError): boolean {
+  return error.code === 403 && /being terminated/.test(error.message);
+}

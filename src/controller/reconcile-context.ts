@@ -1,0 +1,92 @@
+// What every part of the controller works with: the cache view, the API, the Event recorder,
+// the source policy and the token cache, passed once from the wiring. Also the one way a
+// credential's registries are resolved, shared by the full reconcile and the fast path.
+import type { RegistryCredential, RegistryCredentialStatus } from '../api/types.ts';
+import type { CloudEndpoints } from '../credentials/cloud/cloud-token.ts';
+import { type DockerAuthEntry, parseDockerConfigSecret } from '../credentials/dockerconfigjson.ts';
+import {
+  type ResolvedWithTokens,
+  resolveCredentials,
+  type SourcePolicy,
+} from '../credentials/resolve.ts';
+import type { TokenCache } from '../credentials/token-cache.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { ClusterView, ControllerApi } from './cluster-view.ts';
+
+export type EventSink = Pick<EventRecorder, 'record'>;
+
+export type CloudSource = 'ecr' | 'gcp' | 'acr';
+
+export interface ReconcilerOptions {
+  view: ClusterView;
+  api: ControllerApi;
+  events: EventSink;
+  log: Logger;
+  policy: SourcePolicy;
+  /** Namespace writes in flight at once for one RegistryCredential. */
+  fanoutConcurrency: number;
+  /** Cloud tokens, one cloud call per refresh whatever the number of namespaces. */
+  tokens: TokenCache;
+  /** Endpoint overrides for the cloud SDKs (tests, air-gapped mirrors). */
+  endpoints?: CloudEndpoints;
+  onRefresh?: (credential: string, source: CloudSource, ok: boolean) => void;
+  now?: () => Date;
+  /** Called after each reconcile with the status it settled on (metrics). */
+  onStatus?: (name: string, status: RegistryCredentialStatus | undefined) => void;
+}
+
+export interface ReconcileContext extends ReconcilerOptions {
+  now: () => Date;
+}
+
+/** Writes made by one reconcile, for its log line. */
+export interface Writes {
+  secrets: number;
+  serviceAccounts: number;
+  deleted: number;
+}
+
+export function noWrites(): Writes {
+  return { secrets: 0, serviceAccounts: 0, deleted: 0 };
+}
+
+/** Thrown after status is written when some namespace failed for a reason worth retrying. */
+export class RetryableSyncError extends Error {
+  override name = 'RetryableSyncError';
+}
+
+/**
+ * The credential's registries resolved from the caches and the token cache. `onRefresh` is
+ * told of every cloud call (the full reconcile logs them; the fast path leaves that to it).
+ */
+export function resolveFor(
+  ctx: ReconcileContext,
+  cred: RegistryCredential,
+  secretName: string,
+  onRefresh?: (source: CloudSource, ok: boolean, error?: string) => void,
+): Promise<ResolvedWithTokens> {
+  const name = cred.metadata.name ?? '';
+  return resolveCredentials(cred, ctx.view, ctx.policy, {
+    tokens: ctx.tokens,
+    now: ctx.now(),
+    written: () => writtenAuths(ctx, name, secretName),
+    ...(ctx.endpoints ? { endpoints: ctx.endpoints } : {}),
+    ...(onRefresh ? { onRefresh } : {}),
+  });
+}
+
+/** The auths in one of our current Secrets (all hold the same bytes), if any. */
+function writtenAuths(
+  ctx: ReconcileContext,
+  credName: string,
+  secretName: string,
+): Map<string, DockerAuthEntry> | undefined {
+  const secret = ctx.view.managedSecretsOf(credName).find((s) => s.metadata?.name === secretName);
+  if (!secret) return undefined;
+  try {
+    return parseDockerConfigSecret(secret.type, secret.data);
+  } catch {
+    return undefined;
+  }
+}

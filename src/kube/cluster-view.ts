@@ -1,0 +1,205 @@
+// The informer caches the controller reads: RegistryCredentials, Namespaces (metadata only),
+// ServiceAccounts, managed Secrets and the source namespaces' Secrets. Reads go through the
+// write-through overlays, so a reconcile sees its own writes before their watch events.
+import type { KubeConfig, V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import type { Observable } from 'rxjs';
+import { GROUP, PLURAL, type RegistryCredential, VERSION } from '../api/types.ts';
+import type { ClusterView } from '../controller/cluster-view.ts';
+import { managedOwner } from '../controller/ownership.ts';
+import { type NamespaceInfo, namespaceInfo } from '../controller/selection.ts';
+import type { Logger } from '../observability/logger.ts';
+import { Informer, type InformerEvent, type InformerHealth } from './informer.ts';
+import { createSecretInformers, type InformerUnion } from './secret-informers.ts';
+import { overlayKey, WrittenOverlay } from './written-overlay.ts';
+
+function stripNamespace(ns: V1Namespace): V1Namespace {
+  return {
+    metadata: {
+      name: ns.metadata?.name,
+      resourceVersion: ns.metadata?.resourceVersion,
+      labels: ns.metadata?.labels,
+      annotations: ns.metadata?.annotations,
+      deletionTimestamp: ns.metadata?.deletionTimestamp,
+    },
+    status: { phase: ns.status?.phase },
+  };
+}
+
+function stripServiceAccount(sa: V1ServiceAccount): V1ServiceAccount {
+  // The whole object but managedFields: our writes are PUTs of the cached object, and a
+  // field left out here would be erased on the server (automountServiceAccountToken, secrets).
+  const { managedFields: _m, ...metadata } = sa.metadata ?? {};
+  return { ...sa, apiVersion: 'v1', kind: 'ServiceAccount', metadata };
+}
+
+function stripSecret(secret: V1Secret): V1Secret {
+  const { managedFields: _m, ...metadata } = secret.metadata ?? {};
+  return { ...secret, metadata };
+}
+
+export interface ClusterCachesOptions {
+  /** Namespaces whose Secrets may be credential sources. */
+  sourceNamespaces: readonly string[];
+  log: Logger;
+  /** A watch failing this long makes the cache unhealthy. */
+  unhealthyAfterMs: number;
+}
+
+export class ClusterCaches implements ClusterView {
+  readonly credentialEvents$: Observable<InformerEvent<RegistryCredential>>;
+  readonly namespaceEvents$: Observable<InformerEvent<V1Namespace>>;
+  readonly serviceAccountEvents$: Observable<InformerEvent<V1ServiceAccount>>;
+  readonly secretEvents$: Observable<InformerEvent<V1Secret>>;
+  private readonly credentials: Informer<RegistryCredential>;
+  private readonly namespaceInformer: Informer<V1Namespace>;
+  private readonly serviceAccountInformer: Informer<V1ServiceAccount>;
+  /** Managed Secrets cluster-wide (by label) and every Secret of the source namespaces. */
+  private readonly secrets: InformerUnion<V1Secret>;
+  private readonly sourceNamespaces: ReadonlySet<string>;
+  private readonly secretOverlay = new WrittenOverlay<V1Secret>();
+  private readonly saOverlay = new WrittenOverlay<V1ServiceAccount>();
+  private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
+
+  constructor(kc: KubeConfig, options: ClusterCachesOptions) {
+    const logger = options.log.child({ component: 'informer' });
+    const unhealthyAfterMs = options.unhealthyAfterMs;
+    this.credentials = new Informer<RegistryCredential>(kc, {
+      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      logger,
+      unhealthyAfterMs,
+    });
+    this.namespaceInformer = new Informer<V1Namespace>(kc, {
+      path: '/api/v1/namespaces',
+      transform: stripNamespace,
+      logger,
+      unhealthyAfterMs,
+    });
+    this.serviceAccountInformer = new Informer<V1ServiceAccount>(kc, {
+      path: '/api/v1/serviceaccounts',
+      transform: stripServiceAccount,
+      logger,
+      unhealthyAfterMs,
+    });
+    this.sourceNamespaces = new Set(options.sourceNamespaces);
+    this.secrets = createSecretInformers(kc, {
+      sourceNamespaces: options.sourceNamespaces,
+      transform: stripSecret,
+      logger,
+      unhealthyAfterMs,
+    });
+    this.credentialEvents$ = this.credentials.events$;
+    this.namespaceEvents$ = this.namespaceInformer.events$;
+    this.serviceAccountEvents$ = this.serviceAccountInformer.events$;
+    this.secretEvents$ = this.secrets.events$;
+  }
+
+  private get all(): Array<{
+    start(): void;
+    stop(): Promise<void>;
+    synced: Promise<void>;
+    health(): InformerHealth;
+  }> {
+    return [this.credentials, this.namespaceInformer, this.serviceAccountInformer, this.secrets];
+  }
+
+  start(): void {
+    for (const informer of this.all) informer.start();
+  }
+
+  /** Resolves once every informer's first list has landed. */
+  async synced(): Promise<void> {
+    await Promise.all(this.all.map((informer) => informer.synced));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all.map((informer) => informer.stop()));
+  }
+
+  health(): InformerHealth[] {
+    return this.all.map((informer) => informer.health());
+  }
+
+  // ---- echoes: our own writes coming back through the watches ----
+
+  /** True when the event is our own write (or delete) of this Secret coming back. */
+  observedSecret(e: InformerEvent<V1Secret>): boolean {
+    return this.secretOverlay.observed(e.object, e.type);
+  }
+  observedServiceAccount(e: InformerEvent<V1ServiceAccount>): boolean {
+    return this.saOverlay.observed(e.object, e.type);
+  }
+  observedCredential(e: InformerEvent<RegistryCredential>): boolean {
+    return this.credOverlay.observed(e.object, e.type);
+  }
+
+  // ---- the raw caches, for the event mapping ----
+
+  cachedCredentials(): RegistryCredential[] {
+    return this.credentials.list();
+  }
+  cachedCredential(name: string): RegistryCredential | undefined {
+    return this.credentials.get(name);
+  }
+  cachedNamespace(name: string): V1Namespace | undefined {
+    return this.namespaceInformer.get(name);
+  }
+  cachedSecretsIn(namespace: string): V1Secret[] {
+    return this.secrets.byNamespace(namespace);
+  }
+  isSourceNamespace(namespace: string): boolean {
+    return this.sourceNamespaces.has(namespace);
+  }
+
+  // ---- ClusterView: reads from the caches, with our writes on top ----
+
+  credential(name: string): RegistryCredential | undefined {
+    return this.credOverlay.pick(name, this.credentials.get(name));
+  }
+
+  *namespaces(): Iterable<NamespaceInfo> {
+    for (const ns of this.namespaceInformer.list()) yield namespaceInfo(ns);
+  }
+
+  namespace(name: string): NamespaceInfo | undefined {
+    const ns = this.namespaceInformer.get(name);
+    return ns ? namespaceInfo(ns) : undefined;
+  }
+
+  serviceAccounts(namespace: string): V1ServiceAccount[] {
+    return this.serviceAccountInformer
+      .byNamespace(namespace)
+      .map((sa) => this.saOverlay.pick(overlayKey(sa), sa))
+      .filter((sa): sa is V1ServiceAccount => sa !== undefined);
+  }
+
+  managedSecret(namespace: string, name: string): V1Secret | undefined {
+    const key = `${namespace}/${name}`;
+    return this.secretOverlay.pick(key, this.secrets.get(key));
+  }
+
+  managedSecretsOf(credential: string): V1Secret[] {
+    return this.secrets
+      .list()
+      .map((s) => this.secretOverlay.pick(overlayKey(s), s))
+      .filter((s): s is V1Secret => s !== undefined && managedOwner(s) === credential);
+  }
+
+  sourceSecret(namespace: string, name: string): V1Secret | undefined {
+    return this.sourceNamespaces.has(namespace)
+      ? this.secrets.get(`${namespace}/${name}`)
+      : undefined;
+  }
+
+  wroteSecret(secret: V1Secret): void {
+    this.secretOverlay.put(stripSecret(secret));
+  }
+  deletedSecret(namespace: string, name: string): void {
+    this.secretOverlay.remove(`${namespace}/${name}`);
+  }
+  wroteServiceAccount(sa: V1ServiceAccount): void {
+    this.saOverlay.put(stripServiceAccount(sa));
+  }
+  wroteCredential(cred: RegistryCredential): void {
+    this.credOverlay.put(cred);
+  }
+}

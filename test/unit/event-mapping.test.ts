@@ -1,0 +1,257 @@
+import assert from 'node:assert/strict';
+import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import type { RegistryCredential, RegistryCredentialSpec } from '../../src/api/types.ts';
+import {
+  EventMapping,
+  type MappingView,
+  type WorkItem,
+} from '../../src/controller/event-mapping.ts';
+
+const MANAGED = { 'app.kubernetes.io/managed-by': 'regcred-operator' };
+
+function cred(
+  name: string,
+  spec: Partial<RegistryCredentialSpec> = {},
+  gen = 1,
+  observed?: number,
+) {
+  const c: RegistryCredential = {
+    apiVersion: 'regcred.dev/v1alpha1',
+    kind: 'RegistryCredential',
+    metadata: { name, generation: gen, uid: `uid-${name}` },
+    spec: {
+      namespaceSelector: { matchLabels: { tenant: name } },
+      registries: [{ server: 'r.example.com', basic: { secretRef: { name: 'src' } } }],
+      ...spec,
+    },
+  };
+  if (observed !== undefined) c.status = { observedGeneration: observed };
+  return c;
+}
+
+function ns(name: string, labels: Record<string, string> = {}, terminating = false): V1Namespace {
+  return {
+    metadata: {
+      name,
+      labels,
+      ...(terminating ? { deletionTimestamp: new Date() } : {}),
+    },
+  };
+}
+
+function managedSecret(namespace: string, owner: string, name = owner): V1Secret {
+  return {
+    metadata: { name, namespace, labels: { ...MANAGED, 'regcred.dev/credential': owner } },
+    type: 'kubernetes.io/dockerconfigjson',
+  };
+}
+
+function sa(namespace: string, name: string, entries: string[] = []): V1ServiceAccount {
+  return { metadata: { namespace, name }, imagePullSecrets: entries.map((n) => ({ name: n })) };
+}
+
+class View implements MappingView {
+  leading = true;
+  operatorNamespace = 'regcred-system';
+  creds: RegistryCredential[] = [];
+  nss = new Map<string, V1Namespace>();
+  secrets: V1Secret[] = [];
+  current = new Set<string>();
+  credentials() {
+    return this.creds;
+  }
+  credential(name: string) {
+    return this.creds.find((c) => c.metadata.name === name);
+  }
+  namespace(name: string) {
+    return this.nss.get(name);
+  }
+  secretsIn(namespace: string) {
+    return this.secrets.filter((s) => s.metadata?.namespace === namespace);
+  }
+  isSourceNamespace(namespace: string) {
+    return namespace === this.operatorNamespace;
+  }
+  upToDate(secret: V1Secret) {
+    return this.current.has(`${secret.metadata?.namespace}/${secret.metadata?.name}`);
+  }
+}
+
+function fixture() {
+  const view = new View();
+  view.creds = [cred('acme'), cred('globex')];
+  view.nss.set('a1', ns('a1', { tenant: 'acme' }));
+  view.nss.set('g1', ns('g1', { tenant: 'globex' }));
+  return { view, mapping: new EventMapping(view) };
+}
+
+const fullOf = (c: string): WorkItem => ({ queue: 'full', credential: c });
+const statusOf = (c: string): WorkItem => ({ queue: 'status', credential: c });
+const nsOf = (c: string, n: string, urgent = true): WorkItem => ({
+  queue: 'namespace',
+  credential: c,
+  namespace: n,
+  urgent,
+});
+
+describe('event mapping: informer events to work', () => {
+  describe('RegistryCredential events', () => {
+    it('queue the credential, except our own write of a status that observed its generation', () => {
+      const { mapping } = fixture();
+      const settled = cred('acme', {}, 3, 3);
+      const unobserved = cred('acme', {}, 4, 3);
+      assert.deepEqual(mapping.credential({ type: 'update', object: settled }, false), [
+        fullOf('acme'),
+      ]);
+      assert.deepEqual(mapping.credential({ type: 'update', object: settled }, true), []);
+      assert.deepEqual(mapping.credential({ type: 'update', object: unobserved }, true), [
+        fullOf('acme'),
+      ]);
+    });
+  });
+
+  describe('Namespace events', () => {
+    const cases: Array<{
+      name: string;
+      event: () => Parameters<EventMapping['namespace']>[0];
+      want: WorkItem[];
+    }> = [
+      {
+        name: 'a new namespace: its selecting credential syncs it (not urgent) and recounts',
+        event: () => ({ type: 'add', object: ns('a2', { tenant: 'acme' }) }),
+        want: [nsOf('acme', 'a2', false), statusOf('acme')],
+      },
+      {
+        name: 'relabelled from one tenant to another: the new one syncs, the old one cleans up',
+        event: () => ({
+          type: 'update',
+          object: ns('a1', { tenant: 'globex' }),
+          old: ns('a1', { tenant: 'acme' }),
+        }),
+        want: [nsOf('globex', 'a1'), statusOf('globex'), fullOf('acme')],
+      },
+      {
+        name: 'terminating: the credential that selected it only recounts',
+        event: () => ({
+          type: 'update',
+          object: ns('a1', { tenant: 'acme' }, true),
+          old: ns('a1', { tenant: 'acme' }),
+        }),
+        want: [statusOf('acme')],
+      },
+      {
+        name: 'deleted: only a recount',
+        event: () => ({ type: 'delete', object: ns('a1', { tenant: 'acme' }) }),
+        want: [statusOf('acme')],
+      },
+      {
+        name: 'an unrelated namespace: nothing',
+        event: () => ({ type: 'add', object: ns('x', { team: 'x' }) }),
+        want: [],
+      },
+    ];
+    for (const c of cases) {
+      it(c.name, () => {
+        const { mapping } = fixture();
+        assert.deepEqual(mapping.namespace(c.event()), c.want);
+      });
+    }
+
+    it('a namespace that still holds a Secret of a credential that no longer selects it queues that owner', () => {
+      const { view, mapping } = fixture();
+      view.secrets.push(managedSecret('x', 'acme'));
+      assert.deepEqual(mapping.namespace({ type: 'update', object: ns('x'), old: ns('x') }), [
+        fullOf('acme'),
+      ]);
+    });
+
+    it('before leading, the fast path and recounts are not queued (the leader queues everything)', () => {
+      const { view, mapping } = fixture();
+      view.leading = false;
+      assert.deepEqual(
+        mapping.namespace({ type: 'add', object: ns('a2', { tenant: 'acme' }) }),
+        [],
+      );
+    });
+  });
+
+  describe('ServiceAccount events', () => {
+    it('a new ServiceAccount gets the fast path of each credential selecting its namespace', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.serviceAccount({ type: 'add', object: sa('a1', 'default') }), [
+        nsOf('acme', 'a1'),
+      ]);
+    });
+
+    it('an update queues work only where the entry is missing, doubled or misplaced', () => {
+      const { mapping } = fixture();
+      const update = (entries: string[], name = 'default') =>
+        mapping.serviceAccount({ type: 'update', object: sa('a1', name, entries) });
+      assert.deepEqual(update(['acme']), [], 'as we want it: nothing');
+      assert.deepEqual(
+        update(['globex', 'acme']),
+        [],
+        "another credential's entry: not ours to judge",
+      );
+      assert.deepEqual(update([]), [nsOf('acme', 'a1')], 'entry removed');
+      assert.deepEqual(update(['acme', 'acme']), [nsOf('acme', 'a1')], 'entry doubled');
+      assert.deepEqual(update(['acme'], 'builder'), [nsOf('acme', 'a1')], 'entry where unselected');
+    });
+
+    it('a deleted ServiceAccount makes no work', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.serviceAccount({ type: 'delete', object: sa('a1', 'default') }), []);
+    });
+  });
+
+  describe('Secret events', () => {
+    it('our own write coming back, or one that is up to date, makes no work', () => {
+      const { view, mapping } = fixture();
+      const secret = managedSecret('a1', 'acme');
+      assert.deepEqual(mapping.secret({ type: 'update', object: secret }, true), []);
+      view.current.add('a1/acme');
+      assert.deepEqual(mapping.secret({ type: 'update', object: secret }, false), []);
+    });
+
+    it('someone else edits or deletes our Secret: that one namespace is restored', () => {
+      const { mapping } = fixture();
+      const secret = managedSecret('a1', 'acme');
+      assert.deepEqual(mapping.secret({ type: 'update', object: secret }, false), [
+        nsOf('acme', 'a1'),
+      ]);
+      assert.deepEqual(mapping.secret({ type: 'delete', object: secret }, false), [
+        nsOf('acme', 'a1'),
+        fullOf('acme'),
+      ]);
+    });
+
+    it('our Secret in a namespace its credential no longer selects: a full reconcile removes it', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(
+        mapping.secret({ type: 'add', object: managedSecret('g1', 'acme') }, false),
+        [fullOf('acme')],
+      );
+    });
+
+    it('a Secret relabelled away from a credential queues the credential that had it', () => {
+      const { mapping } = fixture();
+      const before = managedSecret('a1', 'acme');
+      const after: V1Secret = { ...before, metadata: { ...before.metadata, labels: {} } };
+      assert.deepEqual(mapping.secret({ type: 'update', object: after, old: before }, false), [
+        fullOf('acme'),
+      ]);
+    });
+
+    it('a source Secret queues every credential that reads it', () => {
+      const { view, mapping } = fixture();
+      view.creds.push(
+        cred('initech', { registries: [{ server: 'r', basic: { secretRef: { name: 'other' } } }] }),
+      );
+      const source: V1Secret = { metadata: { name: 'src', namespace: 'regcred-system' } };
+      assert.deepEqual(mapping.secret({ type: 'update', object: source }, false), [
+        fullOf('acme'),
+        fullOf('globex'),
+      ]);
+    });
+  });
+});

@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { RegistryCredential } from '../../src/api/types.ts';
+import { desiredSecret } from '../../src/controller/desired.ts';
+import { decideSecretWrite, managedOwner } from '../../src/controller/ownership.ts';
+
+const DCJ = 'kubernetes.io/dockerconfigjson';
+const JSON_A = '{"auths":{"r.example.com":{"auth":"dTpw"}}}';
+
+function cred(name: string, created: string): RegistryCredential {
+  return {
+    apiVersion: 'regcred.dev/v1alpha1',
+    kind: 'RegistryCredential',
+    metadata: { name, uid: `uid-${name}`, creationTimestamp: new Date(created) },
+    spec: { secretName: 'pull', namespaces: ['t'], registries: [] },
+  };
+}
+
+const acme = cred('acme', '2026-01-02T00:00:00Z');
+const desired = desiredSecret(acme, 't', JSON_A);
+
+function secret(
+  labels: Record<string, string>,
+  extra: Partial<V1Secret> = {},
+  annotations?: Record<string, string>,
+): V1Secret {
+  return {
+    metadata: {
+      name: 'pull',
+      namespace: 't',
+      resourceVersion: '7',
+      labels,
+      ...(annotations ? { annotations } : {}),
+    },
+    type: DCJ,
+    data: { '.dockerconfigjson': 'e30=' },
+    ...extra,
+  };
+}
+
+const ours = {
+  'app.kubernetes.io/managed-by': 'regcred-operator',
+  'regcred.dev/credential': 'acme',
+};
+const globexs = {
+  'app.kubernetes.io/managed-by': 'regcred-operator',
+  'regcred.dev/credential': 'globex',
+};
+const older = { name: 'globex', creationTimestamp: '2025-01-01T00:00:00Z', uid: 'uid-globex' };
+const newer = { name: 'globex', creationTimestamp: '2027-01-01T00:00:00Z', uid: 'uid-globex' };
+
+describe('ownership: what we may do to the Secret under our name', () => {
+  const table: Array<{
+    case: string;
+    existing: V1Secret | undefined;
+    claimant?: typeof older;
+    want: string;
+  }> = [
+    { case: 'absent', existing: undefined, want: 'create' },
+    {
+      case: 'ours, current bytes',
+      existing: { ...desired, metadata: { ...desired.metadata, resourceVersion: '3' } },
+      want: 'none',
+    },
+    { case: 'ours, stale bytes', existing: secret(ours), want: 'update' },
+    { case: 'a user Secret', existing: secret({}), want: 'conflict' },
+    {
+      case: 'our labels on an Opaque Secret',
+      existing: secret(ours, { type: 'Opaque' }),
+      want: 'conflict',
+    },
+    {
+      case: 'handed over with the adopt annotation',
+      existing: secret({}, {}, { 'regcred.dev/adopt': 'acme' }),
+      want: 'update',
+    },
+    {
+      case: 'adopt annotation for someone else',
+      existing: secret({}, {}, { 'regcred.dev/adopt': 'globex' }),
+      want: 'conflict',
+    },
+    {
+      case: 'controlled by another controller, even if handed over',
+      existing: secret(
+        {},
+        {
+          metadata: {
+            name: 'pull',
+            namespace: 't',
+            annotations: { 'regcred.dev/adopt': 'acme' },
+            ownerReferences: [
+              { apiVersion: 'v1', kind: 'Foo', name: 'f', uid: 'u', controller: true },
+            ],
+          },
+        },
+      ),
+      want: 'conflict',
+    },
+    {
+      case: 'an older credential still writes it',
+      existing: secret(globexs),
+      claimant: older,
+      want: 'conflict',
+    },
+    {
+      case: 'a newer credential writes it',
+      existing: secret(globexs),
+      claimant: newer,
+      want: 'update',
+    },
+    { case: 'the other credential let go of it', existing: secret(globexs), want: 'update' },
+  ];
+  for (const row of table) {
+    it(`${row.case}: ${row.want}`, () => {
+      const decision = decideSecretWrite(row.existing, acme, desired, () => row.claimant);
+      assert.equal(decision.action, row.want);
+      if (decision.action === 'conflict') {
+        assert.match(decision.message, /^Secret t\/pull /);
+        assert.doesNotMatch(decision.message, /e30=/, 'never the data');
+      }
+      if (decision.action === 'update') {
+        assert.equal(
+          decision.object.metadata?.resourceVersion,
+          row.existing?.metadata?.resourceVersion,
+        );
+        assert.equal(managedOwner(decision.object), 'acme');
+        assert.equal(decision.object.metadata?.annotations?.['regcred.dev/adopt'], undefined);
+      }
+    });
+  }
+
+  it('says which credential keeps a contested Secret', () => {
+    const decision = decideSecretWrite(secret(globexs), acme, desired, () => older);
+    assert.deepEqual(decision, {
+      action: 'conflict',
+      message: 'Secret t/pull is managed by RegistryCredential globex, which is older and keeps it',
+    });
+  });
+});

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { findCondition } from '../../src/api/conditions.ts';
+import {
+  computeStatus,
+  type NamespaceOutcome,
+  type ReconcileFindings,
+  sameStatus,
+} from '../../src/api/status.ts';
+import type { RegistryCredential } from '../../src/api/types.ts';
+import { CredentialError } from '../../src/credentials/errors.ts';
+
+const NOW = new Date('2026-06-01T12:00:00Z');
+const cred: RegistryCredential = {
+  apiVersion: 'regcred.dev/v1alpha1',
+  kind: 'RegistryCredential',
+  metadata: { name: 'acme', generation: 4 },
+  spec: { namespaces: ['a'], registries: [] },
+};
+
+function findings(over: Partial<ReconcileFindings> = {}): ReconcileFindings {
+  return {
+    targets: new Set(['a', 'b', 'c']),
+    outcomes: new Map<string, NamespaceOutcome>([
+      ['a', { kind: 'synced', wrote: 1 }],
+      ['b', { kind: 'synced', wrote: 0 }],
+      ['c', { kind: 'synced', wrote: 0 }],
+    ]),
+    resolvedRegistries: 1,
+    refreshErrors: [],
+    registries: [{ server: 'r.example.com', source: 'basic' }],
+    credentialError: undefined,
+    cleanupErrors: [],
+    ...over,
+  };
+}
+
+function conditions(f: ReconcileFindings) {
+  const status = computeStatus(cred, f, NOW);
+  const pick = (t: 'Ready' | 'CredentialsReady' | 'Synced') => {
+    const c = findCondition(status.conditions, t);
+    return `${c?.status} ${c?.reason}`;
+  };
+  return { status, ready: pick('Ready'), creds: pick('CredentialsReady'), synced: pick('Synced') };
+}
+
+describe('status: what a reconcile reports', () => {
+  it('all synced: Ready True, counts, generation observed', () => {
+    const { status, ready, creds, synced } = conditions(findings());
+    assert.equal(ready, 'True Ready');
+    assert.equal(creds, 'True CredentialsResolved');
+    assert.equal(synced, 'True Synced');
+    assert.equal(status.observedGeneration, 4);
+    assert.equal(status.targetNamespaces, 3);
+    assert.equal(status.syncedNamespaces, 3);
+    assert.equal(
+      findCondition(status.conditions, 'Ready')?.lastTransitionTime,
+      '2026-06-01T12:00:00Z',
+    );
+  });
+
+  it('no targets: Ready True with NoTargets, so a selector typo is visible', () => {
+    const { ready, status } = conditions(findings({ targets: new Set(), outcomes: new Map() }));
+    assert.equal(ready, 'True NoTargets');
+    assert.match(findCondition(status.conditions, 'Ready')?.message ?? '', /no namespace matched/);
+  });
+
+  it('only conflicts: Conflict; a retried failure among them: PartiallySynced', () => {
+    const conflict: NamespaceOutcome = {
+      kind: 'failed',
+      reason: 'Conflict',
+      message: 'm',
+      transient: false,
+    };
+    const failure: NamespaceOutcome = {
+      kind: 'failed',
+      reason: 'PartiallySynced',
+      message: 'x',
+      transient: true,
+    };
+    const onlyConflict = conditions(
+      findings({
+        outcomes: new Map<string, NamespaceOutcome>([
+          ['a', conflict],
+          ['b', { kind: 'synced', wrote: 0 }],
+          ['c', { kind: 'synced', wrote: 0 }],
+        ]),
+      }),
+    );
+    assert.equal(onlyConflict.ready, 'False Conflict');
+    assert.equal(onlyConflict.status.syncedNamespaces, 2);
+    assert.deepEqual(onlyConflict.status.failedNamespaces, [
+      { name: 'a', reason: 'Conflict', message: 'm' },
+    ]);
+    const mixed = conditions(
+      findings({
+        outcomes: new Map<string, NamespaceOutcome>([
+          ['a', conflict],
+          ['b', failure],
+          ['c', { kind: 'synced', wrote: 0 }],
+        ]),
+      }),
+    );
+    assert.equal(mixed.synced, 'False PartiallySynced');
+    assert.match(
+      findCondition(mixed.status.conditions, 'Synced')?.message ?? '',
+      /1\/3 namespaces synced; 1 in conflict \(a\); 1 failed and will be retried/,
+    );
+  });
+
+  it('a namespace gone under us is not counted as a target', () => {
+    const { status } = conditions(
+      findings({
+        outcomes: new Map<string, NamespaceOutcome>([
+          ['a', { kind: 'skipped' }],
+          ['b', { kind: 'synced', wrote: 0 }],
+          ['c', { kind: 'synced', wrote: 0 }],
+        ]),
+      }),
+    );
+    assert.equal(status.targetNamespaces, 2);
+    assert.equal(status.syncedNamespaces, 2);
+  });
+
+  it('credentials that did not resolve: every condition False with the reason, nothing synced', () => {
+    const { ready, creds, synced, status } = conditions(
+      findings({
+        credentialError: new CredentialError('SourceNotFound', 'Secret regcred-system/x not found'),
+        resolvedRegistries: undefined,
+      }),
+    );
+    assert.equal(ready, 'False SourceNotFound');
+    assert.equal(creds, 'False SourceNotFound');
+    assert.equal(synced, 'False SourceNotFound');
+    assert.equal(status.syncedNamespaces, 0);
+  });
+
+  it('a failed refresh with the last good token still served: CredentialsReady False RefreshFailed', () => {
+    const { ready, creds, synced, status } = conditions(
+      findings({
+        refreshErrors: [
+          new CredentialError('RefreshFailed', 'ecr: throttled'),
+          new CredentialError('RefreshFailed', 'gcp: 503'),
+        ],
+      }),
+    );
+    assert.equal(creds, 'False RefreshFailed');
+    assert.equal(ready, 'False RefreshFailed');
+    assert.equal(synced, 'True Synced');
+    assert.match(
+      findCondition(status.conditions, 'CredentialsReady')?.message ?? '',
+      /\(and 1 more\)$/,
+    );
+  });
+
+  it('caps failedNamespaces at 20 entries, sorted by name', () => {
+    const targets = new Set<string>();
+    const outcomes = new Map<string, NamespaceOutcome>();
+    for (let i = 30; i > 0; i--) {
+      const name = `ns-${String(i).padStart(2, '0')}`;
+      targets.add(name);
+      outcomes.set(name, { kind: 'failed', reason: 'Conflict', message: 'm', transient: false });
+    }
+    const { status } = conditions(findings({ targets, outcomes }));
+    assert.equal(status.failedNamespaces?.length, 20);
+    assert.equal(status.failedNamespaces?.[0]?.name, 'ns-01');
+  });
+
+  it('an unchanged reconcile produces the same status (no write)', () => {
+    const first = computeStatus(cred, findings(), NOW);
+    const again = computeStatus(
+      { ...cred, status: first },
+      findings(),
+      new Date('2026-06-01T13:00:00Z'),
+    );
+    assert.ok(sameStatus(first, again));
+    assert.ok(!sameStatus(first, { ...again, syncedNamespaces: 2 }));
+  });
+});
