@@ -5,7 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Subscription } from 'rxjs';
 import type { OperatorConfig } from './config.ts';
 import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
-import { Reconciler } from './controller/reconciler.ts';
+import { ORPHANED_ENTRIES_KEY, Reconciler } from './controller/reconciler.ts';
 import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
 import { TokenCache } from './credentials/token-cache.ts';
@@ -136,6 +136,8 @@ export class Operator {
     if (this.leading) return;
     this.leading = true;
     for (const cred of this.caches.cachedCredentials()) this.queue.add(cred.metadata.name ?? '');
+    // A credential deleted while no leader ran left no key behind: look for its entries once.
+    this.queue.add(ORPHANED_ENTRIES_KEY);
     const options = {
       logger: this.log,
       onResult: (key: string, outcome: WorkOutcome) => {

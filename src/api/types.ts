@@ -16,6 +16,10 @@ export const IGNORE_ANNOTATION = 'regcred.dev/ignore';
 export const ADOPT_ANNOTATION = 'regcred.dev/adopt';
 export const REFRESH_REQUESTED_ANNOTATION = 'regcred.dev/refresh-requested-at';
 export const CLEANUP_FINALIZER = 'regcred.dev/cleanup';
+/** On a ServiceAccount: the imagePullSecrets entries the operator added (comma-separated). */
+export const PULL_SECRETS_ANNOTATION = 'regcred.dev/pull-secrets';
+/** On the operator's own token-state Secrets: the RegistryCredential whose tokens they keep. */
+export const TOKEN_STATE_LABEL = 'regcred.dev/token-state';
 
 /** Namespaces never targeted unless listed by name in spec.namespaces. */
 export const SYSTEM_NAMESPACES: readonly string[] = [

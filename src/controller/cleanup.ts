@@ -7,14 +7,16 @@ import { CLEANUP_FINALIZER, type RegistryCredential } from '../api/types.ts';
 import { KubeApiError } from '../kube/rest.ts';
 import { updateServiceAccount } from '../kube/service-accounts.ts';
 import type { Logger } from '../observability/logger.ts';
-import { effectiveSecretName, withoutPullSecretEntry } from './desired.ts';
+import { effectiveSecretName } from './desired.ts';
+import { isProvablyOurs, managedOwner } from './ownership.ts';
+import { recordedEntries, withoutOurEntry } from './pull-secret-entries.ts';
 import {
   noWrites,
   type ReconcileContext,
   RetryableSyncError,
   type Writes,
 } from './reconcile-context.ts';
-import type { NamespaceInfo } from './selection.ts';
+import { type NamespaceInfo, namespaceSelection } from './selection.ts';
 
 /** What the credential still writes, for deciding which of its Secrets are stale. */
 export interface LiveSelection {
@@ -41,28 +43,37 @@ export function isStale(
   return secret.metadata?.name !== live.secretName && live.replaced(namespace.name);
 }
 
+/** How many ignored Secrets are remembered, to log each once (then the memory starts over). */
+const MAX_IGNORED_REMEMBERED = 10_000;
+
 export class Cleanup {
   private readonly ctx: ReconcileContext;
+  private readonly ignored = new Set<string>();
 
   constructor(ctx: ReconcileContext) {
     this.ctx = ctx;
   }
 
   /**
-   * Deletes our Secrets that should no longer exist (isStale) and exactly our entries pointing
-   * at them. Returns the failures, which are retried.
+   * Deletes our Secrets that should no longer exist (isStale) and exactly our recorded entries
+   * pointing at them. Only Secrets provably written for `cred` (isProvablyOurs) are deleted.
+   * Returns the failures, which are retried.
    */
   async removeStale(
-    credName: string,
+    cred: RegistryCredential,
     live: LiveSelection | undefined,
     writes: Writes = noWrites(),
   ): Promise<string[]> {
     const { view } = this.ctx;
+    const credName = cred.metadata.name ?? '';
     // Selection as of now, not as of the reconcile's start: a namespace that arrived during
     // the fan-out already has its Secret from the fast path.
-    const stale = view
-      .managedSecretsOf(credName)
-      .filter((secret) => isStale(secret, view.namespace(secret.metadata?.namespace ?? ''), live));
+    const stale = view.managedSecretsOf(credName).filter((secret) => {
+      if (!isStale(secret, view.namespace(secret.metadata?.namespace ?? ''), live)) return false;
+      if (isProvablyOurs(secret, cred)) return true;
+      this.ignoredOnce(secret, credName);
+      return false;
+    });
     const errors: string[] = [];
     await this.forEachBounded(stale, async (secret) => {
       const ns = secret.metadata?.namespace ?? '';
@@ -80,11 +91,55 @@ export class Cleanup {
   }
 
   /**
+   * Recorded entries that no RegistryCredential claims any more: their credential was deleted
+   * without our finalizer (removed by hand while we were down; garbage collection took the
+   * Secrets), or renamed its Secret after someone deleted the old one. An entry is left where
+   * a Secret of its name still exists and is not one of ours for a credential that is gone.
+   */
+  async sweepOrphanedEntries(writes: Writes = noWrites()): Promise<string[]> {
+    const { view, api } = this.ctx;
+    const claimants = [...view.credentials()].map((cred) => {
+      let selects: (ns: NamespaceInfo) => boolean;
+      try {
+        selects = namespaceSelection(cred.spec);
+      } catch {
+        selects = () => true; // an invalid spec keeps what it wrote: it claims everywhere
+      }
+      return { secretName: effectiveSecretName(cred), selects };
+    });
+    const errors: string[] = [];
+    for (const ns of view.namespaces()) {
+      if (ns.terminating) continue;
+      const claimed = new Set(claimants.filter((c) => c.selects(ns)).map((c) => c.secretName));
+      const orphaned = new Set<string>();
+      for (const sa of view.serviceAccounts(ns.name)) {
+        for (const name of recordedEntries(sa)) if (!claimed.has(name)) orphaned.add(name);
+      }
+      for (const name of orphaned) {
+        try {
+          const managed = view.managedSecret(ns.name, name);
+          const owner = managed ? managedOwner(managed) : undefined;
+          // Another live credential's Secret, in a namespace it no longer selects: its own
+          // reconcile removes Secret and entry together.
+          if (owner && view.credential(owner)) continue;
+          if (!managed && (await api.readSecret(ns.name, name))) continue;
+          writes.serviceAccounts += await this.removeEntries(ns.name, name);
+        } catch (error) {
+          errors.push(this.failed('(orphaned entries)', ns.name, error));
+        }
+      }
+    }
+    if (writes.serviceAccounts > 0) {
+      this.ctx.log.info('removed orphaned entries', { serviceAccounts: writes.serviceAccounts });
+    }
+    return errors;
+  }
+
+  /**
    * Our entries where our Secret is already gone (another client deleted it) and the namespace
    * is no longer a target, or the credential is being deleted: removeStale starts from our
-   * Secrets and cannot find these. An entry naming a Secret that does not exist in its
-   * namespace points at nothing, whoever wrote it; one naming a Secret that exists (someone
-   * else's, or another credential's) is left alone.
+   * Secrets and cannot find these. Only entries we recorded are removed, and only where no
+   * Secret of that name exists (someone else's, or another credential's, is left alone).
    */
   async removeDanglingEntries(
     credName: string,
@@ -98,7 +153,7 @@ export class Cleanup {
       if (ns.terminating || selects(ns)) continue;
       const listing = view
         .serviceAccounts(ns.name)
-        .some((sa) => (sa.imagePullSecrets ?? []).some((e) => e.name === secretName));
+        .some((sa) => recordedEntries(sa).has(secretName));
       if (!listing || view.managedSecret(ns.name, secretName)) continue;
       try {
         if (await api.readSecret(ns.name, secretName)) continue;
@@ -110,14 +165,14 @@ export class Cleanup {
     return errors;
   }
 
-  /** Removes our entry from every ServiceAccount in `ns` that has it; returns the writes. */
+  /** Removes our recorded entry from every ServiceAccount in `ns`; returns the writes. */
   private async removeEntries(ns: string, secretName: string): Promise<number> {
     let written = 0;
     for (const sa of this.ctx.view.serviceAccounts(ns)) {
-      const result = await updateServiceAccount(this.ctx.api, sa, (current) => {
-        const next = withoutPullSecretEntry(current.imagePullSecrets, secretName);
-        return next === undefined ? undefined : { ...current, imagePullSecrets: next };
-      });
+      if (!recordedEntries(sa).has(secretName)) continue;
+      const result = await updateServiceAccount(this.ctx.api, sa, (current) =>
+        withoutOurEntry(current, secretName),
+      );
       if (result.kind === 'written') {
         this.ctx.view.wroteServiceAccount(result.sa);
         written += 1;
@@ -133,7 +188,7 @@ export class Cleanup {
     const name = cred.metadata.name ?? '';
     const writes = noWrites();
     const errors = [
-      ...(await this.removeStale(name, undefined, writes)),
+      ...(await this.removeStale(cred, undefined, writes)),
       ...(await this.removeDanglingEntries(name, () => false, effectiveSecretName(cred), writes)),
     ];
     if (errors.length > 0) {
@@ -163,6 +218,19 @@ export class Cleanup {
     const queue = new PQueue({ concurrency: this.ctx.fanoutConcurrency });
     for (const item of items) void queue.add(() => run(item));
     await queue.onIdle();
+  }
+
+  /** A labelled Secret we cannot prove is ours: never deleted, said once at debug. */
+  private ignoredOnce(secret: V1Secret, credName: string): void {
+    const key = `${secret.metadata?.namespace}/${secret.metadata?.name}/${secret.metadata?.uid}`;
+    if (this.ignored.has(key)) return;
+    if (this.ignored.size >= MAX_IGNORED_REMEMBERED) this.ignored.clear();
+    this.ignored.add(key);
+    this.ctx.log.debug('ignoring a Secret labelled for this credential but not provably ours', {
+      registryCredential: credName,
+      namespace: secret.metadata?.namespace,
+      secret: secret.metadata?.name,
+    });
   }
 
   private failed(credName: string, namespace: string, error: unknown): string {

@@ -9,6 +9,7 @@ import type { NamespaceInfo } from './selection.ts';
 
 export interface ClusterView extends SourceSecrets {
   credential(name: string): RegistryCredential | undefined;
+  credentials(): Iterable<RegistryCredential>;
   namespaces(): Iterable<NamespaceInfo>;
   namespace(name: string): NamespaceInfo | undefined;
   serviceAccounts(namespace: string): V1ServiceAccount[];

@@ -9,14 +9,9 @@ import { CredentialError } from '../credentials/errors.ts';
 import { KubeApiError } from '../kube/rest.ts';
 import { updateServiceAccount } from '../kube/service-accounts.ts';
 import { safeMessage } from '../observability/redact.ts';
-import {
-  desiredSecret,
-  effectiveSecretName,
-  secretNeedsUpdate,
-  withoutPullSecretEntry,
-  withPullSecretEntry,
-} from './desired.ts';
+import { desiredSecret, effectiveSecretName, secretNeedsUpdate } from './desired.ts';
 import { classifySecret, decideSecretWrite } from './ownership.ts';
+import { entryEdit } from './pull-secret-entries.ts';
 import {
   noWrites,
   type ReconcileContext,
@@ -25,6 +20,7 @@ import {
   type Writes,
 } from './reconcile-context.ts';
 import { type NamespaceInfo, namespaceSelection, selectedServiceAccounts } from './selection.ts';
+import { cloudAuths, TokenState } from './token-state.ts';
 
 export interface NamespaceReconcileResult {
   /** The namespace needs what only the full reconcile does (status, cleanup, a decision). */
@@ -79,9 +75,14 @@ export class NamespaceSync {
     const secretName = effectiveSecretName(cred);
     let json: string;
     try {
-      const resolved = await resolveFor(this.ctx, cred, secretName);
-      // What to write without a token, or with a refresh failing: the full reconcile decides.
-      if (resolved.entries.size === 0 || resolved.refreshErrors.length > 0) {
+      const resolved = await resolveFor(this.ctx, cred);
+      // What to write without a token, or with a refresh failing: the full reconcile decides;
+      // and a token it has not saved yet is saved and fanned out by it, everywhere at once.
+      if (
+        resolved.entries.size === 0 ||
+        resolved.refreshErrors.length > 0 ||
+        !new TokenState(this.ctx).holds(cred, cloudAuths(resolved))
+      ) {
         return { fullReconcile: true };
       }
       json = buildDockerConfigJson(resolved.entries);
@@ -188,7 +189,7 @@ export class NamespaceSync {
       ),
     );
     return accounts.filter(
-      (sa) => entryEdit(selected.has(sa.metadata?.name ?? ''), secretName)(sa) !== undefined,
+      (sa) => entryEdit(sa, secretName, selected.has(sa.metadata?.name ?? '')) !== undefined,
     );
   }
 
@@ -245,6 +246,12 @@ export class NamespaceSync {
         view.wroteSecret(await api.replaceSecret(decision.object));
         writes.secrets += 1;
       }
+      if (decision.action === 'recreate') {
+        await api.deleteSecret(ns, secretName, decision.uid);
+        view.deletedSecret(ns, secretName);
+        view.wroteSecret(await api.createSecret(desired));
+        writes.secrets += 1;
+      }
       const selected = new Set(
         selectedServiceAccounts(
           cred.spec,
@@ -252,8 +259,10 @@ export class NamespaceSync {
         ),
       );
       for (const sa of this.serviceAccountChanges(cred, ns, secretName)) {
-        const edit = entryEdit(selected.has(sa.metadata?.name ?? ''), secretName);
-        const result = await updateServiceAccount(api, sa, edit);
+        const isSelected = selected.has(sa.metadata?.name ?? '');
+        const result = await updateServiceAccount(api, sa, (current) =>
+          entryEdit(current, secretName, isSelected),
+        );
         if (result.kind === 'written') {
           view.wroteServiceAccount(result.sa);
           writes.serviceAccounts += 1;
@@ -289,16 +298,6 @@ export class NamespaceSync {
       return false;
     }
   }
-}
-
-/** Our entry added where the ServiceAccount is selected, removed where it is not. */
-function entryEdit(selected: boolean, secretName: string) {
-  return (sa: V1ServiceAccount): V1ServiceAccount | undefined => {
-    const next = selected
-      ? withPullSecretEntry(sa.imagePullSecrets, secretName)
-      : withoutPullSecretEntry(sa.imagePullSecrets, secretName);
-    return next === undefined ? undefined : { ...sa, imagePullSecrets: next };
-  };
 }
 
 function terminating(error: KubeApiError): boolean {

@@ -76,6 +76,21 @@ export function secretConflictMessage(existing: V1Secret, claim: SecretClaim): s
   return `${ref} is not managed by regcred-operator`;
 }
 
+/**
+ * Whether `secret` is provably one we wrote for `cred`, the only kind we ever delete: our type,
+ * both labels, and a controller ownerReference to the credential's current uid. Anything else
+ * carrying our labels (a tenant's copy under another name, an Opaque Secret, a label pointing
+ * at a credential that does not exist) is left alone.
+ */
+export function isProvablyOurs(secret: V1Secret, cred: RegistryCredential): boolean {
+  if (secret.type !== DOCKER_CONFIG_JSON_TYPE) return false;
+  if (managedOwner(secret) !== cred.metadata.name || !cred.metadata.uid) return false;
+  return (secret.metadata?.ownerReferences ?? []).some(
+    (ref) =>
+      ref.controller === true && isCredentialOwnerReference(ref) && ref.uid === cred.metadata.uid,
+  );
+}
+
 export function foreignController(secret: V1Secret): V1OwnerReference | undefined {
   return secret.metadata?.ownerReferences?.find(
     (r) => r.controller === true && !isCredentialOwnerReference(r),
@@ -87,6 +102,11 @@ export type SecretWrite =
   | { action: 'create' }
   /** PUT `object` (the existing Secret with our parts, its resourceVersion kept). */
   | { action: 'update'; object: V1Secret }
+  /**
+   * Ours, but made immutable (by a tenant, or by hand): it can only be deleted (with `uid` as
+   * precondition, so nothing written meanwhile is lost) and created again.
+   */
+  | { action: 'recreate'; uid: string | undefined }
   | { action: 'none' }
   | { action: 'conflict'; message: string };
 
@@ -124,6 +144,7 @@ export function decideSecretWrite(
     return { action: 'conflict', message: secretConflictMessage(existing, claim) };
   }
   if (claim.kind === 'adoptable' || secretNeedsUpdate(existing, desired)) {
+    if (existing.immutable === true) return { action: 'recreate', uid: existing.metadata?.uid };
     return { action: 'update', object: mergeSecretForUpdate(existing, desired) };
   }
   return { action: 'none' };

@@ -3,7 +3,6 @@
 // credential's registries are resolved, shared by the full reconcile and the fast path.
 import type { RegistryCredential, RegistryCredentialStatus } from '../api/types.ts';
 import type { CloudEndpoints } from '../credentials/cloud/cloud-token.ts';
-import { type DockerAuthEntry, parseDockerConfigSecret } from '../credentials/dockerconfigjson.ts';
 import {
   type ResolvedWithTokens,
   resolveCredentials,
@@ -13,6 +12,7 @@ import type { TokenCache } from '../credentials/token-cache.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ClusterView, ControllerApi } from './cluster-view.ts';
+import { TokenState } from './token-state.ts';
 
 export type EventSink = Pick<EventRecorder, 'record'>;
 
@@ -63,30 +63,14 @@ export class RetryableSyncError extends Error {
 export function resolveFor(
   ctx: ReconcileContext,
   cred: RegistryCredential,
-  secretName: string,
   onRefresh?: (source: CloudSource, ok: boolean, error?: string) => void,
 ): Promise<ResolvedWithTokens> {
-  const name = cred.metadata.name ?? '';
   return resolveCredentials(cred, ctx.view, ctx.policy, {
     tokens: ctx.tokens,
     now: ctx.now(),
-    written: () => writtenAuths(ctx, name, secretName),
+    // After a restart, the token saved in our own namespace; never a tenant's copy.
+    written: () => new TokenState(ctx).saved(cred),
     ...(ctx.endpoints ? { endpoints: ctx.endpoints } : {}),
     ...(onRefresh ? { onRefresh } : {}),
   });
-}
-
-/** The auths in one of our current Secrets (all hold the same bytes), if any. */
-function writtenAuths(
-  ctx: ReconcileContext,
-  credName: string,
-  secretName: string,
-): Map<string, DockerAuthEntry> | undefined {
-  const secret = ctx.view.managedSecretsOf(credName).find((s) => s.metadata?.name === secretName);
-  if (!secret) return undefined;
-  try {
-    return parseDockerConfigSecret(secret.type, secret.data);
-  } catch {
-    return undefined;
-  }
 }

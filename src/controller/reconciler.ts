@@ -29,6 +29,7 @@ import {
 } from './reconcile-context.ts';
 import { type NamespaceInfo, namespaceSelection } from './selection.ts';
 import { StatusWriter } from './status-writer.ts';
+import { cloudAuths, TokenState } from './token-state.ts';
 
 export type { ReconcilerOptions } from './reconcile-context.ts';
 export { RetryableSyncError } from './reconcile-context.ts';
@@ -36,6 +37,12 @@ export { RetryableSyncError } from './reconcile-context.ts';
 export interface ReconcileResult {
   requeueAfterMs?: number;
 }
+
+/**
+ * The work item that looks for recorded entries no credential claims (a credential deleted
+ * while no leader ran). Not a valid RegistryCredential name, so it never collides with one.
+ */
+export const ORPHANED_ENTRIES_KEY = '*orphaned-entries';
 
 /** Conflicts are retried on this period: an adopt annotation on a Secret we don't watch. */
 export const CONFLICT_RETRY_MS = 60_000;
@@ -46,24 +53,29 @@ export class Reconciler {
   private readonly ctx: ReconcileContext;
   private readonly cleanup: Cleanup;
   private readonly status: StatusWriter;
+  private readonly tokenState: TokenState;
 
   constructor(options: ReconcilerOptions) {
     this.ctx = { ...options, now: options.now ?? (() => new Date()) };
     this.namespaces = new NamespaceSync(this.ctx);
     this.cleanup = new Cleanup(this.ctx);
     this.status = new StatusWriter(this.ctx);
+    this.tokenState = new TokenState(this.ctx);
   }
 
   async reconcile(name: string): Promise<ReconcileResult> {
     const { view } = this.ctx;
+    if (name === ORPHANED_ENTRIES_KEY) {
+      await this.sweepOrphanedEntries();
+      return {};
+    }
     const cred = view.credential(name);
     if (!cred) {
       this.namespaces.forget(name);
-      // Gone without our finalizer having run (removed by hand): garbage collection deletes
-      // the Secrets through their ownerReference; our entries on ServiceAccounts are ours to
-      // remove.
-      await this.cleanup.removeStale(name, undefined);
       this.ctx.onStatus?.(name, undefined);
+      // Gone without our finalizer having run (removed by hand): garbage collection deletes
+      // the Secrets through their ownerReference; the entries we recorded are ours to remove.
+      await this.sweepOrphanedEntries();
       return {};
     }
     const log = this.ctx.log.child({ registryCredential: name });
@@ -97,7 +109,7 @@ export class Reconciler {
     // When to try the cloud again, kept even when nothing is written for lack of any token.
     let nextAttemptAt: Date | undefined;
     try {
-      resolved = await resolveFor(this.ctx, current, secretName, (source, ok, error) => {
+      resolved = await resolveFor(this.ctx, current, (source, ok, error) => {
         this.ctx.onRefresh?.(name, source, ok);
         if (ok) log.info('token refreshed', { source });
         else log.warn('token refresh failed', { source, error: error ?? 'unknown error' });
@@ -127,7 +139,7 @@ export class Reconciler {
     // Namespaces that left the targets go first (a revocation should not wait for a fan-out).
     const cleanupErrors = [
       ...(await this.cleanup.removeStale(
-        name,
+        current,
         { selects, secretName, replaced: () => false },
         writes,
       )),
@@ -141,6 +153,9 @@ export class Reconciler {
         // Built once per reconcile; every namespace gets the same bytes.
         desiredSecret(current, 'probe', json);
         this.namespaces.remember(name, json);
+        // Saved where tenants cannot write before any namespace is given them (a new leader
+        // adopts them from there).
+        await this.tokenState.save(current, cloudAuths(resolved));
       } catch (error) {
         if (!(error instanceof CredentialError)) throw error;
         await this.writeFailed(current, error);
@@ -166,7 +181,7 @@ export class Reconciler {
     // secret, and a namespace where the new name conflicts or failed keeps the old one).
     const replaced = (ns: string) => this.namespaces.holdsCurrent(current, ns, secretName);
     cleanupErrors.push(
-      ...(await this.cleanup.removeStale(name, { selects, secretName, replaced }, writes)),
+      ...(await this.cleanup.removeStale(current, { selects, secretName, replaced }, writes)),
     );
 
     const status = computeStatus(
@@ -202,6 +217,13 @@ export class Reconciler {
       delays.push(Math.max(1_000, nextAttemptAt.getTime() - this.ctx.now().getTime()));
     }
     return delays.length > 0 ? { requeueAfterMs: Math.min(...delays) } : {};
+  }
+
+  private async sweepOrphanedEntries(): Promise<void> {
+    const errors = await this.cleanup.sweepOrphanedEntries();
+    if (errors.length > 0) {
+      throw new RetryableSyncError(`orphaned entries remain in ${errors.length} namespace(s)`);
+    }
   }
 
   private async writeFailed(cred: RegistryCredential, error: CredentialError): Promise<void> {

@@ -50,7 +50,7 @@ export class ClusterCaches implements ClusterView {
   readonly namespaceEvents$: Observable<InformerEvent<V1Namespace>>;
   readonly serviceAccountEvents$: Observable<InformerEvent<V1ServiceAccount>>;
   readonly secretEvents$: Observable<InformerEvent<V1Secret>>;
-  private readonly credentials: Informer<RegistryCredential>;
+  private readonly credentialInformer: Informer<RegistryCredential>;
   private readonly namespaceInformer: Informer<V1Namespace>;
   private readonly serviceAccountInformer: Informer<V1ServiceAccount>;
   /** Managed Secrets cluster-wide (by label) and every Secret of the source namespaces. */
@@ -63,7 +63,7 @@ export class ClusterCaches implements ClusterView {
   constructor(kc: KubeConfig, options: ClusterCachesOptions) {
     const logger = options.log.child({ component: 'informer' });
     const unhealthyAfterMs = options.unhealthyAfterMs;
-    this.credentials = new Informer<RegistryCredential>(kc, {
+    this.credentialInformer = new Informer<RegistryCredential>(kc, {
       path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
       logger,
       unhealthyAfterMs,
@@ -87,7 +87,7 @@ export class ClusterCaches implements ClusterView {
       logger,
       unhealthyAfterMs,
     });
-    this.credentialEvents$ = this.credentials.events$;
+    this.credentialEvents$ = this.credentialInformer.events$;
     this.namespaceEvents$ = this.namespaceInformer.events$;
     this.serviceAccountEvents$ = this.serviceAccountInformer.events$;
     this.secretEvents$ = this.secrets.events$;
@@ -99,7 +99,12 @@ export class ClusterCaches implements ClusterView {
     synced: Promise<void>;
     health(): InformerHealth;
   }> {
-    return [this.credentials, this.namespaceInformer, this.serviceAccountInformer, this.secrets];
+    return [
+      this.credentialInformer,
+      this.namespaceInformer,
+      this.serviceAccountInformer,
+      this.secrets,
+    ];
   }
 
   start(): void {
@@ -135,10 +140,10 @@ export class ClusterCaches implements ClusterView {
   // ---- the raw caches, for the event mapping ----
 
   cachedCredentials(): RegistryCredential[] {
-    return this.credentials.list();
+    return this.credentialInformer.list();
   }
   cachedCredential(name: string): RegistryCredential | undefined {
-    return this.credentials.get(name);
+    return this.credentialInformer.get(name);
   }
   cachedNamespace(name: string): V1Namespace | undefined {
     return this.namespaceInformer.get(name);
@@ -153,7 +158,14 @@ export class ClusterCaches implements ClusterView {
   // ---- ClusterView: reads from the caches, with our writes on top ----
 
   credential(name: string): RegistryCredential | undefined {
-    return this.credOverlay.pick(name, this.credentials.get(name));
+    return this.credOverlay.pick(name, this.credentialInformer.get(name));
+  }
+
+  *credentials(): Iterable<RegistryCredential> {
+    for (const cached of this.credentialInformer.list()) {
+      const cred = this.credOverlay.pick(overlayKey(cached), cached);
+      if (cred) yield cred;
+    }
   }
 
   *namespaces(): Iterable<NamespaceInfo> {
@@ -185,9 +197,9 @@ export class ClusterCaches implements ClusterView {
   }
 
   sourceSecret(namespace: string, name: string): V1Secret | undefined {
-    return this.sourceNamespaces.has(namespace)
-      ? this.secrets.get(`${namespace}/${name}`)
-      : undefined;
+    if (!this.sourceNamespaces.has(namespace)) return undefined;
+    const key = `${namespace}/${name}`;
+    return this.secretOverlay.pick(key, this.secrets.get(key));
   }
 
   wroteSecret(secret: V1Secret): void {

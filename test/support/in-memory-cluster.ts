@@ -29,7 +29,7 @@ function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): strin
 
 export class InMemoryCluster implements ClusterView, ControllerApi {
   readonly calls: ApiCall[] = [];
-  readonly credentials = new Map<string, RegistryCredential>();
+  readonly credentialObjects = new Map<string, RegistryCredential>();
   readonly namespaceObjects = new Map<string, NamespaceInfo>();
   readonly secrets = new Map<string, V1Secret>();
   readonly accounts = new Map<string, V1ServiceAccount>();
@@ -97,7 +97,7 @@ export class InMemoryCluster implements ClusterView, ControllerApi {
       },
       spec,
     };
-    this.credentials.set(name, cred);
+    this.credentialObjects.set(name, cred);
     return cred;
   }
 
@@ -115,7 +115,10 @@ export class InMemoryCluster implements ClusterView, ControllerApi {
   // ---- ClusterView ----
 
   credential(name: string): RegistryCredential | undefined {
-    return this.credentials.get(name);
+    return this.credentialObjects.get(name);
+  }
+  *credentials(): Iterable<RegistryCredential> {
+    yield* this.credentialObjects.values();
   }
   *namespaces(): Iterable<NamespaceInfo> {
     yield* this.namespaceObjects.values();
@@ -221,14 +224,14 @@ export class InMemoryCluster implements ClusterView, ControllerApi {
   ): Promise<RegistryCredential> {
     const name = cred.metadata.name ?? '';
     this.record({ verb: 'patch', resource: 'registrycredentials', key: name });
-    const stored = this.credentials.get(name);
+    const stored = this.credentialObjects.get(name);
     if (!stored) throw new KubeApiError(404, 'NotFound', `registrycredentials "${name}" not found`);
     const next = clone(stored);
     next.metadata = { ...next.metadata, finalizers, resourceVersion: this.nextVersion() };
     if (next.metadata.deletionTimestamp && finalizers.length === 0) {
-      this.credentials.delete(name);
+      this.credentialObjects.delete(name);
     } else {
-      this.credentials.set(name, next);
+      this.credentialObjects.set(name, next);
     }
     return clone(next);
   }
@@ -238,11 +241,11 @@ export class InMemoryCluster implements ClusterView, ControllerApi {
     status: RegistryCredentialStatus,
   ): Promise<RegistryCredential> {
     this.record({ verb: 'patch', resource: 'registrycredentials', key: `${name}/status` });
-    const stored = this.credentials.get(name);
+    const stored = this.credentialObjects.get(name);
     if (!stored) throw new KubeApiError(404, 'NotFound', `registrycredentials "${name}" not found`);
     const next = { ...clone(stored), status: clone(status) };
     next.metadata = { ...next.metadata, resourceVersion: this.nextVersion() };
-    this.credentials.set(name, next);
+    this.credentialObjects.set(name, next);
     return clone(next);
   }
 

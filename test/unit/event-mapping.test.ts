@@ -46,8 +46,20 @@ function managedSecret(namespace: string, owner: string, name = owner): V1Secret
   };
 }
 
-function sa(namespace: string, name: string, entries: string[] = []): V1ServiceAccount {
-  return { metadata: { namespace, name }, imagePullSecrets: entries.map((n) => ({ name: n })) };
+function sa(
+  namespace: string,
+  name: string,
+  entries: string[] = [],
+  recorded?: string,
+): V1ServiceAccount {
+  return {
+    metadata: {
+      namespace,
+      name,
+      ...(recorded !== undefined ? { annotations: { 'regcred.dev/pull-secrets': recorded } } : {}),
+    },
+    imagePullSecrets: entries.map((n) => ({ name: n })),
+  };
 }
 
 class View implements MappingView {
@@ -183,19 +195,29 @@ describe('event mapping: informer events to work', () => {
       ]);
     });
 
-    it('an update queues work only where the entry is missing, doubled or misplaced', () => {
+    it('an update queues work only where the entry is missing, doubled, unrecorded or recorded where unselected', () => {
       const { mapping } = fixture();
-      const update = (entries: string[], name = 'default') =>
-        mapping.serviceAccount({ type: 'update', object: sa('a1', name, entries) });
-      assert.deepEqual(update(['acme']), [], 'as we want it: nothing');
+      const update = (entries: string[], name = 'default', recorded?: string) =>
+        mapping.serviceAccount({ type: 'update', object: sa('a1', name, entries, recorded) });
+      assert.deepEqual(update(['acme'], 'default', 'acme'), [], 'as we want it: nothing');
       assert.deepEqual(
-        update(['globex', 'acme']),
+        update(['globex', 'acme'], 'default', 'acme'),
         [],
         "another credential's entry: not ours to judge",
       );
-      assert.deepEqual(update([]), [nsOf('acme', 'a1')], 'entry removed');
-      assert.deepEqual(update(['acme', 'acme']), [nsOf('acme', 'a1')], 'entry doubled');
-      assert.deepEqual(update(['acme'], 'builder'), [nsOf('acme', 'a1')], 'entry where unselected');
+      assert.deepEqual(update([], 'default', 'acme'), [nsOf('acme', 'a1')], 'entry removed');
+      assert.deepEqual(
+        update(['acme', 'acme'], 'default', 'acme'),
+        [nsOf('acme', 'a1')],
+        'doubled',
+      );
+      assert.deepEqual(update(['acme']), [nsOf('acme', 'a1')], 'there but unrecorded: adopt it');
+      assert.deepEqual(
+        update(['acme'], 'builder', 'acme'),
+        [nsOf('acme', 'a1')],
+        'our recorded entry where unselected',
+      );
+      assert.deepEqual(update(['acme'], 'builder'), [], "someone else's entry where unselected");
     });
 
     it('a deleted ServiceAccount makes no work', () => {

@@ -97,7 +97,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
       { name: 'acme' },
     ]);
     assert.equal(cluster.secrets.has('other/acme'), false);
-    const status = cluster.credentials.get('acme')?.status;
+    const status = cluster.credentialObjects.get('acme')?.status;
     assert.equal(status?.targetNamespaces, 2);
     assert.equal(status?.syncedNamespaces, 2);
     assert.equal(findCondition(status?.conditions, 'Ready')?.status, 'True');
@@ -135,7 +135,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
 
     assert.equal(result.requeueAfterMs, CONFLICT_RETRY_MS);
     assert.deepEqual(cluster.secrets.get('team-b/acme'), theirs);
-    const status = cluster.credentials.get('acme')?.status;
+    const status = cluster.credentialObjects.get('acme')?.status;
     assert.deepEqual(
       status?.failedNamespaces?.map((f) => [f.name, f.reason]),
       [['team-b', 'Conflict']],
@@ -160,7 +160,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
       { name: 'keep-me' },
     ]);
     assert.equal(
-      findCondition(cluster.credentials.get('acme')?.status?.conditions, 'Ready')?.reason,
+      findCondition(cluster.credentialObjects.get('acme')?.status?.conditions, 'Ready')?.reason,
       'NoTargets',
     );
   });
@@ -170,7 +170,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
     tenant(cluster, 'team-a');
     cluster.addCredential('acme', spec());
     await reconciler.reconcile('acme');
-    const cred = cluster.credentials.get('acme');
+    const cred = cluster.credentialObjects.get('acme');
     assert.ok(cred);
     cred.metadata.deletionTimestamp = new Date('2026-06-01T00:00:00Z');
 
@@ -178,7 +178,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
 
     assert.equal(cluster.secrets.has('team-a/acme'), false);
     assert.deepEqual(cluster.accounts.get('team-a/default')?.imagePullSecrets, []);
-    assert.equal(cluster.credentials.has('acme'), false, 'finalizer removed, object gone');
+    assert.equal(cluster.credentialObjects.has('acme'), false, 'finalizer removed, object gone');
   });
 
   it('writes status before retrying a namespace whose write failed', async () => {
@@ -193,7 +193,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
 
     await assert.rejects(reconciler.reconcile('acme'), RetryableSyncError);
 
-    const status = cluster.credentials.get('acme')?.status;
+    const status = cluster.credentialObjects.get('acme')?.status;
     assert.equal(findCondition(status?.conditions, 'Synced')?.reason, 'PartiallySynced');
     assert.deepEqual(
       status?.failedNamespaces?.map((f) => f.name),
@@ -203,7 +203,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
 
     await reconciler.reconcile('acme');
     assert.ok(cluster.secrets.has('team-b/acme'), 'the retry heals it');
-    assert.equal(cluster.credentials.get('acme')?.status?.failedNamespaces, undefined);
+    assert.equal(cluster.credentialObjects.get('acme')?.status?.failedNamespaces, undefined);
   });
 
   it("keeps another writer's entry when a ServiceAccount changes under it (409, re-read)", async () => {
@@ -258,7 +258,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
     tenant(cluster, 'team-a');
     cluster.addCredential('acme', spec());
     await reconciler.reconcile('acme');
-    const cred = cluster.credentials.get('acme');
+    const cred = cluster.credentialObjects.get('acme');
     assert.ok(cred);
     cred.spec.namespaceSelector = {
       matchExpressions: [{ key: 'tenant', operator: 'In', values: [] }],
@@ -266,7 +266,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
 
     await reconciler.reconcile('acme');
 
-    const ready = findCondition(cluster.credentials.get('acme')?.status?.conditions, 'Ready');
+    const ready = findCondition(cluster.credentialObjects.get('acme')?.status?.conditions, 'Ready');
     assert.equal(ready?.reason, 'InvalidSpec');
     assert.ok(cluster.secrets.has('team-a/acme'));
   });
@@ -279,7 +279,7 @@ describe('Reconciler (against an in-memory cluster)', () => {
     await reconciler.reconcile('acme');
 
     assert.deepEqual(cluster.writes(), ['patch registrycredentials acme/status']);
-    const ready = findCondition(cluster.credentials.get('acme')?.status?.conditions, 'Ready');
+    const ready = findCondition(cluster.credentialObjects.get('acme')?.status?.conditions, 'Ready');
     assert.equal(ready?.reason, 'Suspended');
   });
 });
