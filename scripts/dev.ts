@@ -1,20 +1,64 @@
 // `npm run dev`: a local control plane, the CRD, the samples, and the operator running against
 // them from source. Prints how to look around; Ctrl-C stops everything.
-import { spawn } from 'node:child_process';
+//
+// It always exits: Ctrl-C stops the operator, then the control plane (a second Ctrl-C kills
+// both at once), and an operator that dies on its own (a crash, or a kill by a signal) is
+// reported and takes the control plane down with it, with a non-zero exit code.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort, startControlPlane } from '../test/support/controlplane.ts';
+import { type ControlPlane, freePort, startControlPlane } from '../test/support/controlplane.ts';
 
 const root = join(import.meta.dirname, '..');
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const complain = (line: string) => process.stderr.write(`${line}\n`);
 
-const plane = await startControlPlane({ log: (line) => process.stderr.write(`${line}\n`) });
-const kubectl = async (...args: string[]) => {
-  const result = await plane.kubectl(args);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-};
+/** How long the operator gets to shut down gracefully before it is killed. */
+const OPERATOR_GRACE_MS = 35_000;
+
+let plane: ControlPlane | undefined;
+let operator: ChildProcess | undefined;
+/** Settles when the operator process has exited, however it ended. */
+let operatorExited: Promise<void> = Promise.resolve();
+let stopping = false;
+
+/** How a process ended, for the crash report. */
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
+}
+
+async function stop(code: number): Promise<never> {
+  if (stopping) {
+    // Ctrl-C again while stopping: kill everything now. process.exit runs the control plane's
+    // exit hook, which kills its components.
+    operator?.kill('SIGKILL');
+    process.exit(code);
+  }
+  stopping = true;
+  // exitCode stays null after a kill by a signal: ask both.
+  if (operator && operator.exitCode === null && operator.signalCode === null) {
+    operator.kill('SIGTERM');
+    const forced = setTimeout(() => operator?.kill('SIGKILL'), OPERATOR_GRACE_MS);
+    await operatorExited;
+    clearTimeout(forced);
+  }
+  await plane?.stop();
+  process.exit(code);
+}
+
+// Installed before anything starts, so Ctrl-C works from the first moment (a plane still
+// starting is killed by its exit hook when process.exit runs).
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
+process.on('SIGINT', () => void stop(130));
+process.on('SIGTERM', () => void stop(143));
 
 try {
+  plane = await startControlPlane({ log: complain });
+  const kubectl = async (...args: string[]) => {
+    const result = await plane?.kubectl(args);
+    if (result?.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result?.stderr}`);
+    return result.stdout;
+  };
   await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
   await kubectl(
     'wait',
@@ -24,18 +68,19 @@ try {
   );
   await kubectl('apply', '-k', join(root, 'config', 'samples'));
 } catch (error) {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  await plane.stop();
-  process.exit(1);
+  complain(error instanceof Error ? error.message : String(error));
+  await stop(1);
 }
+if (!plane || stopping) await stop(1);
+const cluster = plane as ControlPlane;
 
 const metricsPort = await freePort();
 const healthPort = await freePort();
-const operator = spawn(
+const child = spawn(
   process.execPath,
   [
     join(root, 'src', 'main.ts'),
-    `--kubeconfig=${plane.kubeconfigPath}`,
+    `--kubeconfig=${cluster.kubeconfigPath}`,
     '--namespace=regcred-system',
     '--leader-elect=false',
     `--metrics-address=127.0.0.1:${metricsPort}`,
@@ -44,12 +89,21 @@ const operator = spawn(
   ],
   { stdio: ['ignore', 'inherit', 'inherit'] },
 );
+operator = child;
+operatorExited = new Promise((resolve) => {
+  child.once('exit', (code, signal) => {
+    resolve();
+    if (stopping) return;
+    complain(`the operator ${describeExit(code, signal)}; stopping the control plane`);
+    void stop(code === null || code === 0 ? 1 : code);
+  });
+});
 
-const k = `${join(plane.binDir, 'kubectl')} --kubeconfig=${plane.kubeconfigPath}`;
+const k = `${join(cluster.binDir, 'kubectl')} --kubeconfig=${cluster.kubeconfigPath}`;
 say('');
 say('regcred-operator is running against a local control plane. Look around:');
-say(`  export KUBECONFIG=${plane.kubeconfigPath}`);
-say(`  alias kubectl=${join(plane.binDir, 'kubectl')}`);
+say(`  export KUBECONFIG=${cluster.kubeconfigPath}`);
+say(`  alias kubectl=${join(cluster.binDir, 'kubectl')}`);
 say(`  ${k} get regcred`);
 say(`  ${k} describe regcred sample-basic`);
 say(`  ${k} get secrets -A -l app.kubernetes.io/managed-by=regcred-operator`);
@@ -59,25 +113,3 @@ say(`  curl -s http://127.0.0.1:${metricsPort}/metrics | grep regcred_`);
 say(`  curl -s http://127.0.0.1:${healthPort}/readyz`);
 say('Ctrl-C stops the operator and the control plane.');
 say('');
-
-let stopping = false;
-const stop = async (code: number) => {
-  if (stopping) return;
-  stopping = true;
-  if (operator.exitCode === null) {
-    operator.kill('SIGTERM');
-    await new Promise((r) => operator.once('exit', r));
-  }
-  await plane.stop();
-  process.exit(code);
-};
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-process.on('SIGINT', () => void stop(130));
-process.on('SIGTERM', () => void stop(143));
-operator.on('exit', (code) => {
-  if (!stopping) {
-    process.stderr.write(`the operator exited with code ${code}\n`);
-    void stop(code ?? 1);
-  }
-});

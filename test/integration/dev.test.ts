@@ -1,0 +1,142 @@
+// `npm run dev` (scripts/dev.ts) as a developer runs it: it must always exit, on Ctrl-C and when
+// the operator dies, and never leave its control plane running.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { waitUntil } from '../support/wait.ts';
+
+const repoRoot = join(import.meta.dirname, '..', '..');
+
+interface DevRun {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function startDev(): DevRun {
+  const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'dev.ts')], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, REGCRED_LOG_LEVEL: 'warn' },
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, output: () => output, exited };
+}
+
+/** The direct children of `pid` with their command lines (Linux /proc). */
+function childrenOf(pid: number): Array<{ pid: number; cmdline: string }> {
+  const children: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const list = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+    if (list) children.push(...list.split(' ').map(Number));
+  }
+  return children.map((child) => ({ pid: child, cmdline: commandLine(child) }));
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie still answers signal 0; it has exited all the same.
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Starts dev, waits until its operator runs; returns the operator's and the plane's pids. */
+async function devRunning(run: DevRun): Promise<{ operator: number; plane: number[] }> {
+  await waitUntil(
+    'npm run dev to report the operator running',
+    () => {
+      if (run.child.exitCode !== null) throw new Error(`dev exited early:\n${run.output()}`);
+      return run.output().includes('regcred-operator is running');
+    },
+    { timeoutMs: 120_000, intervalMs: 200 },
+  );
+  const pid = run.child.pid ?? 0;
+  const children = childrenOf(pid);
+  const operator = children.find((c) => c.cmdline.includes(join('src', 'main.ts')));
+  const plane = children.filter((c) =>
+    /\/(etcd|kube-apiserver|kube-controller-manager) /.test(c.cmdline),
+  );
+  assert.ok(operator, `the operator among dev's children: ${JSON.stringify(children)}`);
+  assert.equal(plane.length, 3, `etcd, kube-apiserver, kube-controller-manager: ${children}`);
+  return { operator: operator.pid, plane: plane.map((c) => c.pid) };
+}
+
+/** Waits for dev to exit; fails (with its output) if it hangs. */
+async function exitOf(
+  run: DevRun,
+  timeoutMs: number,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  try {
+    await waitUntil(
+      'npm run dev to exit',
+      () => run.child.exitCode !== null || run.child.signalCode !== null,
+      { timeoutMs, intervalMs: 100 },
+    );
+  } catch (error) {
+    throw new Error(
+      `${error instanceof Error ? error.message : error}; its output:\n${run.output()}`,
+    );
+  }
+  return run.exited;
+}
+
+describe('npm run dev', function () {
+  this.timeout(240_000);
+  let run: DevRun | undefined;
+  let pids: number[] = [];
+
+  afterEach(() => {
+    // A dev that hung must not outlive the test, nor its control plane.
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    if (run && run.child.exitCode === null && run.child.signalCode === null)
+      run.child.kill('SIGKILL');
+    run = undefined;
+    pids = [];
+  });
+
+  it('exits non-zero, says so and stops the control plane when the operator is killed by a signal', async () => {
+    run = startDev();
+    const { operator, plane } = await devRunning(run);
+    pids = [operator, ...plane];
+
+    process.kill(operator, 'SIGKILL');
+    const exit = await exitOf(run, 60_000);
+    assert.notEqual(exit.code, 0);
+    assert.notEqual(exit.code, null, 'dev exits by itself, with a code');
+    assert.match(run.output(), /the operator was killed by SIGKILL/);
+    for (const pid of plane) assert.equal(alive(pid), false, `control-plane pid ${pid} is gone`);
+  });
+
+  it('stops the operator and the control plane on Ctrl-C, and exits 130', async () => {
+    run = startDev();
+    const { operator, plane } = await devRunning(run);
+    pids = [operator, ...plane];
+
+    run.child.kill('SIGINT');
+    const exit = await exitOf(run, 90_000);
+    assert.equal(exit.code, 130);
+    assert.doesNotMatch(run.output(), /the operator (was killed|exited)/, 'no crash reported');
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+  });
+});
