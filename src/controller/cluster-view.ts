@@ -15,6 +15,8 @@ export interface ClusterView extends SourceSecrets {
   serviceAccounts(namespace: string): V1ServiceAccount[];
   managedSecret(namespace: string, name: string): V1Secret | undefined;
   managedSecretsOf(credential: string): V1Secret[];
+  /** False when the cache keeps `secret` trimmed: read it before writing it back. */
+  isComplete(secret: V1Secret): boolean;
   /** Write-through: the caches hold what we just wrote until the watch delivers it. */
   wroteSecret(secret: V1Secret): void;
   deletedSecret(namespace: string, name: string): void;

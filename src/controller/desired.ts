@@ -1,6 +1,7 @@
 // What one target namespace should hold, and how to get there from what it holds now
 // without touching anything that isn't ours: other labels, annotations, ownerReferences and
 // imagePullSecrets entries are kept as they are.
+import { createHash } from 'node:crypto';
 import type { V1LocalObjectReference, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import {
   ADOPT_ANNOTATION,
@@ -199,10 +200,29 @@ function sameOwnerReference(a: V1OwnerReference, b: V1OwnerReference): boolean {
   );
 }
 
+/**
+ * Where the cache keeps a managed Secret's data as a digest instead of the bytes (a tenant can
+ * make any number of 1 MiB Secrets carrying our labels). Not a valid data key of a Secret
+ * (`/` is refused), so it never collides with real data.
+ */
+export const DATA_DIGEST_KEY = 'regcred.dev/sha256';
+
+/** A digest of a Secret's whole data map (keys and values). */
+export function dataDigest(data: Readonly<Record<string, string>> | undefined): string {
+  const hash = createHash('sha256');
+  for (const key of Object.keys(data ?? {}).sort()) {
+    hash.update(key).update('\u0000').update(data?.[key] ?? '').update('\u0000');
+  }
+  return hash.digest('hex');
+}
+
+/** `existing` may be a cached copy whose data is only a digest (DATA_DIGEST_KEY). */
 function sameData(
   a: Readonly<Record<string, string>> | undefined,
   b: Readonly<Record<string, string>> | undefined,
 ): boolean {
+  const digest = a?.[DATA_DIGEST_KEY];
+  if (digest !== undefined && Object.keys(a ?? {}).length === 1) return digest === dataDigest(b);
   const left = Object.entries(a ?? {});
   const right = b ?? {};
   return (

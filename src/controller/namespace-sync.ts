@@ -218,7 +218,12 @@ export class NamespaceSync {
       };
     };
     try {
-      let decision = decideSecretWrite(view.managedSecret(ns, secretName), cred, desired, claimant);
+      const cached = view.managedSecret(ns, secretName);
+      let decision = decideSecretWrite(cached, cred, desired, claimant);
+      if (cached && !view.isComplete(cached) && decision.action === 'update') {
+        // Its metadata was trimmed in the cache: write back what the server holds.
+        decision = decideSecretWrite(await api.readSecret(ns, secretName), cred, desired, claimant);
+      }
       if (decision.action === 'create') {
         try {
           view.wroteSecret(await api.createSecret(desired));

@@ -22,6 +22,19 @@ export class StatusWriter {
     for (const event of transitionEvents(cred.status, status)) {
       await this.ctx.events.record(cred, event.type, event.reason, event.message);
     }
+    // Each namespace that newly fails hears of it in its own namespace, on the Secret.
+    const secretName = cred.spec.secretName ?? name;
+    const known = new Set((cred.status?.failedNamespaces ?? []).map((f) => `${f.name}/${f.reason}`));
+    for (const failure of status.failedNamespaces ?? []) {
+      if (known.has(`${failure.name}/${failure.reason}`)) continue;
+      await this.ctx.events.record(
+        cred,
+        'Warning',
+        failure.reason,
+        `RegistryCredential ${name}: ${failure.message}`,
+        { namespace: failure.name, kind: 'Secret', name: secretName },
+      );
+    }
   }
 }
 

@@ -3,8 +3,17 @@
 // write-through overlays, so a reconcile sees its own writes before their watch events.
 import type { KubeConfig, V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import type { Observable } from 'rxjs';
-import { GROUP, PLURAL, type RegistryCredential, VERSION } from '../api/types.ts';
+import {
+  ADOPT_ANNOTATION,
+  CREDENTIAL_LABEL,
+  GROUP,
+  MANAGED_BY_LABEL,
+  PLURAL,
+  type RegistryCredential,
+  VERSION,
+} from '../api/types.ts';
 import type { ClusterView } from '../controller/cluster-view.ts';
+import { DATA_DIGEST_KEY, dataDigest } from '../controller/desired.ts';
 import { managedOwner } from '../controller/ownership.ts';
 import { type NamespaceInfo, namespaceInfo } from '../controller/selection.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -37,6 +46,43 @@ function stripSecret(secret: V1Secret): V1Secret {
   return { ...secret, metadata };
 }
 
+/** Metadata larger than this (serialised) is trimmed in the cache to what decisions read. */
+export const MAX_CACHED_METADATA_BYTES = 16 * 1024;
+
+/**
+ * Managed Secrets live in tenant namespaces, where anyone with `edit` can make any number of
+ * 1 MiB Secrets carrying our labels: the cache keeps a digest of the data, never the bytes, and
+ * trims oversized metadata (a write to a trimmed Secret reads it first: `isComplete`).
+ */
+export function compactManagedSecret(secret: V1Secret, trimmed: WeakSet<V1Secret>): V1Secret {
+  const { managedFields: _m, ...metadata } = secret.metadata ?? {};
+  const compact: V1Secret = {
+    ...secret,
+    metadata,
+    data: { [DATA_DIGEST_KEY]: dataDigest(secret.data) },
+  };
+  delete compact.stringData;
+  if (JSON.stringify(metadata).length <= MAX_CACHED_METADATA_BYTES) return compact;
+  const adopt = metadata.annotations?.[ADOPT_ANNOTATION];
+  compact.metadata = {
+    name: metadata.name,
+    namespace: metadata.namespace,
+    uid: metadata.uid,
+    resourceVersion: metadata.resourceVersion,
+    labels: Object.fromEntries(
+      [MANAGED_BY_LABEL, CREDENTIAL_LABEL]
+        .filter((key) => metadata.labels?.[key] !== undefined)
+        .map((key) => [key, metadata.labels?.[key] ?? '']),
+    ),
+    ...(adopt !== undefined ? { annotations: { [ADOPT_ANNOTATION]: adopt } } : {}),
+    ownerReferences: (metadata.ownerReferences ?? [])
+      .filter((ref) => ref.controller === true)
+      .slice(0, 1),
+  };
+  trimmed.add(compact);
+  return compact;
+}
+
 export interface ClusterCachesOptions {
   /** Namespaces whose Secrets may be credential sources. */
   sourceNamespaces: readonly string[];
@@ -59,6 +105,8 @@ export class ClusterCaches implements ClusterView {
   private readonly secretOverlay = new WrittenOverlay<V1Secret>();
   private readonly saOverlay = new WrittenOverlay<V1ServiceAccount>();
   private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
+  /** Cached managed Secrets whose metadata was trimmed (compactManagedSecret). */
+  private readonly trimmed = new WeakSet<V1Secret>();
 
   constructor(kc: KubeConfig, options: ClusterCachesOptions) {
     const logger = options.log.child({ component: 'informer' });
@@ -84,6 +132,7 @@ export class ClusterCaches implements ClusterView {
     this.secrets = createSecretInformers(kc, {
       sourceNamespaces: options.sourceNamespaces,
       transform: stripSecret,
+      managedTransform: (secret) => compactManagedSecret(secret, this.trimmed),
       logger,
       unhealthyAfterMs,
     });
@@ -200,6 +249,10 @@ export class ClusterCaches implements ClusterView {
     if (!this.sourceNamespaces.has(namespace)) return undefined;
     const key = `${namespace}/${name}`;
     return this.secretOverlay.pick(key, this.secrets.get(key));
+  }
+
+  isComplete(secret: V1Secret): boolean {
+    return !this.trimmed.has(secret);
   }
 
   wroteSecret(secret: V1Secret): void {

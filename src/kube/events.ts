@@ -9,6 +9,13 @@ import type { KubeApi } from './api.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
+/** A namespaced object an Event is about, in the namespace it concerns. */
+export interface EventSubject {
+  namespace: string;
+  kind: 'Secret' | 'ServiceAccount';
+  name: string;
+}
+
 const EVENT_NAMESPACE = 'default';
 const COMPONENT = 'regcred-operator';
 const REPEAT_WINDOW_MS = 10 * 60 * 1000;
@@ -32,22 +39,29 @@ export class EventRecorder {
     this.host = host;
   }
 
-  /** Never throws: an Event that cannot be written is logged, not fatal. */
+  /**
+   * Never throws: an Event that cannot be written is logged, not fatal. With `about`, the Event
+   * goes into that namespace, on that object (a tenant sees failures that concern them without
+   * rights on the cluster-scoped RegistryCredential); otherwise on the RegistryCredential.
+   */
   async record(
     cred: RegistryCredential,
     type: EventType,
     reason: string,
     rawMessage: string,
+    about?: EventSubject,
   ): Promise<void> {
     const message = safeMessage(rawMessage, 1024);
-    const key = `${cred.metadata.uid}\u0000${type}\u0000${reason}\u0000${message}`;
+    const where = about ? `${about.namespace}/${about.kind}/${about.name}` : '';
+    const key = `${cred.metadata.uid}\u0000${where}\u0000${type}\u0000${reason}\u0000${message}`;
+    const namespace = about?.namespace ?? EVENT_NAMESPACE;
     const now = new Date();
     const seen = this.recent.get(key);
     try {
       if (seen && now.getTime() - seen.at < REPEAT_WINDOW_MS) {
         seen.count += 1;
         seen.at = now.getTime();
-        await this.api.patchEvent(EVENT_NAMESPACE, seen.name, {
+        await this.api.patchEvent(namespace, seen.name, {
           count: seen.count,
           lastTimestamp: now,
         });
@@ -55,14 +69,16 @@ export class EventRecorder {
       }
       const name = `${cred.metadata.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
       const event: CoreV1Event = {
-        metadata: { name, namespace: EVENT_NAMESPACE },
-        involvedObject: {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          name: cred.metadata.name,
-          uid: cred.metadata.uid,
-          resourceVersion: cred.metadata.resourceVersion,
-        },
+        metadata: { name, namespace },
+        involvedObject: about
+          ? { apiVersion: 'v1', kind: about.kind, name: about.name, namespace: about.namespace }
+          : {
+              apiVersion: API_VERSION,
+              kind: KIND,
+              name: cred.metadata.name,
+              uid: cred.metadata.uid,
+              resourceVersion: cred.metadata.resourceVersion,
+            },
         type,
         reason,
         message,

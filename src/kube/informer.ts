@@ -306,15 +306,13 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       labelSelector: this.#labelSelector,
       fieldSelector: this.#fieldSelector,
       pageSize: this.#pageSize,
+      transform: this.#transform,
       signal,
     });
     if (signal.aborted) return;
 
     const next = new Map<string, T>();
-    for (const raw of result.items) {
-      const obj = this.#transform(raw);
-      next.set(objectKey(obj), obj);
-    }
+    for (const obj of result.items) next.set(objectKey(obj), obj);
     const events: InformerEvent<T>[] = [];
     for (const [key, obj] of next) {
       const old = this.#cache.get(key);

@@ -231,9 +231,14 @@ function timeoutError(path: string): Error {
   return new DOMException(`watch ${path} was idle`, 'TimeoutError');
 }
 
-export interface ListAllOptions extends Omit<ListOptions, 'limit' | 'continueToken'> {
+export interface ListAllOptions<T = unknown> extends Omit<ListOptions, 'limit' | 'continueToken'> {
   /** Page size (default 500). 0 lists in one request. */
   pageSize?: number;
+  /**
+   * Applied to each item as its page arrives, so a page's raw objects can be dropped before
+   * the next one is read (large objects are never all in memory at once).
+   */
+  transform?: (item: T) => T;
 }
 
 export interface ListResult<T> {
@@ -250,9 +255,9 @@ export interface ListResult<T> {
 export async function listAll<T>(
   lw: ListWatch,
   path: string,
-  opts: ListAllOptions = {},
+  opts: ListAllOptions<T> = {},
 ): Promise<ListResult<T>> {
-  const { pageSize = 500, ...rest } = opts;
+  const { pageSize = 500, transform = (item: T) => item, ...rest } = opts;
   const items: T[] = [];
   let continueToken: string | undefined;
   let pages = 0;
@@ -275,10 +280,14 @@ export async function listAll<T>(
     } catch (err) {
       if (continueToken === undefined || !isExpired(err)) throw err;
       const full = await lw.list<T>(path, rest);
-      return { items: full.items, resourceVersion: full.resourceVersion, pages: pages + 1 };
+      return {
+        items: full.items.map(transform),
+        resourceVersion: full.resourceVersion,
+        pages: pages + 1,
+      };
     }
     pages++;
-    for (const item of page.items) items.push(item);
+    for (const item of page.items) items.push(transform(item));
     if (!page.continueToken) return { items, resourceVersion: page.resourceVersion, pages };
     continueToken = page.continueToken;
   }

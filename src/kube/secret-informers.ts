@@ -4,6 +4,7 @@
 import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 import { merge, type Observable } from 'rxjs';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/types.ts';
+import { DOCKER_CONFIG_JSON_TYPE } from '../credentials/dockerconfigjson.ts';
 import {
   Informer,
   type InformerEvent,
@@ -93,13 +94,20 @@ export interface SecretInformersOptions
   sourceNamespaces: readonly string[];
   /** Selects the Secrets the operator writes (default: managed-by=regcred-operator). */
   managedSelector?: string;
+  /** How the cluster-wide informer of managed Secrets keeps them (default: `transform`). */
+  managedTransform?: (secret: V1Secret) => V1Secret;
+  /** Its LIST page size: managed Secrets may be up to 1 MiB each, so pages stay small. */
+  managedPageSize?: number;
 }
+
+/** Managed Secrets per LIST page: at most ~50 MiB in flight if every one is 1 MiB. */
+const MANAGED_PAGE_SIZE = 50;
 
 export function createSecretInformers(
   kc: KubeConfig,
   opts: SecretInformersOptions,
 ): InformerUnion<V1Secret> {
-  const { sourceNamespaces, managedSelector, ...common } = opts;
+  const { sourceNamespaces, managedSelector, managedTransform, managedPageSize, ...common } = opts;
   const informers = [...new Set(sourceNamespaces)].map(
     (namespace) =>
       new Informer<V1Secret>(kc, {
@@ -113,6 +121,10 @@ export function createSecretInformers(
       ...common,
       path: '/api/v1/secrets',
       labelSelector: managedSelector ?? `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`,
+      // Only the type we write: an Opaque Secret with our labels is never ours to cache.
+      fieldSelector: `type=${DOCKER_CONFIG_JSON_TYPE}`,
+      ...(managedTransform ? { transform: managedTransform } : {}),
+      pageSize: managedPageSize ?? MANAGED_PAGE_SIZE,
       name: 'secrets/managed',
     }),
   );

@@ -13,6 +13,7 @@ import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import {
   CREDENTIAL_LABEL,
   REFRESH_REQUESTED_ANNOTATION,
@@ -1233,6 +1234,59 @@ describe('cloud registry tokens (operator against local cloud fakes)', () => {
       () => ({ [server]: { username: 'AWS', password: third?.password ?? '' } }),
       'the new forced token',
     );
+  });
+
+  it('after a restart, never adopts a token a tenant wrote into its copy: every namespace gets the genuine one, without a cloud call', async function (this: Mocha.Context) {
+    this.timeout(180_000);
+    const account = newAccount();
+    const server = ecrServer(account);
+    ecr.lifetimeFor.set(account, 60 * 60 * 1000);
+    const { names } = await tenantNamespaces(3);
+    const aws = await awsKeysSecret();
+    const name = await credential({
+      namespaces: names,
+      registries: [{ server, ecr: { credentialsSecretRef: { name: aws.name } } }],
+    });
+    await f.waitCondition(name, 'Ready', 'True', 'Ready');
+    const [genuine] = ecr.issuedFor(account);
+    assert.ok(genuine);
+    const real = () => ({ [server]: { username: 'AWS', password: genuine.password } });
+    await waitEverywhere(name, names, real, 'the token');
+    const settled = await f.getCredential(name);
+
+    // While no operator runs, the tenant of the first namespace (the first a cache lists)
+    // writes a password of its choosing into its copy.
+    await op?.stop();
+    const forged = distinctive('forged');
+    const first = names[0] ?? '';
+    await f.core.patchNamespacedSecret(
+      {
+        namespace: first,
+        name,
+        body: {
+          data: {
+            '.dockerconfigjson': b64(
+              JSON.stringify({ auths: { [server]: entryOf('AWS', forged) } }),
+            ),
+          },
+        },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await op?.start();
+    await waitEverywhere(name, names, real, 'the genuine token, the forged copy rewritten');
+    const after = await f.getCredential(name);
+    assert.equal(condition(after, 'Ready')?.status, 'True');
+    assert.deepEqual(registryStatus(after, server), registryStatus(settled, server));
+    assert.equal(
+      ecr.tokenCallsFor(account).length,
+      1,
+      'adopted from its own namespace: no new token',
+    );
+    for (const ns of names) {
+      const cfg = await f.dockerConfig(ns, name);
+      assert.notEqual(cfg?.auths[server]?.password, forged, `${ns} carries the tenant's string`);
+    }
   });
 
   it('makes no cloud call for a credential once it is deleted', async function (this: Mocha.Context) {

@@ -136,6 +136,9 @@ export class InMemoryCluster implements ClusterView, ControllerApi {
   managedSecretsOf(credential: string): V1Secret[] {
     return [...this.secrets.values()].filter((s) => managedOwner(s) === credential);
   }
+  isComplete(): boolean {
+    return true;
+  }
   sourceSecret(namespace: string, name: string): V1Secret | undefined {
     return this.secrets.get(`${namespace}/${name}`);
   }

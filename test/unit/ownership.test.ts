@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { RegistryCredential } from '../../src/api/types.ts';
 import { desiredSecret } from '../../src/controller/desired.ts';
-import { decideSecretWrite, managedOwner } from '../../src/controller/ownership.ts';
+import { decideSecretWrite, isProvablyOurs, managedOwner } from '../../src/controller/ownership.ts';
 
 const DCJ = 'kubernetes.io/dockerconfigjson';
 const JSON_A = '{"auths":{"r.example.com":{"auth":"dTpw"}}}';
@@ -135,5 +135,54 @@ describe('ownership: what we may do to the Secret under our name', () => {
       action: 'conflict',
       message: 'Secret t/pull is managed by RegistryCredential globex, which is older and keeps it',
     });
+  });
+
+  it('recreates a Secret of ours that was made immutable (delete with its uid, then create)', () => {
+    const frozen = secret(ours, {
+      immutable: true,
+      metadata: { name: 'pull', namespace: 't', uid: 'u-1', labels: ours },
+    });
+    assert.deepEqual(
+      decideSecretWrite(frozen, acme, desired, () => undefined),
+      {
+        action: 'recreate',
+        uid: 'u-1',
+      },
+    );
+  });
+
+  describe('isProvablyOurs: the only Secrets ever deleted', () => {
+    const ref = {
+      apiVersion: 'regcred.dev/v1alpha1',
+      kind: 'RegistryCredential',
+      name: 'acme',
+      uid: 'uid-acme',
+      controller: true,
+    };
+    const withRefs = (refs: object[], extra: Partial<V1Secret> = {}): V1Secret => ({
+      ...secret(ours, extra),
+      metadata: { name: 'pull', namespace: 't', labels: ours, ownerReferences: refs as never },
+    });
+    const rows: Array<[string, V1Secret, boolean]> = [
+      ['type, labels and controller reference to the current uid', withRefs([ref]), true],
+      ['labels only (a copy made by hand)', withRefs([]), false],
+      [
+        'a reference to an earlier credential of the same name',
+        withRefs([{ ...ref, uid: 'uid-old' }]),
+        false,
+      ],
+      ['a reference that is not the controller', withRefs([{ ...ref, controller: false }]), false],
+      ['Opaque with our labels and reference', withRefs([ref], { type: 'Opaque' }), false],
+      [
+        'labelled for another credential',
+        { ...withRefs([ref]), metadata: { ...withRefs([ref]).metadata, labels: globexs } },
+        false,
+      ],
+    ];
+    for (const [what, s, want] of rows) {
+      it(`${what}: ${want ? 'ours' : 'left alone'}`, () => {
+        assert.equal(isProvablyOurs(s, acme), want);
+      });
+    }
   });
 });

@@ -4,6 +4,7 @@ import { findCondition } from '../../src/api/conditions.ts';
 import type { RegistryCredentialSpec } from '../../src/api/types.ts';
 import {
   CONFLICT_RETRY_MS,
+  ORPHANED_ENTRIES_KEY,
   Reconciler,
   RetryableSyncError,
 } from '../../src/controller/reconciler.ts';
@@ -33,7 +34,11 @@ function setup() {
   const cluster = new InMemoryCluster();
   cluster.addNamespace(OPERATOR_NS);
   cluster.addSecret({
-    metadata: { name: 'acme-basic', namespace: OPERATOR_NS },
+    metadata: {
+      name: 'acme-basic',
+      namespace: OPERATOR_NS,
+      labels: { 'regcred.dev/source': 'true' },
+    },
     type: 'Opaque',
     data: { username: b64('robot'), password: b64('s3cret') },
   });
@@ -281,5 +286,66 @@ describe('Reconciler (against an in-memory cluster)', () => {
     assert.deepEqual(cluster.writes(), ['patch registrycredentials acme/status']);
     const ready = findCondition(cluster.credentialObjects.get('acme')?.status?.conditions, 'Ready');
     assert.equal(ready?.reason, 'Suspended');
+  });
+
+  it('leaves an entry of its name that it never recorded, wherever it is', async () => {
+    const { cluster, reconciler } = setup();
+    tenant(cluster, 'team-a');
+    cluster.addNamespace('elsewhere');
+    cluster.addServiceAccount('elsewhere', 'default', [{ name: 'acme' }]);
+    cluster.addServiceAccount('team-a', 'ci', [{ name: 'acme' }]);
+    cluster.addCredential('acme', spec());
+    await reconciler.reconcile('acme');
+    const cred = cluster.credentialObjects.get('acme');
+    assert.ok(cred);
+    cred.metadata.deletionTimestamp = new Date('2026-06-01T00:00:00Z');
+    await reconciler.reconcile('acme');
+
+    assert.deepEqual(cluster.accounts.get('elsewhere/default')?.imagePullSecrets, [
+      { name: 'acme' },
+    ]);
+    assert.deepEqual(cluster.accounts.get('team-a/ci')?.imagePullSecrets, [{ name: 'acme' }]);
+    assert.deepEqual(cluster.accounts.get('team-a/default')?.imagePullSecrets, []);
+  });
+
+  it('sweeps recorded entries no credential claims, keeping one whose Secret belongs to someone', async () => {
+    const { cluster, reconciler } = setup();
+    cluster.addNamespace('t1');
+    cluster.addServiceAccount('t1', 'default', [{ name: 'theirs' }, { name: 'gone' }], {
+      'regcred.dev/pull-secrets': 'gone',
+    });
+    cluster.addNamespace('t2');
+    cluster.addServiceAccount('t2', 'default', [{ name: 'kept' }], {
+      'regcred.dev/pull-secrets': 'kept',
+    });
+    cluster.addSecret({ metadata: { name: 'kept', namespace: 't2' }, type: 'Opaque' });
+
+    await reconciler.reconcile(ORPHANED_ENTRIES_KEY);
+
+    assert.deepEqual(cluster.accounts.get('t1/default')?.imagePullSecrets, [{ name: 'theirs' }]);
+    assert.equal(cluster.accounts.get('t1/default')?.metadata?.annotations, undefined);
+    assert.deepEqual(cluster.accounts.get('t2/default')?.imagePullSecrets, [{ name: 'kept' }]);
+  });
+
+  it('never deletes a Secret labelled for it that it cannot prove it wrote', async () => {
+    const { cluster, reconciler } = setup();
+    tenant(cluster, 'team-a');
+    cluster.addCredential('acme', spec());
+    await reconciler.reconcile('acme');
+    const labels = {
+      'app.kubernetes.io/managed-by': 'regcred-operator',
+      'regcred.dev/credential': 'acme',
+    };
+    cluster.addSecret({
+      metadata: { name: 'copy', namespace: 'team-a', labels },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: {},
+    });
+    cluster.addNamespace('team-a', { tenant: 'other' });
+
+    await reconciler.reconcile('acme');
+
+    assert.equal(cluster.secrets.has('team-a/acme'), false, 'its own went');
+    assert.ok(cluster.secrets.has('team-a/copy'), 'the copy stays');
   });
 });
