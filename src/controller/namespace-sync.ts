@@ -75,7 +75,10 @@ export class NamespaceSync {
     const secretName = effectiveSecretName(cred);
     let json: string;
     try {
-      const resolved = await resolveFor(this.ctx, cred);
+      // Every cloud call counts, whichever path made it (refresh failures metric).
+      const resolved = await resolveFor(this.ctx, cred, (source, ok) =>
+        this.ctx.onRefresh?.(name, source, ok),
+      );
       // What to write without a token, or with a refresh failing: the full reconcile decides;
       // and a token it has not saved yet is saved and fanned out by it, everywhere at once.
       if (

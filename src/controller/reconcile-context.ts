@@ -51,9 +51,19 @@ export function noWrites(): Writes {
   return { secrets: 0, serviceAccounts: 0, deleted: 0 };
 }
 
-/** Thrown after status is written when some namespace failed for a reason worth retrying. */
+/**
+ * Thrown after status is written when some namespace failed for a reason worth retrying. It
+ * carries the reconcile's own schedule (next refresh, conflict recheck): the worker requeues at
+ * the earlier of that and the failure backoff.
+ */
 export class RetryableSyncError extends Error {
   override name = 'RetryableSyncError';
+  readonly requeueAfterMs: number | undefined;
+
+  constructor(message: string, requeueAfterMs?: number) {
+    super(message);
+    this.requeueAfterMs = requeueAfterMs;
+  }
 }
 
 /**

@@ -50,6 +50,10 @@ export function runWorkers(
       outcome = { kind: 'success', durationMs: performance.now() - started, requeueAfterMs };
     } catch (error) {
       queue.addRateLimited(key);
+      // A partial failure still keeps its schedule (a token refresh, a conflict recheck): the
+      // earlier of that and the backoff wins, so a failing namespace never delays a refresh.
+      const scheduled = scheduledRetryOf(error);
+      if (scheduled !== undefined) queue.addAfter(key, scheduled);
       logger.warn('reconcile failed; retrying with backoff', {
         key,
         error: messageOf(error),
@@ -80,6 +84,16 @@ export function runWorkers(
     stopping.abort();
     await Promise.all(loops);
   };
+}
+
+/** An error that also says when its key is due anyway (`requeueAfterMs`). */
+export interface ScheduledError extends Error {
+  requeueAfterMs?: number;
+}
+
+function scheduledRetryOf(error: unknown): number | undefined {
+  const ms = (error as ScheduledError | undefined)?.requeueAfterMs;
+  return typeof ms === 'number' && ms > 0 ? ms : undefined;
 }
 
 function messageOf(err: unknown): string {

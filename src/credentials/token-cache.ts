@@ -39,8 +39,14 @@ export interface TokenGetOptions {
   /** Refresh now whatever the schedule says. */
   force?: boolean;
   /** The value of the regcred.dev/refresh-requested-at annotation: a value different from the
-   * one seen last time forces a refresh. The first value seen for a key does not. */
+   * one acted on last time forces a refresh. */
   forceToken?: string;
+  /**
+   * The value last acted on, as status recorded it (any process, any leader): what a key this
+   * process has not seen yet compares `forceToken` with. Without it, the first value a process
+   * sees never counts as new, and a request made while no leader ran does nothing.
+   */
+  actedToken?: string;
   /** spec.refreshInterval in milliseconds: the longest a token is kept before a refresh. */
   refreshIntervalMs?: number;
 }
@@ -163,18 +169,18 @@ export class TokenCache {
     let forced = options.force === true;
     if (entry === undefined) {
       entry = { factor: 1, failures: 0 };
-      if (options.forceToken !== undefined) entry.forceToken = options.forceToken;
+      const baseline = 'actedToken' in options ? options.actedToken : options.forceToken;
+      if (baseline !== undefined) entry.forceToken = baseline;
       if (key.fingerprint !== undefined) entry.fingerprint = key.fingerprint;
       this.#entries.set(id, entry);
-    } else {
-      if (options.forceToken !== entry.forceToken) {
-        forced ||= options.forceToken !== undefined;
-        entry.forceToken = options.forceToken;
-      }
-      if (key.fingerprint !== entry.fingerprint) {
-        forced = true;
-        entry.fingerprint = key.fingerprint;
-      }
+    }
+    if (options.forceToken !== entry.forceToken) {
+      forced ||= options.forceToken !== undefined;
+      entry.forceToken = options.forceToken;
+    }
+    if (key.fingerprint !== entry.fingerprint) {
+      forced = true;
+      entry.fingerprint = key.fingerprint;
     }
 
     if (

@@ -348,4 +348,22 @@ describe('Reconciler (against an in-memory cluster)', () => {
     assert.equal(cluster.secrets.has('team-a/acme'), false, 'its own went');
     assert.ok(cluster.secrets.has('team-a/copy'), 'the copy stays');
   });
+
+  it('throws for a namespace that keeps failing, but keeps the conflict recheck in the error', async () => {
+    const { cluster, reconciler } = setup();
+    tenant(cluster, 'team-a');
+    tenant(cluster, 'team-b');
+    cluster.addSecret({ metadata: { name: 'acme', namespace: 'team-b' }, type: 'Opaque' });
+    tenant(cluster, 'team-c');
+    cluster.addCredential('acme', spec());
+    cluster.failNext(
+      (c) => c.verb === 'create' && c.key === 'team-c/acme',
+      new KubeApiError(403, 'Forbidden', 'exceeded quota: secrets'),
+    );
+
+    await assert.rejects(
+      reconciler.reconcile('acme'),
+      (e: unknown) => e instanceof RetryableSyncError && e.requeueAfterMs === CONFLICT_RETRY_MS,
+    );
+  });
 });

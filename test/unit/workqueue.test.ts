@@ -495,6 +495,23 @@ describe('runWorkers', () => {
     await stop();
   });
 
+  it('keeps the schedule an error carries: the earlier of it and the backoff wins', async () => {
+    // A backoff far in the future: only the schedule can bring the key back soon.
+    const queue = new WorkQueue({ baseDelayMs: 60_000, maxDelayMs: 60_000 });
+    const times: number[] = [];
+    const stop = runWorkers(queue, 1, async () => {
+      times.push(Date.now());
+      if (times.length === 1) {
+        throw Object.assign(new Error('one namespace failed'), { requeueAfterMs: 30 });
+      }
+      return {};
+    });
+    queue.add('k');
+    await until(() => times.length === 2);
+    assert.ok((times[1] as number) - (times[0] as number) < 30_000, 'not after the backoff');
+    await stop();
+  });
+
   it('stop() waits for handlers in flight and takes no new keys', async () => {
     const queue = new WorkQueue();
     const gate = gatedHandler();
