@@ -8,6 +8,16 @@ export interface Clock {
   schedule(fn: () => void, ms: number): () => void;
 }
 
+/**
+ * Milliseconds from an arbitrary origin, never stepped by NTP or an operator setting the date:
+ * for measuring durations that decide something (a lease's expiry), not for timestamps.
+ */
+export interface MonotonicClock {
+  now(): number;
+}
+
+export const monotonicClock: MonotonicClock = { now: () => performance.now() };
+
 /** setTimeout's ceiling (about 24.8 days); longer delays would fire at once. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
