@@ -81,8 +81,9 @@ export async function run(argv: string[]): Promise<number> {
         name: config.leaseName,
         identity: config.identity,
         log,
-        onStartedLeading: () => {
-          operator.startWorkers();
+        // The leadership signal aborts at the renew deadline: no write after it.
+        onStartedLeading: (leadership) => {
+          operator.startWorkers(leadership);
           log.info('workers started');
         },
         // Exit so the Deployment restarts us as a clean standby.

@@ -47,6 +47,11 @@ export class Operator {
   private readonly namespaceQueue: WorkQueue;
   private readonly reconciler: Reconciler;
   private subscription?: Subscription;
+  /**
+   * Ends every request the workers make: aborted when this process stops (lost lease or
+   * shutdown), so no write starts, and none in flight goes on, once it no longer leads.
+   */
+  private readonly leadership = new AbortController();
   private stopWorkers: StopWorkers[] = [];
   private leading = false;
 
@@ -66,10 +71,11 @@ export class Operator {
     this.namespaceQueue = new WorkQueue({
       metrics: this.metrics.queueMetrics(NAMESPACE_QUEUE),
     });
+    const leaderApi = this.api.withSignal(this.leadership.signal);
     this.reconciler = new Reconciler({
       view: this.caches,
-      api: this.api,
-      events: new EventRecorder(this.api, log, config.identity),
+      api: leaderApi,
+      events: new EventRecorder(leaderApi, log, config.identity),
       log,
       policy: {
         operatorNamespace: config.namespace,
@@ -131,10 +137,17 @@ export class Operator {
     });
   }
 
-  /** Runs the workers (call on the leader only, after startCaches). */
-  startWorkers(): void {
+  /**
+   * Runs the workers (call on the leader only, after startCaches). `leadership` aborts when
+   * the lease is lost (at the renew deadline): every request the workers make ends with it.
+   */
+  startWorkers(leadership?: AbortSignal): void {
     if (this.leading) return;
     this.leading = true;
+    if (leadership?.aborted) this.leadership.abort(leadership.reason);
+    leadership?.addEventListener('abort', () => this.leadership.abort(leadership.reason), {
+      once: true,
+    });
     for (const cred of this.caches.cachedCredentials()) this.queue.add(cred.metadata.name ?? '');
     // A credential deleted while no leader ran left no key behind: look for its entries once.
     this.queue.add(ORPHANED_ENTRIES_KEY);
@@ -162,8 +175,12 @@ export class Operator {
     ];
   }
 
-  /** Stops taking work, lets in-flight reconciles finish (bounded), stops the informers. */
+  /**
+   * Stops writing at once (in-flight requests are aborted), stops taking work, waits for the
+   * workers to return (bounded), stops the informers.
+   */
   async stop(drainMs = 30_000): Promise<void> {
+    this.leadership.abort();
     this.queue.shutDown();
     this.namespaceQueue.shutDown();
     if (this.stopWorkers.length > 0) {

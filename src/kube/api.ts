@@ -96,10 +96,25 @@ function namespaced(namespace: string, resource: string, name?: string): string 
 export class KubeApi {
   private readonly rest: KubeRest;
   private readonly observe: RequestObserver;
+  /** Aborts every call of this client (leadership lost, shutdown). */
+  private readonly signal: AbortSignal | undefined;
 
-  constructor(kc: KubeConfig, observe: RequestObserver = () => {}) {
-    this.rest = new KubeRest(kc);
+  constructor(
+    kc: KubeConfig | KubeRest,
+    observe: RequestObserver = () => {},
+    signal?: AbortSignal,
+  ) {
+    this.rest = kc instanceof KubeRest ? kc : new KubeRest(kc);
     this.observe = observe;
+    this.signal = signal;
+  }
+
+  /**
+   * The same client, whose calls all end when `signal` aborts: a request in flight is cut and
+   * no new one starts (one writer: nothing is written after leadership is lost).
+   */
+  withSignal(signal: AbortSignal): KubeApi {
+    return new KubeApi(this.rest, this.observe, signal);
   }
 
   private async call<T>(
@@ -108,8 +123,15 @@ export class KubeApi {
     what: string,
     req: RestRequest,
   ): Promise<T> {
+    if (this.signal?.aborted) {
+      throw new KubeApiError(0, 'Aborted', `${what}: not sent, this client was stopped`);
+    }
     try {
-      const result = await this.rest.send<T>(req, what);
+      const signal =
+        this.signal && req.signal
+          ? AbortSignal.any([this.signal, req.signal])
+          : (this.signal ?? req.signal);
+      const result = await this.rest.send<T>(signal ? { ...req, signal } : req, what);
       this.observe(resource, verb, 200);
       return result;
     } catch (error) {
