@@ -235,7 +235,7 @@ export class ClusterCaches implements ClusterView {
 
   managedSecret(namespace: string, name: string): V1Secret | undefined {
     const key = `${namespace}/${name}`;
-    return this.secretOverlay.pick(key, this.secrets.get(key));
+    return this.secretOverlay.pick(key, this.secrets.get(key), this.secrets.seenThrough(namespace));
   }
 
   managedSecretsOf(credential: string): V1Secret[] {
@@ -248,7 +248,7 @@ export class ClusterCaches implements ClusterView {
   sourceSecret(namespace: string, name: string): V1Secret | undefined {
     if (!this.sourceNamespaces.has(namespace)) return undefined;
     const key = `${namespace}/${name}`;
-    return this.secretOverlay.pick(key, this.secrets.get(key));
+    return this.secretOverlay.pick(key, this.secrets.get(key), this.secrets.seenThrough(namespace));
   }
 
   isComplete(secret: V1Secret): boolean {

@@ -26,8 +26,15 @@ export class InformerUnion<T extends KubeObject> implements ObjectCache<T> {
   readonly events$: Observable<InformerEvent<T>>;
   readonly synced: Promise<void>;
 
-  constructor(informers: readonly Informer<T>[]) {
+  /** The namespace each member watches; absent for a cluster-wide one. */
+  private readonly namespaces: ReadonlyMap<Informer<T>, string>;
+
+  constructor(
+    informers: readonly Informer<T>[],
+    namespaces: ReadonlyMap<Informer<T>, string> = new Map(),
+  ) {
     this.informers = informers;
+    this.namespaces = namespaces;
     this.events$ = merge(...informers.map((informer) => informer.events$));
     this.synced = Promise.all(informers.map((informer) => informer.synced)).then(() => {});
     this.synced.catch(() => {});
@@ -43,6 +50,21 @@ export class InformerUnion<T extends KubeObject> implements ObjectCache<T> {
 
   hasSynced(): boolean {
     return this.informers.every((informer) => informer.hasSynced());
+  }
+
+  /**
+   * The resourceVersion up to which the members that may hold objects of `namespace` (those
+   * watching it, and the cluster-wide ones) have seen every change; -1 before they listed.
+   */
+  seenThrough(namespace: string): number {
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const informer of this.informers) {
+      const scope = this.namespaces.get(informer);
+      if (scope !== undefined && scope !== namespace) continue;
+      const rv = Number(informer.resourceVersion);
+      lowest = Math.min(lowest, Number.isFinite(rv) ? rv : -1);
+    }
+    return Number.isFinite(lowest) ? lowest : -1;
   }
 
   /** Synced and healthy only if every member is; the oldest breakage is reported. */
@@ -108,14 +130,16 @@ export function createSecretInformers(
   opts: SecretInformersOptions,
 ): InformerUnion<V1Secret> {
   const { sourceNamespaces, managedSelector, managedTransform, managedPageSize, ...common } = opts;
-  const informers = [...new Set(sourceNamespaces)].map(
-    (namespace) =>
-      new Informer<V1Secret>(kc, {
-        ...common,
-        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`,
-        name: `secrets/${namespace}`,
-      }),
-  );
+  const scopes = new Map<Informer<V1Secret>, string>();
+  const informers = [...new Set(sourceNamespaces)].map((namespace) => {
+    const informer = new Informer<V1Secret>(kc, {
+      ...common,
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets`,
+      name: `secrets/${namespace}`,
+    });
+    scopes.set(informer, namespace);
+    return informer;
+  });
   informers.push(
     new Informer<V1Secret>(kc, {
       ...common,
@@ -128,5 +152,5 @@ export function createSecretInformers(
       name: 'secrets/managed',
     }),
   );
-  return new InformerUnion(informers);
+  return new InformerUnion(informers, scopes);
 }

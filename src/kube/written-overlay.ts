@@ -29,12 +29,21 @@ export class WrittenOverlay<T extends OverlayObject> {
     this.written.set(key, null);
   }
 
-  /** The newer of the cache's object and ours; drops ours once the cache has caught up. */
-  pick(key: string, cached: T | undefined): T | undefined {
+  /**
+   * The newer of the cache's object and ours; drops ours once the cache has caught up.
+   * `seenThrough` is the resourceVersion the cache has seen everything up to: a write of ours
+   * at or before it that the cache does not hold was deleted meanwhile (a relist after a
+   * watch gap emits no delete for a key the cache never held), so it is not served any more.
+   */
+  pick(key: string, cached: T | undefined, seenThrough = -1): T | undefined {
     if (!this.written.has(key)) return cached;
     const mine = this.written.get(key);
     if (mine === null || mine === undefined) {
       if (cached === undefined) this.written.delete(key);
+      return undefined;
+    }
+    if (cached === undefined && seenThrough >= resourceVersion(mine)) {
+      this.written.delete(key);
       return undefined;
     }
     if (cached && resourceVersion(cached) >= resourceVersion(mine)) {

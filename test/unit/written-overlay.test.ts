@@ -43,4 +43,12 @@ describe('WrittenOverlay: our writes until the watch catches up', () => {
     overlay.remove('n/s');
     assert.equal(overlay.observed(obj('12'), 'delete'), true, 'our own delete coming back');
   });
+
+  it('stops serving a write the cache has seen past without holding it (deleted during a watch gap)', () => {
+    const overlay = new WrittenOverlay<Obj>();
+    overlay.put(obj('10', 'ours'));
+    assert.equal(overlay.pick('n/s', undefined, 9)?.v, 'ours', 'the watch has not reached it yet');
+    assert.equal(overlay.pick('n/s', undefined, 12), undefined, 'relisted at 12 without it: gone');
+    assert.equal(overlay.size, 0);
+  });
 });
