@@ -21,6 +21,8 @@ import {
   PLURAL,
   type RegistryCredential,
   type RegistryCredentialSpec,
+  SOURCE_LABEL,
+  SOURCE_LABEL_VALUE,
   VERSION,
 } from '../src/api/types.ts';
 import { KubeApi } from '../src/kube/api.ts';
@@ -431,7 +433,7 @@ export class BenchCluster {
     await this.core.createNamespacedSecret({
       namespace: OPERATOR_NAMESPACE,
       body: {
-        metadata: { name },
+        metadata: { name, labels: { [SOURCE_LABEL]: SOURCE_LABEL_VALUE } },
         type: 'Opaque',
         stringData: { username: SOURCE_USERNAME, password },
       },

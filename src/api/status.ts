@@ -9,9 +9,16 @@ import {
   type ConditionReason,
   type FailedNamespace,
   MAX_FAILED_NAMESPACES,
+  MAX_MISSING_NAMESPACES,
+  MAX_STATUS_REGISTRIES,
+  MAX_STATUS_SERVER_LENGTH,
   type RegistryCredential,
   type RegistryCredentialStatus,
+  type RegistryStatus,
 } from './types.ts';
+
+/** A failed namespace's message in status; the schema allows far more, a reader wants less. */
+const MAX_FAILED_MESSAGE_LENGTH = 512;
 
 /** How one target namespace came out of a sync. */
 export type NamespaceOutcome =
@@ -32,6 +39,8 @@ export interface ReconcileFindings {
   /** The credentials could not be resolved at all: nothing was written. */
   credentialError: CredentialError | undefined;
   cleanupErrors: readonly string[];
+  /** Whether a namespace exists (terminating included), for status.missingNamespaces. */
+  namespaceExists: (name: string) => boolean;
 }
 
 export function suspendedStatus(cred: RegistryCredential, now: Date): RegistryCredentialStatus {
@@ -112,9 +121,17 @@ export function computeStatus(
     targetCount += 1;
     if (outcome?.kind === 'synced') synced += 1;
     else if (outcome?.kind === 'failed')
-      failed.push({ name: ns, reason: outcome.reason, message: outcome.message });
+      failed.push({
+        name: ns,
+        reason: outcome.reason,
+        message: safeMessage(outcome.message, MAX_FAILED_MESSAGE_LENGTH),
+      });
   }
   failed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const missing = [...new Set(cred.spec.namespaces ?? [])]
+    .filter((ns) => !found.namespaceExists(ns))
+    .sort();
+  const registries = boundedRegistries(found.registries ?? []);
 
   let conditions = cred.status?.conditions;
   const firstRefreshError = refreshErrors[0];
@@ -141,7 +158,11 @@ export function computeStatus(
           type: 'CredentialsReady',
           status: 'True',
           reason: 'CredentialsResolved',
-          message: `${found.resolvedRegistries ?? 0} registries resolved`,
+          message: resolvedMessage(
+            found.resolvedRegistries ?? 0,
+            found.registries ?? [],
+            registries,
+          ),
           observedGeneration: gen,
         };
   conditions = setCondition(conditions, credentialsCondition, now);
@@ -201,7 +222,11 @@ export function computeStatus(
       type: 'Ready',
       status: 'True',
       reason: 'NoTargets',
-      message: 'no namespace matched spec.namespaceSelector or spec.namespaces',
+      message:
+        'no namespace matched spec.namespaceSelector or spec.namespaces' +
+        (missing.length > 0
+          ? `; spec.namespaces names ${missing.length} that do not exist (${listed(missing, 3)})`
+          : ''),
       observedGeneration: gen,
     };
   } else {
@@ -221,9 +246,61 @@ export function computeStatus(
     targetNamespaces: targetCount,
     syncedNamespaces: credentialError ? 0 : synced,
   };
+  status.failedNamespaceCount = failed.length;
   if (failed.length > 0) status.failedNamespaces = failed.slice(0, MAX_FAILED_NAMESPACES);
-  if (found.registries && found.registries.length > 0) status.registries = found.registries;
+  if (missing.length > 0) status.missingNamespaces = missing.slice(0, MAX_MISSING_NAMESPACES);
+  if (registries.length > 0) status.registries = registries;
   return status;
+}
+
+/**
+ * status.registries within the schema's bounds, so status can always be written: servers cut
+ * with an ellipsis, and at most MAX_STATUS_REGISTRIES entries. When there are more, explicit
+ * registries (their refresh times matter) and shadowed keys (a user must see those) are kept
+ * first; the order is otherwise unchanged.
+ */
+export function boundedRegistries(all: readonly RegistryStatus[]): RegistryStatus[] {
+  let kept = all;
+  if (all.length > MAX_STATUS_REGISTRIES) {
+    const rank = (r: RegistryStatus) => (r.source !== 'dockerConfig' ? 0 : r.shadowed ? 1 : 2);
+    const chosen = new Set(
+      all
+        .map((r, i) => ({ r, i }))
+        .sort((a, b) => rank(a.r) - rank(b.r) || a.i - b.i)
+        .slice(0, MAX_STATUS_REGISTRIES)
+        .map(({ i }) => i),
+    );
+    kept = all.filter((_, i) => chosen.has(i));
+  }
+  return kept.map((r) => ({ ...r, server: ellipsize(r.server, MAX_STATUS_SERVER_LENGTH) }));
+}
+
+/** At most `max` characters as the API server counts them (code points), ending in '…' if cut. */
+export function ellipsize(text: string, max: number): string {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}
+
+function resolvedMessage(
+  resolved: number,
+  all: readonly RegistryStatus[],
+  listedInStatus: readonly RegistryStatus[],
+): string {
+  const parts = [`${resolved} registries resolved`];
+  const shadowed = all.filter((r) => r.shadowed).length;
+  if (shadowed > 0) {
+    parts.push(
+      `${shadowed} imported key(s) left out: the kubelet takes them for a registry another entry names`,
+    );
+  }
+  if (listedInStatus.length < all.length) {
+    parts.push(`status.registries lists ${listedInStatus.length} of ${all.length}`);
+  }
+  return parts.join('; ');
+}
+
+function listed(names: readonly string[], max: number): string {
+  return names.slice(0, max).join(', ') + (names.length > max ? ', …' : '');
 }
 
 /** Status equality as the API server would store it (key order and undefined ignored). */
@@ -245,4 +322,29 @@ function canonical(value: unknown): string {
     }
     return v;
   });
+}
+
+/**
+ * The Event for a change in which imported keys are shadowed (left out of the Secret because
+ * the kubelet would take them for a registry another entry names); undefined when none are new.
+ */
+export function shadowingEvent(
+  before: RegistryCredentialStatus | undefined,
+  after: RegistryCredentialStatus,
+): { type: 'Warning'; reason: 'RegistryShadowed'; message: string } | undefined {
+  const shadowed = (s: RegistryCredentialStatus | undefined) =>
+    (s?.registries ?? []).filter((r) => r.shadowed).map((r) => r.server);
+  const now = shadowed(after);
+  const was = new Set(shadowed(before));
+  if (now.length === 0 || now.every((server) => was.has(server))) return undefined;
+  return {
+    type: 'Warning',
+    reason: 'RegistryShadowed',
+    message:
+      `${now.length} imported key(s) left out of the Secret: the kubelet takes them for a ` +
+      `registry another entry names (${listed(
+        now.map((server) => ellipsize(server, 100)),
+        3,
+      )}); see status.registries`,
+  };
 }

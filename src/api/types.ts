@@ -20,6 +20,9 @@ export const CLEANUP_FINALIZER = 'regcred.dev/cleanup';
 export const PULL_SECRETS_ANNOTATION = 'regcred.dev/pull-secrets';
 /** On the operator's own token-state Secrets: the RegistryCredential whose tokens they keep. */
 export const TOKEN_STATE_LABEL = 'regcred.dev/token-state';
+/** On a Secret: it may be read as a credential source (the value must be "true"). */
+export const SOURCE_LABEL = 'regcred.dev/source';
+export const SOURCE_LABEL_VALUE = 'true';
 
 /** Namespaces never targeted unless listed by name in spec.namespaces. */
 export const SYSTEM_NAMESPACES: readonly string[] = [
@@ -124,6 +127,9 @@ export interface RegistryStatus {
   source: SourceKind;
   refreshedAt?: string;
   expiresAt?: string;
+  /** An imported key the kubelet folds into another registry's key (an explicit server's, or a
+   * later import's): left out of the Secret so the kubelet's choice never depends on map order. */
+  shadowed?: boolean;
 }
 
 export interface RegistryCredentialStatus {
@@ -132,8 +138,14 @@ export interface RegistryCredentialStatus {
   targetNamespaces?: number;
   syncedNamespaces?: number;
   failedNamespaces?: FailedNamespace[];
+  /** How many namespaces failed; failedNamespaces lists at most MAX_FAILED_NAMESPACES. */
+  failedNamespaceCount?: number;
+  /** Names in spec.namespaces that do not exist, at most MAX_MISSING_NAMESPACES. */
+  missingNamespaces?: string[];
   registries?: RegistryStatus[];
   nextRefreshAt?: string;
+  /** The regcred.dev/refresh-requested-at value last acted on: any other value is new. */
+  lastRefreshRequest?: string;
 }
 
 export interface RegistryCredential {
@@ -145,5 +157,10 @@ export interface RegistryCredential {
 }
 
 export const MAX_FAILED_NAMESPACES = 20;
+export const MAX_MISSING_NAMESPACES = 20;
+/** status.registries holds at most this many entries (the schema allows 1024). */
+export const MAX_STATUS_REGISTRIES = 256;
+/** The schema's maxLength of status.registries[].server. */
+export const MAX_STATUS_SERVER_LENGTH = 512;
 export const MAX_REGISTRIES = 32;
 export const MAX_NAMESPACE_NAMES = 1000;

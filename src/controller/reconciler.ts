@@ -194,6 +194,7 @@ export class Reconciler {
         registries: registryStatuses,
         credentialError,
         cleanupErrors,
+        namespaceExists: (ns) => view.namespace(ns) !== undefined,
       },
       this.ctx.now(),
     );

@@ -2,7 +2,7 @@
 // transitions a person wants to see in `kubectl describe` (Ready changing, the set of
 // namespaces failing for a reason changing), never one per namespace per reconcile.
 import { findCondition } from '../api/conditions.ts';
-import { sameStatus } from '../api/status.ts';
+import { sameStatus, shadowingEvent } from '../api/status.ts';
 import type { RegistryCredential, RegistryCredentialStatus } from '../api/types.ts';
 import type { ReconcileContext } from './reconcile-context.ts';
 
@@ -69,6 +69,8 @@ export function transitionEvents(
       message: `${reason} in ${names.length} namespace(s): ${shown}`,
     });
   }
+  const shadowing = shadowingEvent(before, after);
+  if (shadowing) events.push(shadowing);
   return events;
 }
 

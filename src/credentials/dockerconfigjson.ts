@@ -1,6 +1,7 @@
 // Reading and writing the kubelet's image pull config (`.dockerconfigjson` / `.dockercfg`).
 // Parsing is strict where the kubelet is (a config it cannot read is reported, not copied),
 // and error messages never quote anything read from the Secret: not a value, not a server.
+import { secretValues } from '../observability/redact.ts';
 import { CredentialError } from './errors.ts';
 
 export const DOCKER_CONFIG_JSON_TYPE = 'kubernetes.io/dockerconfigjson';
@@ -49,7 +50,18 @@ export function encodeBase64(value: string): string {
 }
 
 export function basicAuthEntry(username: string, password: string): DockerAuthEntry {
-  return { username, password, auth: encodeBase64(`${username}:${password}`) };
+  const entry = { username, password, auth: encodeBase64(`${username}:${password}`) };
+  registerAuthEntry(entry);
+  return entry;
+}
+
+/**
+ * Registers every form an entry's secrets take for redaction: the password, `user:password`
+ * and its base64 (the `auth` field, as given and as written), and the tokens.
+ */
+export function registerAuthEntry(entry: DockerAuthEntry): void {
+  secretValues.addLogin(entry.username, entry.password);
+  secretValues.add(entry.auth, entry.identitytoken, entry.registrytoken);
 }
 
 /** `{"auths":{...}}` with servers in code-unit order and each entry's fields in a fixed order;
@@ -68,6 +80,8 @@ export function buildDockerConfigJson(entries: ReadonlyMap<string, DockerAuthEnt
     return `${JSON.stringify(server)}:{${fields.join(',')}}`;
   });
   const json = `{"auths":{${auths.join(',')}}}`;
+  // An API error that echoes the Secret quotes the whole config, or its base64 as in `data`.
+  if (entries.size > 0) secretValues.add(json);
   const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > MAX_SECRET_DATA_BYTES) {
     throw invalid(
@@ -80,7 +94,8 @@ export function buildDockerConfigJson(entries: ReadonlyMap<string, DockerAuthEnt
 /**
  * Reads the auths of a dockerconfigjson (or legacy dockercfg) Secret from its base64 `data`.
  * As in the kubelet and the docker CLI, a non-empty `auth` wins over `username`/`password`:
- * the entry's username and password are the ones decoded from it. An entry with a username
+ * the entry's username and password are the ones decoded from it (padded or unpadded, as the
+ * kubelet decodes it), and `auth` is written back padded. An entry with a username
  * and password but no `auth` gets one, so every basic entry has the same shape. Unknown
  * fields are dropped.
  */
@@ -150,13 +165,19 @@ function parseEntry(raw: unknown, where: string): DockerAuthEntry {
     entry[field] = value;
   }
 
+  // Registered before anything can fail: an error about this entry must not carry them.
+  registerAuthEntry(entry);
   if (entry.auth !== undefined) {
     const decoded = decodeAuthField(entry.auth);
     if (decoded === null) {
       throw invalid(`${where}: field "auth" is not base64 of "username:password"`);
     }
     const { username, password } = decoded;
-    return withoutEmpty({ ...entry, username, password });
+    // Re-encoded in the one form every client reads (the kubelet also takes it unpadded, the
+    // docker CLI and containerd's tooling may not); the kubelet uses only the decoded pair.
+    const auth = encodeBase64(`${username}:${password}`);
+    secretValues.addLogin(username, password);
+    return withoutEmpty({ ...entry, username, password, auth });
   }
   if (entry.username !== undefined && entry.password !== undefined) {
     return { ...entry, auth: encodeBase64(`${entry.username}:${entry.password}`) };
@@ -164,9 +185,26 @@ function parseEntry(raw: unknown, where: string): DockerAuthEntry {
   return entry;
 }
 
+const GO_LINE_BREAKS = /[\r\n]/g;
+const UNPADDED_BASE64 = /^[A-Za-z0-9+/]*$/;
+
+/**
+ * Decodes `auth` exactly as the kubelet's decodeDockerConfigFieldAuth does: padded base64
+ * (StdEncoding) when the trimmed value ends in '=', unpadded (RawStdEncoding) otherwise. Go's
+ * decoders skip '\r' and '\n' anywhere and reject everything else that is not base64.
+ */
+export function decodeKubeletAuthBase64(auth: string): Buffer | null {
+  const padded = auth.trim().endsWith('=');
+  const text = auth.replace(GO_LINE_BREAKS, '');
+  if (padded) return decodeBase64Strict(text);
+  // Four unpadded characters carry three bytes; one left over is half a byte.
+  if (!UNPADDED_BASE64.test(text) || text.length % 4 === 1) return null;
+  return Buffer.from(text, 'base64');
+}
+
 /** Splits a decoded `auth` at its first ':' as the kubelet does; null when it can't. */
 export function decodeAuthField(auth: string): { username: string; password: string } | null {
-  const bytes = decodeBase64Strict(auth);
+  const bytes = decodeKubeletAuthBase64(auth);
   if (bytes === null) return null;
   const text = bytes.toString('utf8');
   const colon = text.indexOf(':');

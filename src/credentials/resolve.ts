@@ -10,6 +10,8 @@ import {
   type RegistryCredential,
   type RegistryStatus,
   type SecretReference,
+  SOURCE_LABEL,
+  SOURCE_LABEL_VALUE,
   type SourceKind,
 } from '../api/types.ts';
 import { secretValues } from '../observability/redact.ts';
@@ -17,6 +19,7 @@ import type { CloudEndpoints, CloudToken, CloudTokenInput } from './cloud/cloud-
 import { decodeSecretData } from './cloud/secret-data.ts';
 import { basicAuthEntry, type DockerAuthEntry } from './dockerconfigjson.ts';
 import { CredentialError } from './errors.ts';
+import { assertDistinctServers, shadowedKeys } from './registry-keys.ts';
 import { mergeRegistryAuths, resolveBasic, resolveDockerConfig } from './static-sources.ts';
 import type { TokenCache, TokenCacheKey } from './token-cache.ts';
 
@@ -62,6 +65,21 @@ export function sourceLocation(
   return { namespace, name: ref.name };
 }
 
+/**
+ * Refuses a Secret that did not opt in as a source: writing a RegistryCredential must not let
+ * its author copy any Secret of a source namespace (another source's cloud keys, say).
+ */
+function assertOptedIn(secret: V1Secret, field: string): void {
+  if (secret.metadata?.labels?.[SOURCE_LABEL] === SOURCE_LABEL_VALUE) return;
+  const namespace = secret.metadata?.namespace ?? '';
+  const name = secret.metadata?.name ?? '';
+  throw new CredentialError(
+    'SourceForbidden',
+    `${field}: Secret ${namespace}/${name} is not labelled ${SOURCE_LABEL}: "${SOURCE_LABEL_VALUE}"; ` +
+      `label it to use it as a source (kubectl label secret -n ${namespace} ${name} ${SOURCE_LABEL}=${SOURCE_LABEL_VALUE})`,
+  );
+}
+
 function readSource(
   ref: SecretReference,
   cache: SourceSecrets,
@@ -72,7 +90,50 @@ function readSource(
   const secret = cache.sourceSecret(namespace, name);
   if (!secret)
     throw new CredentialError('SourceNotFound', `${field}: Secret ${namespace}/${name} not found`);
+  assertOptedIn(secret, field);
   return secret;
+}
+
+/** Every Secret reference of one registry, with the field path that names it. */
+function secretRefsOf(registry: Registry): Array<{ ref: SecretReference; path: string }> {
+  const refs: Array<[SecretReference | undefined, string]> = [
+    [registry.basic?.secretRef, 'basic.secretRef'],
+    [registry.dockerConfig?.secretRef, 'dockerConfig.secretRef'],
+    [registry.ecr?.credentialsSecretRef, 'ecr.credentialsSecretRef'],
+    [registry.gcp?.serviceAccountKeySecretRef, 'gcp.serviceAccountKeySecretRef'],
+    [registry.acr?.clientSecretRef, 'acr.clientSecretRef'],
+  ];
+  return refs.flatMap(([ref, path]) => (ref ? [{ ref, path }] : []));
+}
+
+/**
+ * Forbidden sources are refused before anything is read, for every registry (cloud ones
+ * included): a forbidden source is reported even when another one is also missing.
+ */
+function assertSourcesAllowed(
+  registries: readonly Registry[],
+  cache: SourceSecrets,
+  policy: SourcePolicy,
+): void {
+  registries.forEach((registry, i) => {
+    for (const { ref, path } of secretRefsOf(registry)) {
+      const field = `spec.registries[${i}].${path}`;
+      const { namespace, name } = sourceLocation(ref, policy, field);
+      const secret = cache.sourceSecret(namespace, name);
+      if (secret) assertOptedIn(secret, field);
+    }
+  });
+}
+
+/** Explicit servers the kubelet would fold into one key are refused before any source is read. */
+function assertDistinctExplicitServers(registries: readonly Registry[]): void {
+  assertDistinctServers(
+    registries.flatMap((registry, i) =>
+      registry.server !== undefined && !registry.dockerConfig
+        ? [{ field: `spec.registries[${i}]`, server: registry.server }]
+        : [],
+    ),
+  );
 }
 
 /** Every Secret the credential reads, for mapping source-Secret events back to credentials. */
@@ -80,31 +141,20 @@ export function referencedSecrets(
   cred: RegistryCredential,
   operatorNamespace: string,
 ): Array<{ namespace: string; name: string }> {
-  const refs: Array<SecretReference | undefined> = [];
-  for (const r of cred.spec.registries ?? []) {
-    refs.push(
-      r.basic?.secretRef,
-      r.dockerConfig?.secretRef,
-      r.ecr?.credentialsSecretRef,
-      r.gcp?.serviceAccountKeySecretRef,
-      r.acr?.clientSecretRef,
-    );
-  }
-  return refs
-    .filter((ref): ref is SecretReference => ref !== undefined)
-    .map((ref) => ({ namespace: ref.namespace ?? operatorNamespace, name: ref.name }));
-}
-
-function register(entries: ReadonlyMap<string, DockerAuthEntry>): void {
-  for (const entry of entries.values()) {
-    secretValues.add(entry.password, entry.auth, entry.identitytoken, entry.registrytoken);
-  }
+  return (cred.spec.registries ?? []).flatMap((registry) =>
+    secretRefsOf(registry).map(({ ref }) => ({
+      namespace: ref.namespace ?? operatorNamespace,
+      name: ref.name,
+    })),
+  );
 }
 
 /**
- * Resolves the static sources. Throws CredentialError carrying the first failure's reason;
- * forbidden references are checked for every registry first, so a forbidden source is
- * reported even when another source is also missing.
+ * Resolves the static sources (basic, dockerConfig); cloud registries are left to
+ * resolveCredentials but count as explicit servers. Throws CredentialError carrying the first
+ * failure's reason, forbidden sources and colliding servers first. An imported key the kubelet
+ * would fold into another registry's key is left out and reported `shadowed`: explicit
+ * servers win over imports, and a later import over an earlier one.
  */
 export function resolveStaticCredentials(
   cred: RegistryCredential,
@@ -112,20 +162,9 @@ export function resolveStaticCredentials(
   policy: SourcePolicy,
 ): ResolvedCredentials {
   const registries = cred.spec.registries ?? [];
-  registries.forEach((registry, i) => {
-    const field = `spec.registries[${i}]`;
-    for (const [ref, path] of [
-      [registry.basic?.secretRef, 'basic.secretRef'],
-      [registry.dockerConfig?.secretRef, 'dockerConfig.secretRef'],
-      [registry.ecr?.credentialsSecretRef, 'ecr.credentialsSecretRef'],
-      [registry.gcp?.serviceAccountKeySecretRef, 'gcp.serviceAccountKeySecretRef'],
-      [registry.acr?.clientSecretRef, 'acr.clientSecretRef'],
-    ] as const) {
-      if (ref) sourceLocation(ref, policy, `${field}.${path}`);
-    }
-  });
-  const parts: Array<Map<string, DockerAuthEntry>> = [];
-  const statuses: RegistryStatus[] = [];
+  assertSourcesAllowed(registries, cache, policy);
+  assertDistinctExplicitServers(registries);
+  const resolvedParts: Array<{ index: number; entries: Map<string, DockerAuthEntry> }> = [];
   registries.forEach((registry, i) => {
     const field = `spec.registries[${i}]`;
     const kind = sourceKind(registry);
@@ -139,10 +178,7 @@ export function resolveStaticCredentials(
         policy,
         `${field}.basic.secretRef`,
       );
-      const part = resolveBasic(registry.basic, secret, server);
-      register(part);
-      parts.push(part);
-      statuses.push({ server, source: 'basic' });
+      resolvedParts.push({ index: i, entries: resolveBasic(registry.basic, secret, server) });
     } else if (registry.dockerConfig) {
       const secret = readSource(
         registry.dockerConfig.secretRef,
@@ -150,23 +186,40 @@ export function resolveStaticCredentials(
         policy,
         `${field}.dockerConfig.secretRef`,
       );
-      const part = resolveDockerConfig(secret);
-      register(part);
-      parts.push(part);
-      for (const server of [...part.keys()].sort())
-        statuses.push({ server, source: 'dockerConfig' });
-    } else if (kind) {
-      throw new CredentialError(
-        'InvalidSpec',
-        `${field}: the ${kind} source is not supported by this build of regcred-operator yet`,
-      );
-    } else {
+      resolvedParts.push({ index: i, entries: resolveDockerConfig(secret) });
+    } else if (!kind) {
       throw new CredentialError(
         'InvalidSpec',
         `${field}: exactly one of basic, dockerConfig, ecr, gcp, acr is required`,
       );
     }
   });
+  const imported = new Map(
+    resolvedParts
+      .filter((part) => registries[part.index]?.dockerConfig)
+      .map((part) => [part.index, [...part.entries.keys()]]),
+  );
+  const shadowed = shadowedKeys(registries, imported);
+  const parts: Array<Map<string, DockerAuthEntry>> = [];
+  const statuses: RegistryStatus[] = [];
+  for (const { index, entries } of resolvedParts) {
+    const registry = registries[index];
+    if (registry?.basic && registry.server) {
+      parts.push(entries);
+      statuses.push({ server: registry.server, source: 'basic' });
+      continue;
+    }
+    const left = shadowed.get(index);
+    const kept = new Map([...entries].filter(([server]) => !left?.has(server)));
+    parts.push(kept);
+    for (const server of [...entries.keys()].sort()) {
+      statuses.push(
+        left?.has(server)
+          ? { server, source: 'dockerConfig', shadowed: true }
+          : { server, source: 'dockerConfig' },
+      );
+    }
+  }
   return { entries: mergeRegistryAuths(parts), registries: statuses };
 }
 
@@ -225,16 +278,7 @@ export async function resolveCredentials(
   cloud: CloudResolution,
 ): Promise<ResolvedWithTokens> {
   const registries = cred.spec.registries ?? [];
-  const staticOnly: RegistryCredential = {
-    ...cred,
-    spec: { ...cred.spec, registries: registries.filter((r) => r.basic || r.dockerConfig) },
-  };
-  // Forbidden references are refused before anything is read, cloud ones included.
-  registries.forEach((registry, i) => {
-    const secretRef = cloudSecretRef(registry);
-    if (secretRef) sourceLocation(secretRef.ref, policy, `spec.registries[${i}].${secretRef.path}`);
-  });
-  const resolvedStatic = resolveStaticCredentials(staticOnly, cache, policy);
+  const resolvedStatic = resolveStaticCredentials(cred, cache, policy);
   const parts: Array<Map<string, DockerAuthEntry>> = [resolvedStatic.entries];
   const statuses: RegistryStatus[] = [...resolvedStatic.registries];
   const refreshErrors: CredentialError[] = [];
@@ -243,6 +287,8 @@ export async function resolveCredentials(
     ? parseDuration(cred.spec.refreshInterval)
     : undefined;
   const forceToken = cred.metadata.annotations?.[REFRESH_REQUESTED_ANNOTATION];
+  // The value status says was acted on, whoever led then: any other value is a new request.
+  const actedToken = cred.status?.lastRefreshRequest;
   const keys: TokenCacheKey[] = [];
   const expiredServers: string[] = [];
 
@@ -274,7 +320,7 @@ export async function resolveCredentials(
         .digest('hex'),
     };
     keys.push(key);
-    adoptWrittenToken(cred, key, cloud, forceToken);
+    adoptWrittenToken(cred, key, cloud, actedToken);
     const lookup = await cloud.tokens.get(
       key,
       async (signal) => {
@@ -296,6 +342,7 @@ export async function resolveCredentials(
       cloud.now,
       {
         ...(forceToken !== undefined ? { forceToken } : {}),
+        actedToken,
         ...(refreshIntervalMs ? { refreshIntervalMs } : {}),
       },
     );
@@ -307,7 +354,7 @@ export async function resolveCredentials(
     if (lookup.expiresAt) status.expiresAt = lookup.expiresAt.toISOString().replace(/\.\d+Z$/, 'Z');
     statuses.push(status);
     if (lookup.token && !lookup.expired) {
-      secretValues.add(lookup.token.password);
+      // basicAuthEntry registers the token, `user:token` and its base64 (ACR's `auth`).
       parts.push(new Map([[server, basicAuthEntry(lookup.token.username, lookup.token.password)]]));
     }
     if (lookup.expired) expiredServers.push(server);
@@ -341,7 +388,7 @@ function adoptWrittenToken(
   cred: RegistryCredential,
   key: TokenCacheKey,
   cloud: CloudResolution,
-  forceToken: string | undefined,
+  actedToken: string | undefined,
 ): void {
   if (cloud.tokens.knows(key)) return;
   const previous = cred.status?.registries?.find((r) => r.server === key.server);
@@ -356,6 +403,6 @@ function adoptWrittenToken(
     { username: entry.username, password: entry.password, expiresAt },
     refreshedAt,
     cloud.now,
-    forceToken,
+    actedToken,
   );
 }

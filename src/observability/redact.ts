@@ -20,30 +20,62 @@ function escapeRegExp(value: string): string {
   return value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * Characters kept for long values (whole dockerconfigjsons and their base64): each rotation
+ * adds new ones, and a count limit alone would let them grow to gigabytes.
+ */
+const MAX_LONG_CHARS = 16 * 1024 * 1024;
+
+/** The forms a value takes in text the operator lets out: as is, base64, inside a JSON string. */
+export function credentialForms(value: string): string[] {
+  return [
+    ...new Set([value, Buffer.from(value).toString('base64'), JSON.stringify(value).slice(1, -1)]),
+  ];
+}
+
 export class SecretValues {
   private readonly values = new Set<string>();
   private pattern: RegExp | undefined;
   private long: string[] = [];
 
-  /** Registers credential values (and their base64 forms) so they never leave the process. */
+  /** Registers credential values (as is, base64, JSON-escaped) so they never leave the process. */
   add(...values: Array<string | undefined>): void {
     let changed = false;
     for (const value of values) {
       if (value === undefined || value.length < MIN_TRACKED_LENGTH) continue;
-      for (const form of [value, Buffer.from(value).toString('base64')]) {
+      for (const form of credentialForms(value)) {
         if (!this.values.has(form)) {
           this.values.add(form);
           changed = true;
         }
       }
     }
-    if (this.values.size > MAX_TRACKED) {
-      // Keep the newest; old rotated tokens are the least likely to still be in flight.
-      const keep = [...this.values].slice(-MAX_TRACKED);
-      this.values.clear();
-      for (const v of keep) this.values.add(v);
-    }
+    if (changed) this.evictOldest();
     if (changed) this.pattern = undefined;
+  }
+
+  /** Registers a username/password pair in every form a pull Secret carries it. */
+  addLogin(username: string | undefined, password: string | undefined): void {
+    if (password === undefined || password === '') return;
+    // `user:password` and its base64 (the `auth` field), also when the password is short.
+    this.add(password, `${username ?? ''}:${password}`);
+  }
+
+  // Keeps the newest; old rotated tokens are the least likely to still be in flight.
+  private evictOldest(): void {
+    let longChars = 0;
+    for (const v of this.values) if (v.length > MAX_PATTERN_VALUE_LENGTH) longChars += v.length;
+    const excess = this.values.size - MAX_TRACKED;
+    if (excess <= 0 && longChars <= MAX_LONG_CHARS) return;
+    let dropped = 0;
+    for (const v of this.values) {
+      if (dropped >= excess && longChars <= MAX_LONG_CHARS) break;
+      if (dropped < excess || v.length > MAX_PATTERN_VALUE_LENGTH) {
+        this.values.delete(v);
+        dropped += 1;
+        if (v.length > MAX_PATTERN_VALUE_LENGTH) longChars -= v.length;
+      }
+    }
   }
 
   get size(): number {

@@ -33,7 +33,12 @@ import {
   type ServiceAccountKey,
 } from '../support/fakes/google.ts';
 import { testCertificates } from '../support/fakes/test-ca.ts';
-import { type DockerConfig, Fixtures, registerCredentialStrings } from '../support/fixtures.ts';
+import {
+  type DockerConfig,
+  Fixtures,
+  registerCredentialStrings,
+  SOURCE_LABELS,
+} from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { buildDist, type OperatorProcess, startOperator } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
@@ -236,7 +241,7 @@ describe('cloud registry tokens (operator against local cloud fakes)', () => {
     const name = uniqueName('cloud-src');
     await f.core.createNamespacedSecret({
       namespace,
-      body: { metadata: { name }, type: 'Opaque', stringData },
+      body: { metadata: { name, labels: { ...SOURCE_LABELS } }, type: 'Opaque', stringData },
     });
     made.secrets.push({ namespace, name });
     return name;

@@ -25,7 +25,12 @@ import {
   type RegistryCredential,
   type RegistryCredentialSpec,
 } from '../../src/api/types.ts';
-import { type DockerConfig, Fixtures, registerCredentialStrings } from '../support/fixtures.ts';
+import {
+  type DockerConfig,
+  Fixtures,
+  registerCredentialStrings,
+  SOURCE_LABELS,
+} from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { type OperatorProcess, startOperator } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
@@ -1363,7 +1368,11 @@ describe('reliability', () => {
         try {
           await core.createNamespacedSecret({
             namespace,
-            body: { metadata: { name }, type: source.type ?? 'Opaque', data },
+            body: {
+              metadata: { name, labels: { ...SOURCE_LABELS } },
+              type: source.type ?? 'Opaque',
+              data,
+            },
           });
         } catch (error) {
           say(

@@ -22,7 +22,7 @@ import {
   type RegistryCredential,
   type RegistryCredentialSpec,
 } from '../../src/api/types.ts';
-import { type DockerConfig, Fixtures } from '../support/fixtures.ts';
+import { type DockerConfig, Fixtures, SOURCE_LABELS } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { allOperatorLogs } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
@@ -793,7 +793,7 @@ describe('credential sources and conflicts', () => {
         const sourceName = uniqueName('src');
         const stored = await secret(OPERATOR_NAMESPACE, {
           ...c.source(values),
-          metadata: { name: sourceName },
+          metadata: { name: sourceName, labels: { ...SOURCE_LABELS } },
         });
         // Every value as written and as stored (base64), in case a whole Secret is dumped.
         const secrets = [
@@ -853,6 +853,7 @@ describe('credential sources and conflicts', () => {
       '--docker-email=ci@example.com',
     ]);
     made.secrets.push({ namespace: OPERATOR_NAMESPACE, name: sourceName });
+    await f.labelSecret(OPERATOR_NAMESPACE, sourceName, SOURCE_LABELS);
     const source = await f.secret(OPERATOR_NAMESPACE, sourceName);
     assert.equal(source?.type, 'kubernetes.io/dockerconfigjson');
     const sourceConfig = (await f.dockerConfig(OPERATOR_NAMESPACE, sourceName)) as DockerConfig;
@@ -881,7 +882,7 @@ describe('credential sources and conflicts', () => {
     };
     const sourceName = uniqueName('dockercfg');
     await secret(OPERATOR_NAMESPACE, {
-      metadata: { name: sourceName },
+      metadata: { name: sourceName, labels: { ...SOURCE_LABELS } },
       type: 'kubernetes.io/dockercfg',
       data: { '.dockercfg': b64(JSON.stringify(legacy)) },
     });

@@ -16,6 +16,8 @@ import {
   PLURAL,
   type RegistryCredential,
   type RegistryCredentialSpec,
+  SOURCE_LABEL,
+  SOURCE_LABEL_VALUE,
   VERSION,
 } from '../../src/api/types.ts';
 import { uniqueName } from './names.ts';
@@ -55,6 +57,11 @@ export function usedCredentialStrings(): string[] {
   return [...credentialStrings];
 }
 
+/** The label a Secret needs to be read as a credential source (API.md). */
+export const SOURCE_LABELS: Readonly<Record<string, string>> = {
+  [SOURCE_LABEL]: SOURCE_LABEL_VALUE,
+};
+
 export interface DockerConfig {
   auths: Record<string, { username?: string; password?: string; auth?: string }>;
 }
@@ -93,7 +100,7 @@ export class Fixtures {
     );
   }
 
-  /** A username/password Secret as `basic` sources read it. */
+  /** A username/password Secret as `basic` sources read it, labelled as a source. */
   async basicSecret(
     namespace: string,
     name: string,
@@ -104,8 +111,47 @@ export class Fixtures {
     basicUsernames.set(`${namespace}/${name}`, username);
     return this.core.createNamespacedSecret({
       namespace,
-      body: { metadata: { name }, type: 'Opaque', stringData: { username, password } },
+      body: {
+        metadata: { name, labels: { ...SOURCE_LABELS } },
+        type: 'Opaque',
+        stringData: { username, password },
+      },
     });
+  }
+
+  /** A dockerconfigjson Secret as `dockerConfig` sources read it, labelled as a source. */
+  async dockerConfigSecret(
+    namespace: string,
+    name: string,
+    config: DockerConfig,
+  ): Promise<V1Secret> {
+    for (const entry of Object.values(config.auths)) {
+      if (entry.password) registerCredentialStrings(entry.password);
+      if (entry.auth) registerCredentialStrings(entry.auth);
+      if (entry.username !== undefined && entry.password !== undefined) {
+        registerCredentialStrings(`${entry.username}:${entry.password}`);
+      }
+    }
+    return this.core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name, labels: { ...SOURCE_LABELS } },
+        type: 'kubernetes.io/dockerconfigjson',
+        stringData: { '.dockerconfigjson': JSON.stringify(config) },
+      },
+    });
+  }
+
+  /** Adds or removes (null) labels on a Secret. */
+  async labelSecret(
+    namespace: string,
+    name: string,
+    labels: Record<string, string | null>,
+  ): Promise<void> {
+    await this.core.patchNamespacedSecret(
+      { namespace, name, body: { metadata: { labels } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
   }
 
   async setSecretData(

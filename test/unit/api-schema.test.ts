@@ -21,8 +21,11 @@ import {
   GROUP,
   KIND,
   MAX_FAILED_NAMESPACES,
+  MAX_MISSING_NAMESPACES,
   MAX_NAMESPACE_NAMES,
   MAX_REGISTRIES,
+  MAX_STATUS_REGISTRIES,
+  MAX_STATUS_SERVER_LENGTH,
   PLURAL,
   type Registry,
   type RegistryCredential,
@@ -48,6 +51,7 @@ interface SchemaNode {
   required?: string[];
   enum?: unknown[];
   maxItems?: number;
+  maxLength?: number;
   'x-kubernetes-validations'?: { rule: string; message?: string; messageExpression?: string }[];
 }
 
@@ -180,15 +184,19 @@ const everything: Complete<RegistryCredential> = {
     targetNamespaces: 12,
     syncedNamespaces: 11,
     failedNamespaces: [{ name: 'ns-x', reason: 'Conflict', message: 'not managed' }],
+    failedNamespaceCount: 1,
+    missingNamespaces: ['shared-tools'],
     registries: [
       {
         server: '123456789012.dkr.ecr.eu-west-1.amazonaws.com',
         source: 'ecr',
         refreshedAt: '2025-01-01T00:00:00Z',
         expiresAt: '2025-01-01T12:00:00Z',
+        shadowed: false,
       },
     ],
     nextRefreshAt: '2025-01-01T08:00:00Z',
+    lastRefreshRequest: '2025-01-01T07:00:00Z',
   },
 };
 
@@ -406,6 +414,10 @@ describe('the RegistryCredential CRD and src/api/types.ts', () => {
     assert.equal(at(spec, 'registries').maxItems, MAX_REGISTRIES);
     assert.equal(at(spec, 'namespaces').maxItems, MAX_NAMESPACE_NAMES);
     assert.equal(at(status, 'failedNamespaces').maxItems, MAX_FAILED_NAMESPACES);
+    assert.equal(at(status, 'missingNamespaces').maxItems, MAX_MISSING_NAMESPACES);
+    // The operator stays strictly below the schema's bounds, so a status write never fails.
+    assert.ok(MAX_STATUS_REGISTRIES < (at(status, 'registries').maxItems ?? 0));
+    assert.equal(at(status, 'registries[].server').maxLength, MAX_STATUS_SERVER_LENGTH);
   });
 
   it('gives every CEL rule a message, so a rejection explains itself', () => {

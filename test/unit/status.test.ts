@@ -5,8 +5,15 @@ import {
   type NamespaceOutcome,
   type ReconcileFindings,
   sameStatus,
+  shadowingEvent,
 } from '../../src/api/status.ts';
-import type { RegistryCredential } from '../../src/api/types.ts';
+import {
+  MAX_FAILED_NAMESPACES,
+  MAX_MISSING_NAMESPACES,
+  MAX_STATUS_REGISTRIES,
+  MAX_STATUS_SERVER_LENGTH,
+  type RegistryCredential,
+} from '../../src/api/types.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
@@ -30,6 +37,7 @@ function findings(over: Partial<ReconcileFindings> = {}): ReconcileFindings {
     registries: [{ server: 'r.example.com', source: 'basic' }],
     credentialError: undefined,
     cleanupErrors: [],
+    namespaceExists: () => true,
     ...over,
   };
 }
@@ -163,6 +171,140 @@ describe('status: what a reconcile reports', () => {
     const { status } = conditions(findings({ targets, outcomes }));
     assert.equal(status.failedNamespaces?.length, 20);
     assert.equal(status.failedNamespaces?.[0]?.name, 'ns-01');
+  });
+
+  it('counts every failed namespace in failedNamespaceCount while the list stays at 20', () => {
+    const targets = new Set<string>();
+    const outcomes = new Map<string, NamespaceOutcome>();
+    for (let i = 0; i < 45; i++) {
+      targets.add(`ns-${i}`);
+      outcomes.set(`ns-${i}`, {
+        kind: 'failed',
+        reason: 'Conflict',
+        message: 'm',
+        transient: false,
+      });
+    }
+    const { status } = conditions(findings({ targets, outcomes }));
+    assert.equal(status.failedNamespaceCount, 45);
+    assert.equal(status.failedNamespaces?.length, MAX_FAILED_NAMESPACES);
+    assert.equal(conditions(findings()).status.failedNamespaceCount, 0);
+  });
+
+  it('bounds a failed namespace message, however long the API error it came from', () => {
+    const outcomes = new Map<string, NamespaceOutcome>([
+      [
+        'a',
+        { kind: 'failed', reason: 'PartiallySynced', message: 'x'.repeat(40_000), transient: true },
+      ],
+    ]);
+    const { status } = conditions(findings({ targets: new Set(['a']), outcomes }));
+    const message = status.failedNamespaces?.[0]?.message ?? '';
+    assert.ok(message.length <= 512, `message of ${message.length} characters`);
+    assert.ok(message.endsWith('…'));
+  });
+
+  it('lists names in spec.namespaces that do not exist, sorted, at most 20', () => {
+    const names = Array.from({ length: 25 }, (_, i) => `missing-${String(i).padStart(2, '0')}`);
+    const withNames: RegistryCredential = {
+      ...cred,
+      spec: { ...cred.spec, namespaces: ['a', ...names] },
+    };
+    const status = computeStatus(withNames, findings({ namespaceExists: (ns) => ns === 'a' }), NOW);
+    assert.equal(status.missingNamespaces?.length, MAX_MISSING_NAMESPACES);
+    assert.equal(status.missingNamespaces?.[0], 'missing-00');
+    assert.equal(computeStatus(withNames, findings(), NOW).missingNamespaces, undefined);
+  });
+
+  it('says which listed namespaces do not exist when nothing is targeted (a typo shows)', () => {
+    const typo: RegistryCredential = {
+      ...cred,
+      spec: { ...cred.spec, namespaces: ['shared-tols'] },
+    };
+    const status = computeStatus(
+      typo,
+      findings({ targets: new Set(), outcomes: new Map(), namespaceExists: () => false }),
+      NOW,
+    );
+    const ready = findCondition(status.conditions, 'Ready');
+    assert.equal(ready?.reason, 'NoTargets');
+    assert.match(ready?.message ?? '', /1 that do not exist \(shared-tols\)/);
+    assert.deepEqual(status.missingNamespaces, ['shared-tols']);
+  });
+
+  it('cuts a registry key longer than the schema allows with an ellipsis', () => {
+    const long = `registry.example.com/${'é'.repeat(600)}`;
+    const { status } = conditions(
+      findings({ registries: [{ server: long, source: 'dockerConfig' }] }),
+    );
+    const server = status.registries?.[0]?.server ?? '';
+    assert.equal(Array.from(server).length, MAX_STATUS_SERVER_LENGTH);
+    assert.ok(server.endsWith('…'));
+    assert.ok(long.startsWith(server.slice(0, -1)));
+  });
+
+  it('caps status.registries below the schema limit, keeping explicit and shadowed ones, with a count', () => {
+    const imported = Array.from({ length: 1100 }, (_, i) => ({
+      server: `r${i}.example.com`,
+      source: 'dockerConfig' as const,
+    }));
+    const all = [
+      ...imported.slice(0, 600),
+      { server: 'r5.example.com:5000', source: 'dockerConfig' as const, shadowed: true },
+      ...imported.slice(600),
+      { server: '123456789012.dkr.ecr.eu-west-1.amazonaws.com', source: 'ecr' as const },
+    ];
+    const { status } = conditions(findings({ registries: all, resolvedRegistries: all.length }));
+    const listed = status.registries ?? [];
+    assert.equal(listed.length, MAX_STATUS_REGISTRIES);
+    assert.ok(listed.some((r) => r.source === 'ecr'));
+    assert.ok(listed.some((r) => r.shadowed === true));
+    assert.match(
+      findCondition(status.conditions, 'CredentialsReady')?.message ?? '',
+      new RegExp(`status.registries lists ${MAX_STATUS_REGISTRIES} of ${all.length}`),
+    );
+  });
+
+  it('says in CredentialsReady how many imported keys were left out as shadowed', () => {
+    const { status } = conditions(
+      findings({
+        registries: [
+          { server: 'registry.example.com:5000', source: 'basic' },
+          {
+            server: 'https://registry.example.com:5000/v2/',
+            source: 'dockerConfig',
+            shadowed: true,
+          },
+        ],
+      }),
+    );
+    assert.match(
+      findCondition(status.conditions, 'CredentialsReady')?.message ?? '',
+      /1 imported key\(s\) left out/,
+    );
+    assert.equal(status.registries?.[1]?.shadowed, true);
+  });
+
+  it('a newly shadowed imported key gets a Warning Event once', () => {
+    const shadowed = {
+      registries: [
+        { server: 'registry.example.com:5000', source: 'basic' as const },
+        {
+          server: 'https://registry.example.com:5000/v2/',
+          source: 'dockerConfig' as const,
+          shadowed: true,
+        },
+      ],
+    };
+    const event = shadowingEvent({}, shadowed);
+    assert.equal(event?.type, 'Warning');
+    assert.equal(event?.reason, 'RegistryShadowed');
+    assert.match(
+      event?.message ?? '',
+      /1 imported key\(s\) left out .*registry\.example\.com:5000\/v2\//,
+    );
+    assert.equal(shadowingEvent(shadowed, shadowed), undefined);
+    assert.equal(shadowingEvent(shadowed, { registries: [] }), undefined);
   });
 
   it('an unchanged reconcile produces the same status (no write)', () => {
