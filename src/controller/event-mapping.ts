@@ -77,6 +77,12 @@ export class EventMapping {
     const work = new WorkList(this.view.leading);
     const now = namespaceInfo(e.object);
     const selecting = new Set(e.type === 'delete' ? [] : this.credentialsSelecting(now));
+    if (e.type === 'update' && e.old === e.object) {
+      // A resync replays every cached namespace: one coalesced full reconcile per credential
+      // re-checks them all from the cache, not one fast-path sync per namespace.
+      for (const name of selecting) work.statusSoon(name);
+      return work.items;
+    }
     for (const name of selecting) work.syncNamespaceSoon(name, now.name, e.type !== 'add');
     // Credentials that selected it before: when it is relabelled out, they remove what is
     // theirs; when it terminates, only their status changes (its Secrets and ServiceAccounts

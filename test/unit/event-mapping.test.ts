@@ -177,6 +177,14 @@ describe('event mapping: informer events to work', () => {
       ]);
     });
 
+    it('a resync of a namespace (the same object replayed) asks only for a coalesced recheck', () => {
+      const { mapping } = fixture();
+      const object = ns('a1', { tenant: 'acme' });
+      assert.deepEqual(mapping.namespace({ type: 'update', object, old: object }), [
+        statusOf('acme'),
+      ]);
+    });
+
     it('before leading, the fast path and recounts are not queued (the leader queues everything)', () => {
       const { view, mapping } = fixture();
       view.leading = false;
