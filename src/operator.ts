@@ -4,6 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Subscription } from 'rxjs';
 import type { OperatorConfig } from './config.ts';
+import { effectiveSecretName } from './controller/desired.ts';
 import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
 import { ORPHANED_ENTRIES_KEY, Reconciler } from './controller/reconciler.ts';
 import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
@@ -111,9 +112,13 @@ export class Operator {
     const { caches, mapping } = this;
     const subscription = new Subscription();
     subscription.add(
-      caches.credentialEvents$.subscribe((e) =>
-        this.schedule(mapping.credential(e, caches.observedCredential(e))),
-      ),
+      caches.credentialEvents$.subscribe((e) => {
+        this.schedule(mapping.credential(e, caches.observedCredential(e)));
+        if (caches.hasSynced()) this.watchSecretNames();
+      }),
+    );
+    subscription.add(
+      caches.namedSecretEvents$.subscribe((e) => this.schedule(mapping.namedSecret(e))),
     );
     subscription.add(caches.namespaceEvents$.subscribe((e) => this.schedule(mapping.namespace(e))));
     subscription.add(
@@ -131,6 +136,7 @@ export class Operator {
     caches.start();
     this.apiProbe.start();
     await caches.synced();
+    this.watchSecretNames();
     this.log.info('caches synced', {
       registryCredentials: caches.cachedCredentials().length,
       namespaces: [...caches.namespaces()].length,
@@ -201,6 +207,13 @@ export class Operator {
       healthy: broken.length === 0,
       detail: broken.map((s) => s.lastError ?? 'informer broken').join('; ') || 'ok',
     };
+  }
+
+  /** Conflicts and hand-overs come from a cache of the names credentials write. */
+  private watchSecretNames(): void {
+    this.caches.watchSecretNames(
+      new Set(this.caches.cachedCredentials().map((cred) => effectiveSecretName(cred))),
+    );
   }
 
   private async reconcileNamespace(key: string): Promise<Record<string, never>> {

@@ -97,7 +97,7 @@ export class Cleanup {
    * a Secret of its name still exists and is not one of ours for a credential that is gone.
    */
   async sweepOrphanedEntries(writes: Writes = noWrites()): Promise<string[]> {
-    const { view, api } = this.ctx;
+    const { view } = this.ctx;
     const claimants = [...view.credentials()].map((cred) => {
       let selects: (ns: NamespaceInfo) => boolean;
       try {
@@ -122,7 +122,7 @@ export class Cleanup {
           // Another live credential's Secret, in a namespace it no longer selects: its own
           // reconcile removes Secret and entry together.
           if (owner && view.credential(owner)) continue;
-          if (!managed && (await api.readSecret(ns.name, name))) continue;
+          if (!managed && (await this.someoneHas(ns.name, name))) continue;
           writes.serviceAccounts += await this.removeEntries(ns.name, name);
         } catch (error) {
           errors.push(this.failed('(orphaned entries)', ns.name, error));
@@ -147,7 +147,7 @@ export class Cleanup {
     secretName: string,
     writes: Writes,
   ): Promise<string[]> {
-    const { view, api } = this.ctx;
+    const { view } = this.ctx;
     const errors: string[] = [];
     for (const ns of view.namespaces()) {
       if (ns.terminating || selects(ns)) continue;
@@ -156,13 +156,20 @@ export class Cleanup {
         .some((sa) => recordedEntries(sa).has(secretName));
       if (!listing || view.managedSecret(ns.name, secretName)) continue;
       try {
-        if (await api.readSecret(ns.name, secretName)) continue;
+        if (await this.someoneHas(ns.name, secretName)) continue;
         writes.serviceAccounts += await this.removeEntries(ns.name, secretName);
       } catch (error) {
         errors.push(this.failed(credName, ns.name, error));
       }
     }
     return errors;
+  }
+
+  /** Whether a Secret that is not ours holds `name` in `namespace` (the cache, else a GET). */
+  private async someoneHas(namespace: string, name: string): Promise<boolean> {
+    const known = this.ctx.view.unmanagedSecret(namespace, name);
+    if (known !== undefined) return known !== null;
+    return (await this.ctx.api.readSecret(namespace, name)) !== undefined;
   }
 
   /** Removes our recorded entry from every ServiceAccount in `ns`; returns the writes. */

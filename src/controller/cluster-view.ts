@@ -15,6 +15,11 @@ export interface ClusterView extends SourceSecrets {
   serviceAccounts(namespace: string): V1ServiceAccount[];
   managedSecret(namespace: string, name: string): V1Secret | undefined;
   managedSecretsOf(credential: string): V1Secret[];
+  /**
+   * A Secret under a name some credential writes that is not ours: the object, null when the
+   * cache knows there is none, undefined when it does not know (ask the API server).
+   */
+  unmanagedSecret(namespace: string, name: string): V1Secret | null | undefined;
   /** False when the cache keeps `secret` trimmed: read it before writing it back. */
   isComplete(secret: V1Secret): boolean;
   /** Write-through: the caches hold what we just wrote until the watch delivers it. */

@@ -201,6 +201,23 @@ export class EventMapping {
   }
 
   /**
+   * A Secret that is not ours under a name some credential writes: created (a conflict now),
+   * deleted (the name is free), annotated for adoption. The credentials that write that name
+   * into its namespace decide at once rather than on their next conflict recheck.
+   */
+  namedSecret(e: InformerEvent<V1Secret>): WorkItem[] {
+    const work = new WorkList(this.view.leading);
+    const name = e.object.metadata?.name;
+    for (const credential of this.credentialsSelecting(
+      this.namespaceInfo(e.object.metadata?.namespace ?? ''),
+    )) {
+      const cred = this.view.credential(credential);
+      if (cred && effectiveSecretName(cred) === name) work.full(credential);
+    }
+    return work.items;
+  }
+
+  /**
    * The credentials whose selector picks `ns`. Runs on every Namespace and ServiceAccount
    * event, so each credential's selector is built once per cached object, not per event.
    */

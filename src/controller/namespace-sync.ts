@@ -221,7 +221,9 @@ export class NamespaceSync {
       };
     };
     try {
-      const cached = view.managedSecret(ns, secretName);
+      // Ours from the managed cache, else someone else's from the named-Secret cache.
+      const cached =
+        view.managedSecret(ns, secretName) ?? view.unmanagedSecret(ns, secretName) ?? undefined;
       let decision = decideSecretWrite(cached, cred, desired, claimant);
       if (cached && !view.isComplete(cached) && decision.action === 'update') {
         // Its metadata was trimmed in the cache: write back what the server holds.

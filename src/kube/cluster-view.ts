@@ -18,6 +18,7 @@ import { managedOwner } from '../controller/ownership.ts';
 import { type NamespaceInfo, namespaceInfo } from '../controller/selection.ts';
 import type { Logger } from '../observability/logger.ts';
 import { Informer, type InformerEvent, type InformerHealth } from './informer.ts';
+import { NamedSecrets } from './named-secrets.ts';
 import { createSecretInformers, type InformerUnion } from './secret-informers.ts';
 import { overlayKey, WrittenOverlay } from './written-overlay.ts';
 
@@ -96,6 +97,9 @@ export class ClusterCaches implements ClusterView {
   readonly namespaceEvents$: Observable<InformerEvent<V1Namespace>>;
   readonly serviceAccountEvents$: Observable<InformerEvent<V1ServiceAccount>>;
   readonly secretEvents$: Observable<InformerEvent<V1Secret>>;
+  /** Secrets under a name some credential writes, that are not ours (conflicts, hand-overs). */
+  readonly namedSecretEvents$: Observable<InformerEvent<V1Secret>>;
+  private readonly named: NamedSecrets;
   private readonly credentialInformer: Informer<RegistryCredential>;
   private readonly namespaceInformer: Informer<V1Namespace>;
   private readonly serviceAccountInformer: Informer<V1ServiceAccount>;
@@ -136,6 +140,12 @@ export class ClusterCaches implements ClusterView {
       logger,
       unhealthyAfterMs,
     });
+    this.named = new NamedSecrets(kc, {
+      logger,
+      unhealthyAfterMs,
+      transform: (secret) => compactManagedSecret(secret, this.trimmed),
+    });
+    this.namedSecretEvents$ = this.named.events$;
     this.credentialEvents$ = this.credentialInformer.events$;
     this.namespaceEvents$ = this.namespaceInformer.events$;
     this.serviceAccountEvents$ = this.serviceAccountInformer.events$;
@@ -160,13 +170,22 @@ export class ClusterCaches implements ClusterView {
     for (const informer of this.all) informer.start();
   }
 
+  hasSynced(): boolean {
+    return this.all.every((informer) => informer.health().synced);
+  }
+
   /** Resolves once every informer's first list has landed. */
   async synced(): Promise<void> {
     await Promise.all(this.all.map((informer) => informer.synced));
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.all.map((informer) => informer.stop()));
+    await Promise.all([...this.all.map((informer) => informer.stop()), this.named.stop()]);
+  }
+
+  /** Watches the Secrets under exactly these names that are not ours (see NamedSecrets). */
+  watchSecretNames(names: ReadonlySet<string>): void {
+    this.named.watch(names);
   }
 
   health(): InformerHealth[] {
@@ -249,6 +268,10 @@ export class ClusterCaches implements ClusterView {
     if (!this.sourceNamespaces.has(namespace)) return undefined;
     const key = `${namespace}/${name}`;
     return this.secretOverlay.pick(key, this.secrets.get(key), this.secrets.seenThrough(namespace));
+  }
+
+  unmanagedSecret(namespace: string, name: string): V1Secret | null | undefined {
+    return this.named.get(namespace, name);
   }
 
   isComplete(secret: V1Secret): boolean {

@@ -136,6 +136,9 @@ export class InMemoryCluster implements ClusterView, ControllerApi {
   managedSecretsOf(credential: string): V1Secret[] {
     return [...this.secrets.values()].filter((s) => managedOwner(s) === credential);
   }
+  unmanagedSecret(): undefined {
+    return undefined; // as before the named-Secret caches have listed: ask the API
+  }
   isComplete(): boolean {
     return true;
   }
