@@ -122,8 +122,8 @@ export interface SecretInformersOptions
   managedPageSize?: number;
 }
 
-/** Managed Secrets per LIST page: at most ~50 MiB in flight if every one is 1 MiB. */
-const MANAGED_PAGE_SIZE = 50;
+/** Managed Secrets per LIST page: at most ~32 MiB of JSON in flight if every one is 1 MiB. */
+const MANAGED_PAGE_SIZE = 25;
 
 export function createSecretInformers(
   kc: KubeConfig,

@@ -13,7 +13,11 @@ import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 import {
   CREDENTIAL_LABEL,
   REFRESH_REQUESTED_ANNOTATION,
@@ -1291,6 +1295,154 @@ describe('cloud registry tokens (operator against local cloud fakes)', () => {
     for (const ns of names) {
       const cfg = await f.dockerConfig(ns, name);
       assert.notEqual(cfg?.auths[server]?.password, forged, `${ns} carries the tenant's string`);
+    }
+  });
+
+  it('refreshes on a refresh-requested-at value set while no leader ran (status records the value acted on)', async function (this: Mocha.Context) {
+    this.timeout(180_000);
+    const account = newAccount();
+    const server = ecrServer(account);
+    ecr.lifetimeFor.set(account, 60 * 60 * 1000);
+    const { names } = await tenantNamespaces(2);
+    const aws = await awsKeysSecret();
+    const name = await credential({
+      namespaces: names,
+      registries: [{ server, ecr: { credentialsSecretRef: { name: aws.name } } }],
+    });
+    await f.waitCondition(name, 'Ready', 'True', 'Ready');
+    assert.equal(ecr.tokenCallsFor(account).length, 1);
+
+    // A rollout: no operator runs when the request is made.
+    await op?.stop();
+    await f.patchCredential(name, {
+      metadata: { annotations: { [REFRESH_REQUESTED_ANNOTATION]: 'during-rollout' } },
+    });
+    await op?.start();
+    const [, forced] = await waitIssued(
+      'the token requested during the rollout',
+      () => ecr.issuedFor(account),
+      2,
+      30_000,
+    );
+    await waitEverywhere(
+      name,
+      names,
+      () => ({ [server]: { username: 'AWS', password: forced?.password ?? '' } }),
+      'the requested token',
+    );
+    await waitStatus(
+      name,
+      'the request recorded as acted on',
+      (c) => c.status?.lastRefreshRequest === 'during-rollout',
+    );
+    // Acted on once: a restart does not act on it again.
+    await op?.stop();
+    await op?.start();
+    await waitStatus(
+      name,
+      'a reconcile by the restarted operator',
+      (c) => condition(c, 'Ready')?.status === 'True',
+    );
+    await f.patchCredential(name, { metadata: { labels: { touched: 'yes' } } });
+    await waitEverywhere(
+      name,
+      names,
+      () => ({ [server]: { username: 'AWS', password: forced?.password ?? '' } }),
+      'the same token after the restart',
+    );
+    assert.equal(ecr.tokenCallsFor(account).length, 2, 'no third token');
+  });
+
+  it('refreshes on schedule while one namespace refuses every write (a denying admission policy)', async function (this: Mocha.Context) {
+    this.timeout(180_000);
+    const account = newAccount();
+    const server = ecrServer(account);
+    const lifetimeMs = 30_000;
+    ecr.lifetimeFor.set(account, lifetimeMs);
+    const { names } = await tenantNamespaces(3);
+    const [denied, ...healthy] = names;
+    assert.ok(denied);
+    const deny = uniqueName('deny-secrets');
+    const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api);
+    await admission.createValidatingAdmissionPolicy({
+      body: {
+        metadata: { name: deny },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: [''],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['secrets'],
+              },
+            ],
+          },
+          validations: [{ expression: 'false', message: 'this namespace takes no Secret' }],
+        },
+      },
+    });
+    await admission.createValidatingAdmissionPolicyBinding({
+      body: {
+        metadata: { name: deny },
+        spec: {
+          policyName: deny,
+          validationActions: ['Deny'],
+          matchResources: {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': denied } },
+          },
+        },
+      },
+    });
+    try {
+      await waitUntil('the policy to deny Secrets there', async () => {
+        try {
+          await f.core.createNamespacedSecret({
+            namespace: denied,
+            body: { metadata: { name: uniqueName('probe') } },
+          });
+          return false;
+        } catch (error) {
+          return statusCode(error) === 422 || statusCode(error) === 403;
+        }
+      });
+      const aws = await awsKeysSecret();
+      const name = await credential({
+        namespaces: names,
+        registries: [{ server, ecr: { credentialsSecretRef: { name: aws.name } } }],
+      });
+      const [first] = await waitIssued('the first token', () => ecr.issuedFor(account), 1, 30_000);
+      await waitEverywhere(
+        name,
+        healthy,
+        () => ({ [server]: { username: 'AWS', password: first?.password ?? '' } }),
+        'the first token where writes are allowed',
+      );
+      await waitStatus(name, `${denied} reported failing`, (c) =>
+        (c.status?.failedNamespaces ?? []).some((x) => x.name === denied),
+      );
+      // Refreshed at two thirds of the lifetime: the new token must reach every healthy
+      // namespace before the first one expires, however long the failing namespace's backoff.
+      const [, second] = await waitIssued(
+        'the refreshed token',
+        () => ecr.issuedFor(account),
+        2,
+        lifetimeMs,
+      );
+      await waitEverywhere(
+        name,
+        healthy,
+        () => ({ [server]: { username: 'AWS', password: second?.password ?? '' } }),
+        'the refreshed token where writes are allowed',
+      );
+      assert.ok(
+        Date.now() < (first?.expiresAt.getTime() ?? 0),
+        'fanned out before the first token expired',
+      );
+    } finally {
+      await admission.deleteValidatingAdmissionPolicyBinding({ name: deny });
+      await admission.deleteValidatingAdmissionPolicy({ name: deny });
     }
   });
 

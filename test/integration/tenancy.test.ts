@@ -6,7 +6,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { RbacAuthorizationV1Api, type V1Secret } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import {
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+  type V1LocalObjectReference,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import {
   CLEANUP_FINALIZER,
   CREDENTIAL_LABEL,
@@ -17,8 +25,9 @@ import {
 } from '../../src/api/types.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
+import { startOperator } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
-import { cluster, OPERATOR_NAMESPACE } from './hooks.ts';
+import { cluster, EXTRA_SOURCE_NAMESPACE, OPERATOR_NAMESPACE } from './hooks.ts';
 
 const SERVER = 'registry.example.com';
 const USERNAME = 'robot';
@@ -26,6 +35,22 @@ const DCJ = 'kubernetes.io/dockerconfigjson';
 
 function httpCode(error: unknown): number | undefined {
   return (error as { code?: number }).code;
+}
+
+/** The NODE_OPTIONS the production Deployment sets (heap limits shape memory use). */
+function deploymentNodeOptions(): string {
+  const manifest = parseYaml(
+    readFileSync(
+      join(import.meta.dirname, '..', '..', 'config', 'manager', 'manager.yaml'),
+      'utf8',
+    ),
+  ) as {
+    spec: {
+      template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } };
+    };
+  };
+  const env = manifest.spec.template.spec.containers[0]?.env ?? [];
+  return env.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
 }
 
 function b64(value: string): string {
@@ -140,6 +165,18 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
     });
   }
 
+  /** Sets a ServiceAccount's imagePullSecrets as a user would (a merge patch). */
+  async function setPullSecrets(
+    namespace: string,
+    name: string,
+    imagePullSecrets: V1LocalObjectReference[],
+  ): Promise<void> {
+    await f.core.patchNamespacedServiceAccount(
+      { namespace, name, body: { imagePullSecrets } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
   async function entries(ns: string, sa = 'default'): Promise<string[]> {
     return f.pullSecretNames(ns, sa);
   }
@@ -152,17 +189,9 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
     const untargeted = await tenantNamespace({ tenant: 'someone-else' });
     const optedIn = await tenantNamespace({ tenant: `${tenant}-none` });
     // GitOps applied the entry before the Secret exists; a team opted its ci account in by hand.
-    await f.core.patchNamespacedServiceAccount({
-      namespace: untargeted,
-      name: 'default',
-      body: { imagePullSecrets: [{ name: secretName }] },
-    });
+    await setPullSecrets(untargeted, 'default', [{ name: secretName }]);
     const kubeSystemBefore = (await f.serviceAccount('kube-system'))?.imagePullSecrets ?? [];
-    await f.core.patchNamespacedServiceAccount({
-      namespace: 'kube-system',
-      name: 'default',
-      body: { imagePullSecrets: [...kubeSystemBefore, { name: secretName }] },
-    });
+    await setPullSecrets('kube-system', 'default', [...kubeSystemBefore, { name: secretName }]);
     try {
       await f.core.createNamespacedServiceAccount({
         namespace: targeted,
@@ -235,11 +264,7 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
         ),
       );
     } finally {
-      await f.core.patchNamespacedServiceAccount({
-        namespace: 'kube-system',
-        name: 'default',
-        body: { imagePullSecrets: kubeSystemBefore },
-      });
+      await setPullSecrets('kube-system', 'default', kubeSystemBefore);
     }
   });
 
@@ -248,11 +273,7 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
     const tenant = uniqueName('tenant');
     const ns = await tenantNamespace({ tenant });
     const secretName = uniqueName('pull');
-    await f.core.patchNamespacedServiceAccount({
-      namespace: ns,
-      name: 'default',
-      body: { imagePullSecrets: [{ name: 'theirs' }, { name: secretName }] },
-    });
+    await setPullSecrets(ns, 'default', [{ name: 'theirs' }, { name: secretName }]);
     const { name } = await credential({
       secretName,
       namespaceSelector: { matchLabels: { tenant } },
@@ -327,60 +348,114 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
     const ns = await tenantNamespace({ tenant });
     const { name } = await credential({ namespaceSelector: { matchLabels: { tenant } } });
     await f.waitCondition(name, 'Ready', 'True', 'Ready');
-    const rssOf = () => {
-      const status = readFileSync(`/proc/${cluster.operator.pid}/status`, 'utf8');
-      const kb = (field: string) =>
-        Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-      return { rss: kb('VmRSS') * 1024, peak: kb('VmHWM') * 1024 };
-    };
-    const secretWrites = async () =>
-      (await cluster.operator.metric('regcred_api_writes_total', { resource: 'secrets' })) ?? 0;
-    // The baseline: a fresh process that has listed everything once, like the one after.
+    // Measured as it runs in production: the Deployment's heap settings.
     await cluster.stopOperator();
-    await cluster.startOperator();
-    await reconciledSinceNow(name);
-    const before = rssOf();
+    const op = await startOperator({
+      kubeconfigPath: cluster.operatorKubeconfigPath,
+      namespace: OPERATOR_NAMESPACE,
+      sourceNamespaces: [EXTRA_SOURCE_NAMESPACE],
+      env: { NODE_OPTIONS: deploymentNodeOptions() },
+    });
+    try {
+      const memory = () => {
+        const status = readFileSync(`/proc/${op.pid}/status`, 'utf8');
+        const kb = (field: string) =>
+          Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+        return { rss: kb('VmRSS') * 1024, peak: kb('VmHWM') * 1024 };
+      };
+      const secretWrites = async () =>
+        (await op.metric('regcred_api_writes_total', { resource: 'secrets' })) ?? 0;
+      await reconciledSinceNow(name);
+      const before = memory();
 
-    // What `edit` in a namespace allows (through the API directly, for speed): 100 Secrets of
-    // the type we write, with our labels, each 900 kB.
-    const pad = 'x'.repeat(900 * 1024);
-    const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: name };
-    for (let i = 0; i < 100; i += 10) {
-      await Promise.all(
-        Array.from({ length: 10 }, (_, j) =>
-          f.core.createNamespacedSecret({
-            namespace: ns,
-            body: {
-              metadata: { name: `spoof-${i + j}`, labels },
-              type: DCJ,
-              stringData: { '.dockerconfigjson': JSON.stringify({ auths: {}, pad }) },
-            },
-          }),
-        ),
+      // What `edit` in a namespace allows (through the API directly, for speed): 100 Secrets of
+      // the type we write, with our labels, each 900 kB.
+      const pad = 'x'.repeat(900 * 1024);
+      const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: name };
+      for (let i = 0; i < 100; i += 10) {
+        await Promise.all(
+          Array.from({ length: 10 }, (_, j) =>
+            f.core.createNamespacedSecret({
+              namespace: ns,
+              body: {
+                metadata: { name: `spoof-${i + j}`, labels },
+                type: DCJ,
+                stringData: { '.dockerconfigjson': JSON.stringify({ auths: {}, pad }) },
+              },
+            }),
+          ),
+        );
+      }
+      await reconciledSinceNow(name);
+      const watched = memory();
+      assert.equal(await secretWrites(), 0, 'no Secret written while they arrived');
+      await op.stop();
+      await op.start();
+      await reconciledSinceNow(name);
+      const after = memory();
+      const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+      process.stderr.write(
+        `      RSS ${mb(before.rss)} before; ${mb(watched.rss)} after watching 100 x 900 kB (peak ${mb(watched.peak)}); ${mb(after.rss)} after a restart that listed them (peak ${mb(after.peak)})\n`,
       );
+      assert.ok(
+        watched.rss - before.rss < 10 * 1024 * 1024,
+        `watching: +${mb(watched.rss - before.rss)}`,
+      );
+      assert.ok(
+        after.rss - before.rss < 10 * 1024 * 1024,
+        `relisting: +${mb(after.rss - before.rss)}`,
+      );
+      assert.ok(
+        after.peak < 320 * 1024 * 1024,
+        `the restart peaked at ${mb(after.peak)}: OOM-killed at 320Mi`,
+      );
+      assert.equal(await secretWrites(), 0, 'the restarted operator wrote no Secret');
+      for (let i = 0; i < 100; i += 25) {
+        assert.ok(await f.secret(ns, `spoof-${i}`), 'and deleted nothing');
+      }
+    } finally {
+      await op.stop();
+      await cluster.startOperator();
     }
+  });
+
+  it('knows a conflict from its cache: no request per reconcile for it, and an adopt annotation acted on at once', async function () {
+    this.timeout(180_000);
+    const tenant = uniqueName('tenant');
+    const ns = await tenantNamespace({ tenant });
+    const secretName = uniqueName('pull');
+    const tenantCtl = await asTenant(ns);
+    await tenantCtl(
+      ['create', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: secretName, namespace: ns },
+        type: DCJ,
+        data: { '.dockerconfigjson': b64('{"auths":{}}') },
+      }),
+    );
+    const { name, password } = await credential({
+      secretName,
+      namespaceSelector: { matchLabels: { tenant } },
+    });
+    await f.waitCondition(name, 'Synced', 'False', 'Conflict');
+    await reconciledSinceNow(name); // the name's cache has listed by now
+    const secretRequests = async () =>
+      (await cluster.operator.metric('regcred_api_requests_total', { resource: 'secrets' })) ?? 0;
+    const before = await secretRequests();
     await reconciledSinceNow(name);
-    const watched = rssOf();
-    await cluster.stopOperator();
-    await cluster.startOperator();
     await reconciledSinceNow(name);
-    const after = rssOf();
-    const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-    process.stderr.write(
-      `      RSS: ${mb(before.rss)} before; ${mb(watched.rss)} after watching 100 x 900 kB (peak ${mb(watched.peak)}); ${mb(after.rss)} after a restart that listed them (peak ${mb(after.peak)}, baseline peak ${mb(before.peak)})\n`,
-    );
-    assert.ok(
-      watched.rss - before.rss < 10 * 1024 * 1024,
-      `watching: +${mb(watched.rss - before.rss)}`,
-    );
-    assert.ok(
-      after.rss - before.rss < 10 * 1024 * 1024,
-      `relisting: +${mb(after.rss - before.rss)}`,
-    );
-    assert.equal(await secretWrites(), 0, 'the restarted operator wrote no Secret');
-    for (let i = 0; i < 100; i += 25) {
-      assert.ok(await f.secret(ns, `spoof-${i}`), 'and deleted nothing');
-    }
+    assert.equal(await secretRequests(), before, 'two full reconciles made no Secret request');
+    assert.equal((await f.getCredential(name)).status?.failedNamespaces?.[0]?.reason, 'Conflict');
+
+    const handedOver = Date.now();
+    await tenantCtl(['annotate', 'secret', secretName, '-n', ns, `regcred.dev/adopt=${name}`]);
+    await f.waitDockerConfig(ns, secretName, (cfg) => cfg.auths[SERVER]?.password === password, {
+      timeoutMs: 20_000, // well inside the 60 s conflict recheck: the event did it
+    });
+    process.stderr.write(`      adopted ${Date.now() - handedOver} ms after the annotation\n`);
+    await f.waitCondition(name, 'Ready', 'True', 'Ready');
   });
 
   it('recreates its own Secret that a tenant made immutable, so that namespace gets the new credential', async function () {
@@ -420,11 +495,7 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
     this.timeout(180_000);
     const tenant = uniqueName('tenant');
     const ns = await tenantNamespace({ tenant });
-    await f.core.patchNamespacedServiceAccount({
-      namespace: ns,
-      name: 'default',
-      body: { imagePullSecrets: [{ name: 'theirs' }] },
-    });
+    await setPullSecrets(ns, 'default', [{ name: 'theirs' }]);
     const { name } = await credential({ namespaceSelector: { matchLabels: { tenant } } });
     await f.waitCondition(name, 'Ready', 'True', 'Ready');
     await waitUntil('its entry', async () => (await entries(ns)).includes(name));
