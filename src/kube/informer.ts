@@ -1,15 +1,22 @@
-// An informer that heals. client-node's makeInformer stops on most errors and resolves start()
-// before its cache is filled; this one never gives up:
+// An informer that heals, with client-go's reflector semantics. client-node's makeInformer stops
+// on most errors and resolves start() before its cache is filled; this one never gives up:
 //
 //   list (paginated) → replace the cache, emitting the difference → synced
 //   → watch from the list's resourceVersion, with bookmarks and a randomized server timeout
 //       watch ended cleanly / went silent → watch again from the last resourceVersion seen
-//       410 Gone (resourceVersion too old) → list again
-//       any other failure → wait (jittered exponential backoff), then list again
-//       periodic relist timer → list again (repairs anything a watch could have missed)
+//       watch failed (refused, unreachable, broken stream) → wait (jittered exponential
+//         backoff), then watch again from the last resourceVersion seen
+//       410 Gone, or a resourceVersion the server cannot serve → list again
+//       a LIST that fails → wait (backoff), then list again
+//   resync timer → replay the cache to subscribers (no request to the API server)
+//
+// A LIST of every object is the most expensive request an informer makes (a quorum read of the
+// whole collection from etcd), so it is sent only when the watch cannot resume: a re-watch
+// from the last resourceVersion delivers everything that changed meanwhile.
 //
 // Events are emitted after the cache holds the change; an update whose resourceVersion did not
-// change (a relist replaying the same object) is not emitted. Cached objects are shared: never
+// change (a relist replaying the same object) is not emitted. A resync emits an `update` whose
+// `old` is the very same object (`e.old === e.object`). Cached objects are shared: never
 // mutate them. Subscribers must not throw (rxjs rethrows asynchronously, which ends the
 // process). Nothing here logs an object, only paths, counts and resourceVersions.
 import type { KubeConfig, V1Status } from '@kubernetes/client-node';
@@ -71,8 +78,12 @@ export interface InformerOptions<T extends KubeObject> {
   pageSize?: number;
   /** Server-side watch timeout, chosen at random in [min, max] seconds (default 300..600). */
   watchTimeoutSeconds?: { min: number; max: number };
-  /** Full relist period, jittered by ±10% (default 10 min; 0 disables). */
-  relistIntervalMs?: number;
+  /**
+   * Resync period, jittered by ±10% (default 10 min; 0 disables): every cached object is
+   * replayed to subscribers as an update (client-go's resync), so level-triggered consumers
+   * re-check it. The API server is not asked.
+   */
+  resyncIntervalMs?: number;
   /** Restart a watch that delivered no event or bookmark for this long (default 150 s). */
   silenceTimeoutMs?: number;
   /** Retry backoff after a failure: initial and maximum delay (default 1 s .. 30 s), jittered. */
@@ -101,7 +112,6 @@ type WatchEnd =
   | { kind: 'stopped' }
   | { kind: 'closed' }
   | { kind: 'silent' }
-  | { kind: 'relist' }
   | { kind: 'expired' }
   | { kind: 'failed'; error: unknown };
 
@@ -123,7 +133,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   readonly #log: InformerLogger;
   readonly #pageSize: number;
   readonly #watchTimeout: { min: number; max: number };
-  readonly #relistIntervalMs: number;
+  readonly #resyncIntervalMs: number;
   readonly #silenceTimeoutMs: number;
   readonly #backoff: { initialMs: number; maxMs: number };
   readonly #unhealthyAfterMs: number;
@@ -139,6 +149,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   #rejectSynced: (err: Error) => void = () => {};
 
   #stopping: AbortController | undefined;
+  #cancelResync: (() => void) | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
   #failures = 0;
@@ -161,7 +172,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     this.#log = opts.logger ?? silentLogger;
     this.#pageSize = opts.pageSize ?? 500;
     this.#watchTimeout = opts.watchTimeoutSeconds ?? { min: 300, max: 600 };
-    this.#relistIntervalMs = opts.relistIntervalMs ?? 10 * 60_000;
+    this.#resyncIntervalMs = opts.resyncIntervalMs ?? 10 * 60_000;
     this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
     this.#unhealthyAfterMs = opts.unhealthyAfterMs ?? 60_000;
     this.#clock = opts.clock ?? systemClock;
@@ -180,6 +191,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     if (this.#running) return;
     this.#stopping = new AbortController();
     this.#running = this.#run(this.#stopping.signal);
+    this.#scheduleResync();
   }
 
   /** Aborts the watch, clears timers, completes events$. */
@@ -187,6 +199,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stopping?.abort();
+    this.#cancelResync?.();
     await this.#running;
     if (!this.#synced)
       this.#rejectSynced(new Error(`informer ${this.name} stopped before it synced`));
@@ -229,60 +242,87 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
 
   async #run(signal: AbortSignal): Promise<void> {
     let needList = true;
-    let relistAt = Number.POSITIVE_INFINITY;
     while (!signal.aborted) {
-      try {
-        if (needList) {
+      if (needList) {
+        try {
           await this.#listAndReplace(signal);
           needList = false;
-          relistAt =
-            this.#relistIntervalMs > 0
-              ? this.#clock.now() + this.#relistIntervalMs * (0.9 + 0.2 * this.#random())
-              : Number.POSITIVE_INFINITY;
+        } catch (err) {
+          if (signal.aborted) return;
+          await this.#failed(err, 'list failed; listing again', signal);
+          continue;
         }
-        const end = await this.#watch(signal, relistAt);
-        switch (end.kind) {
-          case 'stopped':
-            return;
-          case 'closed':
-            break;
-          case 'silent':
-            // Debug only: on a quiet cluster no bookmark comes (the resourceVersion never moves).
-            this.#log.debug('watch went silent; restarting it', {
-              informer: this.name,
-              silenceMs: this.#silenceTimeoutMs,
-            });
-            break;
-          case 'relist':
-            this.#log.debug('periodic relist', { informer: this.name });
-            needList = true;
-            break;
-          case 'expired':
-            // A second expiry without any event in between means relisting does not help:
-            // back off instead of hammering the server with lists.
-            if (++this.#expiredInARow > 1)
-              throw new Error('watch expired again right after a list');
-            this.#log.info('resourceVersion expired; relisting', { informer: this.name });
-            needList = true;
-            break;
-          case 'failed':
-            throw end.error;
-        }
-      } catch (err) {
-        if (signal.aborted) return;
-        needList = true;
-        this.#failures++;
-        this.#brokenSince ??= this.#clock.now();
-        this.#lastError = messageOf(err);
-        const delayMs = this.#backoffDelay();
-        this.#log.warn('list/watch failed; retrying', {
-          informer: this.name,
-          error: this.#lastError,
-          attempt: this.#failures,
-          retryInMs: Math.round(delayMs),
-        });
-        await sleep(delayMs, signal, this.#clock);
       }
+      const end = await this.#watch(signal);
+      switch (end.kind) {
+        case 'stopped':
+          return;
+        case 'closed':
+          break;
+        case 'silent':
+          // Debug only: on a quiet cluster no bookmark comes (the resourceVersion never moves).
+          this.#log.debug('watch went silent; restarting it', {
+            informer: this.name,
+            silenceMs: this.#silenceTimeoutMs,
+          });
+          break;
+        case 'expired':
+          needList = true;
+          // A second expiry without any event in between means relisting does not help:
+          // back off instead of hammering the server with lists.
+          if (++this.#expiredInARow > 1) {
+            await this.#failed(
+              new Error('the watch expired again right after a list'),
+              'relisting after a backoff',
+              signal,
+            );
+          } else {
+            this.#log.info('resourceVersion expired; relisting', { informer: this.name });
+          }
+          break;
+        case 'failed':
+          if (signal.aborted) return;
+          // The resourceVersion is still good: what changed meanwhile comes with the next
+          // watch, so no LIST is needed.
+          await this.#failed(end.error, 'watch failed; watching again', signal);
+          break;
+      }
+    }
+  }
+
+  /** Records a failure and waits out the backoff (or until stopped). */
+  async #failed(err: unknown, what: string, signal: AbortSignal): Promise<void> {
+    this.#failures++;
+    this.#brokenSince ??= this.#clock.now();
+    this.#lastError = messageOf(err);
+    const delayMs = this.#backoffDelay();
+    this.#log.warn(what, {
+      informer: this.name,
+      error: this.#lastError,
+      attempt: this.#failures,
+      retryInMs: Math.round(delayMs),
+      resourceVersion: this.#resourceVersion,
+    });
+    await sleep(delayMs, signal, this.#clock);
+  }
+
+  #scheduleResync(): void {
+    if (this.#resyncIntervalMs <= 0 || this.#stopped) return;
+    const delayMs = this.#resyncIntervalMs * (0.9 + 0.2 * this.#random());
+    this.#cancelResync = this.#clock.schedule(() => {
+      this.#resync();
+      this.#scheduleResync();
+    }, delayMs);
+  }
+
+  /** Replays the cache as updates (old === object); nothing is read from the API server. */
+  #resync(): void {
+    if (!this.#synced || this.#stopped) return;
+    const objects = [...this.#cache.values()];
+    this.#log.debug('resync', { informer: this.name, objects: objects.length });
+    for (const obj of objects) {
+      if (this.#stopped) return;
+      this.#events.next({ type: 'update', object: obj, old: obj });
     }
   }
 
@@ -350,8 +390,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 
   /** One watch, from the last resourceVersion, until it ends for one of WatchEnd's reasons. */
-  #watch(signal: AbortSignal, relistAt: number): Promise<WatchEnd> {
-    if (this.#clock.now() >= relistAt) return Promise.resolve({ kind: 'relist' });
+  #watch(signal: AbortSignal): Promise<WatchEnd> {
+    if (signal.aborted) return Promise.resolve({ kind: 'stopped' });
     const { min, max } = this.#watchTimeout;
     const timeoutSeconds = Math.round(min + (max - min) * this.#random());
     const startedAt = this.#clock.now();
@@ -368,7 +408,6 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
         if (ended) return;
         ended = true;
         cancelSilence?.();
-        cancelRelist();
         signal.removeEventListener('abort', onStop);
         handle?.abort();
         resolve(why);
@@ -393,9 +432,6 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           this.#silenceTimeoutMs,
         );
       };
-      const cancelRelist = Number.isFinite(relistAt)
-        ? this.#clock.schedule(() => end({ kind: 'relist' }), relistAt - startedAt)
-        : () => {};
       signal.addEventListener('abort', onStop, { once: true });
       armSilence();
 
@@ -407,7 +443,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           armSilence();
           if (type === 'ERROR') {
             const status = (raw ?? {}) as V1Status;
-            if (status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone') {
+            if (unusableResourceVersion(status)) {
               end({ kind: 'expired' });
             } else {
               end({
@@ -439,7 +475,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
               ? { kind: 'failed', error: new Error(`watch ${this.#path} closed at once`) }
               : { kind: 'closed' },
           );
-        } else if (isExpired(err)) {
+        } else if (isExpired(err) || isResourceVersionTooLarge(err)) {
           end({ kind: 'expired' });
         } else {
           end({ kind: 'failed', error: err });
@@ -527,6 +563,26 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     index.delete(key);
     if (index.size === 0) this.#byNamespace.delete(namespace);
   }
+}
+
+/**
+ * A watch's resourceVersion the server cannot serve: 410 (older than it keeps), or newer than
+ * it has (an API server restored from an older etcd, or behind a lagging watch cache). Only a
+ * relist recovers from either.
+ */
+function unusableResourceVersion(status: V1Status): boolean {
+  return (
+    status.code === 410 ||
+    status.reason === 'Expired' ||
+    status.reason === 'Gone' ||
+    (status.details?.causes ?? []).some((c) => c.reason === 'ResourceVersionTooLarge') ||
+    /too large resource version/i.test(status.message ?? '')
+  );
+}
+
+/** The same, for a watch refused with an HTTP error (the server answers 504 with a Status). */
+function isResourceVersionTooLarge(err: unknown): boolean {
+  return err instanceof KubeApiError && /too large resource version/i.test(err.message);
 }
 
 function isListWatch(source: KubeConfig | ListWatch): source is ListWatch {

@@ -18,13 +18,14 @@ import { cluster } from './hooks.ts';
 
 /**
  * Wraps the real ListWatch to count calls and to play a flaky network: cut() ends the open
- * watches as a server timeout would and holds new ones until resume(); muted drops events.
+ * watches as a server timeout would and holds new ones until resume(); cut(error) ends them with
+ * that error instead (a reset connection).
  */
 class TappedListWatch implements ListWatch {
   readonly inner: ListWatch;
   readonly lists: ListOptions[] = [];
   readonly watches: WatchOptions[] = [];
-  muted = false;
+  #cutWith: unknown;
   #held: Promise<void> | undefined;
   #release: () => void = () => {};
   readonly #open = new Set<{ handle?: WatchHandle; cut: boolean }>();
@@ -48,21 +49,15 @@ class TappedListWatch implements ListWatch {
     await this.#held;
     const entry: { handle?: WatchHandle; cut: boolean } = { cut: false };
     this.#open.add(entry);
-    entry.handle = await this.inner.watch(
-      path,
-      opts,
-      (type, obj) => {
-        if (!this.muted) onEvent(type, obj);
-      },
-      (err) => {
-        this.#open.delete(entry);
-        onDone(entry.cut ? undefined : err);
-      },
-    );
+    entry.handle = await this.inner.watch(path, opts, onEvent, (err) => {
+      this.#open.delete(entry);
+      onDone(entry.cut ? this.#cutWith : err);
+    });
     return entry.handle;
   }
 
-  cut(): void {
+  cut(error?: unknown): void {
+    this.#cutWith = error;
     this.#held = new Promise((resolve) => {
       this.#release = resolve;
     });
@@ -234,30 +229,56 @@ describe('Informer against a real API server', () => {
     assert.deepEqual(informer.get(`${ns}/changes`)?.data, { k: 'v' });
   });
 
-  it('repairs what a watch missed with its periodic relist', async () => {
-    const ns = await namespace('inf-relist');
-    await configMap(ns, 'stays');
+  it('watches again from its resourceVersion after a watch error, catching up without a LIST', async () => {
+    const ns = await namespace('inf-rewatch');
     await configMap(ns, 'changes');
     await configMap(ns, 'goes-away');
-    const { informer, tap } = configMapInformer(ns, { relistIntervalMs: 1500 });
+    const { informer, tap } = configMapInformer(ns, { backoff: { initialMs: 100, maxMs: 500 } });
     const events = recordEvents(informer);
     informer.start();
     await informer.synced;
+    await configMap(ns, 'before-error');
+    await waitUntil('the watch to deliver', () => events.includes('add:before-error'));
 
-    tap.muted = true; // the watch stays up but loses every event
-    await configMap(ns, 'new');
+    // The connection resets: the watch ends with an error, not a clean end.
+    tap.cut(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    await configMap(ns, 'born-while-down');
     await core.patchNamespacedConfigMap({
       namespace: ns,
       name: 'changes',
       body: [{ op: 'add', path: '/data', value: { k: 'v' } }],
     });
     await core.deleteNamespacedConfigMap({ namespace: ns, name: 'goes-away' });
-
-    await waitUntil('the relist diff', () =>
-      ['add:new', 'update:changes', 'delete:goes-away'].every((e) => events.includes(e)),
+    tap.resume();
+    await waitUntil('the missed changes', () =>
+      ['add:born-while-down', 'update:changes', 'delete:goes-away'].every((e) =>
+        events.includes(e),
+      ),
     );
-    assert.ok(!events.includes('update:stays'), 'an unchanged object is not replayed');
-    assert.ok(tap.lists.length >= 2);
+    assert.equal(tap.lists.length, 1, 'a watch error costs a watch, not a LIST');
+    assert.ok(tap.watches.length >= 2);
+  });
+
+  it('resyncs by replaying its cache to subscribers, without a LIST or a new watch', async () => {
+    const ns = await namespace('inf-resync');
+    await configMap(ns, 'one');
+    await configMap(ns, 'two');
+    const { informer, tap } = configMapInformer(ns, { resyncIntervalMs: 300 });
+    const replays: string[] = [];
+    informer.events$.subscribe((e) => {
+      if (e.type === 'update' && e.old === e.object) replays.push(e.object.metadata?.name ?? '');
+    });
+    informer.start();
+    await informer.synced;
+    await waitUntil('two resyncs', () => replays.filter((name) => name === 'one').length >= 2);
+    assert.deepEqual(replays.filter((name) => name !== 'kube-root-ca.crt').sort(), [
+      'one',
+      'one',
+      'two',
+      'two',
+    ]);
+    assert.equal(tap.lists.length, 1, 'a resync asks the API server nothing');
+    assert.equal(tap.watches.length, 1);
   });
 
   it('sees only the objects its label selector matches', async () => {
@@ -387,6 +408,7 @@ describe('Informer against a real API server', () => {
       timeoutMs: 90_000,
     });
     await waitUntil('healthy', () => !informer.health().lastError, { timeoutMs: 30_000 });
+    assert.equal(tap.lists.length, 1, 'the watches that failed resumed from the resourceVersion');
   });
 
   it('keeps serving its cache across an API server restart, then catches up', async function () {

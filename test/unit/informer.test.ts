@@ -395,16 +395,70 @@ describe('Informer (fake API server)', () => {
     assert.equal(informer.get('ns/a')?.metadata.name, 'a');
   });
 
-  it('relists after a refused watch (e.g. 403) instead of giving up', async () => {
+  it('watches again from the same resourceVersion after a refused watch (e.g. 403), without relisting', async () => {
     const server = new FakeServer();
+    server.put('a');
     server.failWatches = 2;
     informer = new Informer<Obj>(server, { path: '/x', ...fast });
     const events = record(informer);
     informer.start();
     await until('a watch that stays open', () => server.openWatches().length === 1);
-    assert.equal(server.listCalls.length, 3, 'each failure relists');
+    assert.equal(server.listCalls.length, 1, 'a refused watch is retried, not relisted');
+    assert.equal(server.watchers[0]?.opts.resourceVersion, informer.resourceVersion);
+    server.put('b');
+    await until('add b', () => events.length === 2);
+  });
+
+  it('watches again from the last resourceVersion after a watch error, without relisting, and misses nothing', async () => {
+    const server = new FakeServer();
     server.put('a');
-    await until('add a', () => events.length === 1);
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    server.put('b');
+    await until('add b', () => events.length === 2);
+    const resumeFrom = informer.resourceVersion;
+
+    server.deliver = false;
+    // A broken stream: the connection reset, or a line that is not an event.
+    server.closeWatches(new KubeApiError(0, 'BadResponse', 'watch /x: it ended inside a line'));
+    server.put('c'); // while no watch is open
+    server.remove('a');
+    server.deliver = true;
+    await until('add c and delete a', () => events.length === 4);
+    assert.deepEqual(
+      events.slice(2).map((e) => `${e.type}:${e.name}`),
+      ['add:c', 'delete:a'],
+    );
+    assert.equal(server.listCalls.length, 1, 'no LIST after a watch error');
+    assert.equal(server.watchers[1]?.opts.resourceVersion, resumeFrom);
+  });
+
+  it('relists when the server cannot serve the resourceVersion (too large)', async () => {
+    const server = new FakeServer();
+    server.put('a');
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    server.put('tick'); // the watch works, so one expiry relists at once
+    await until('add tick', () => events.length === 2);
+    server.deliver = false;
+    server.put('b');
+    server.send('ERROR', {
+      kind: 'Status',
+      code: 504,
+      reason: 'Timeout',
+      message: 'Too large resource version: 99, current: 5',
+      details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large' }] },
+    });
+    server.deliver = true;
+    await until('the relist', () => server.listCalls.length === 2);
+    await until('add b from the relist', () => events.length === 3);
+    assert.equal(events[2]?.name, 'b');
   });
 
   it('restarts a silent watch from the same resourceVersion', async () => {
@@ -433,7 +487,7 @@ describe('Informer (fake API server)', () => {
     informer.start();
     await until('unhealthy', () => informer?.health().healthy === false);
     assert.match(informer.health().lastError ?? '', /did not connect within 10 ms/);
-    assert.ok(server.listCalls.length >= 2, 'each failure relists');
+    assert.equal(server.listCalls.length, 1, 'a hung watch is retried, not relisted');
   });
 
   it('bookmarks move the resume point and keep a watch from going silent', async () => {
@@ -451,29 +505,24 @@ describe('Informer (fake API server)', () => {
     assert.equal(informer.resourceVersion, String(server.rv));
   });
 
-  it('relists periodically and repairs what a watch missed', async () => {
+  it('resyncs by replaying its cache as updates, without a request to the API server', async () => {
     const server = new FakeServer();
     server.put('a');
     server.put('b');
-    informer = new Informer<Obj>(server, { path: '/x', ...fast, relistIntervalMs: 40 });
-    const events = record(informer);
-    informer.start();
-    await informer.synced;
-    server.deliver = false; // a watch that silently lost its events
-    server.put('a', { v: '2' });
-    server.remove('b');
-    server.put('c');
-    await until('the relist diff', () => events.length === 5);
-    assert.deepEqual(
-      events
-        .slice(2)
-        .map((e) => `${e.type}:${e.name}`)
-        .sort(),
-      ['add:c', 'delete:b', 'update:a'],
-    );
-    const lists = server.listCalls.length;
-    await until('another relist', () => server.listCalls.length > lists);
-    assert.equal(events.length, 5, 'a relist with nothing new emits nothing');
+    informer = new Informer<Obj>(server, { path: '/x', ...fast, resyncIntervalMs: 40 });
+    const inf = informer;
+    const replays: string[] = [];
+    inf.events$.subscribe((e) => {
+      if (e.type === 'update' && e.old === e.object) replays.push(e.object.metadata.name);
+    });
+    inf.start();
+    await inf.synced;
+    await until('a watch', () => server.openWatches().length === 1);
+    await until('two resyncs', () => replays.length >= 4);
+    assert.deepEqual(replays.slice(0, 4).sort(), ['a', 'a', 'b', 'b']);
+    assert.equal(server.listCalls.length, 1, 'a resync does not LIST');
+    assert.equal(server.watchers.length, 1, 'nor restart the watch');
+    assert.equal(inf.get('ns/a'), inf.get('ns/a'), 'the cache is untouched');
   });
 
   it('stop() aborts the watch, completes events$ and leaves no work behind', async () => {
