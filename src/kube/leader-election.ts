@@ -200,6 +200,35 @@ export class LeaderElector {
     const options = requestOptions(signal);
     const now = this.now();
     const leaseSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
+    const held = this.current;
+    if (this.leading && held) {
+      // client-go's fast path: the leader renews the Lease it last wrote with one PUT, without
+      // reading it first (half the requests of an idle replica); a 409 means it changed, so
+      // read it as a standby would.
+      const sentAt = this.clock.now();
+      const renewed = await this.conditional(() =>
+        this.api.replaceNamespacedLease(
+          {
+            name: this.o.name,
+            namespace: this.o.namespace,
+            body: {
+              ...held,
+              spec: {
+                ...held.spec,
+                holderIdentity: this.o.identity,
+                leaseDurationSeconds: leaseSeconds,
+                renewTime: microTime(now),
+              },
+            },
+          },
+          options,
+        ),
+      );
+      if (renewed) {
+        this.remember(renewed);
+        return sentAt;
+      }
+    }
     let lease: V1Lease | undefined;
     try {
       lease = await this.api.readNamespacedLease(

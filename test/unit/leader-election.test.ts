@@ -188,6 +188,34 @@ describe('LeaderElector', () => {
     assert.equal(elector.isLeader, false);
   });
 
+  it('renews as leader with one PUT of the Lease it last wrote, reading it only after a conflict', async () => {
+    let leadership: AbortSignal | undefined;
+    elector = new LeaderElector(standInKubeconfig(await server.listen()), {
+      namespace: 'ns',
+      name: 'lock',
+      identity: 'me',
+      retryPeriodMs: 10,
+      log: silentLogger,
+      onStartedLeading: (signal) => {
+        leadership = signal;
+      },
+      onStoppedLeading: () => {},
+    });
+    elector.start();
+    await waitUntil('leadership', () => leadership !== undefined);
+    const readsAtLead = server.reads;
+    const writesAtLead = server.writes.length;
+    await waitUntil('five renewals', () => server.writes.length >= writesAtLead + 5);
+    assert.equal(server.reads, readsAtLead, 'no GET before a renewal');
+
+    // Someone else writes the Lease (say, kubectl): the next PUT conflicts, then a GET follows.
+    server.heldBy('me');
+    await waitUntil('a read after the conflict', () => server.reads > readsAtLead);
+    const writes = server.writes.length;
+    await waitUntil('renewals again', () => server.writes.length >= writes + 2);
+    assert.equal(elector.isLeader, true);
+  });
+
   it('aborts the leadership signal when the lease is released, and hands the Lease back', async () => {
     let leadership: AbortSignal | undefined;
     elector = new LeaderElector(standInKubeconfig(await server.listen()), {
