@@ -43,6 +43,18 @@ export interface ReconcileFindings {
   namespaceExists: (name: string) => boolean;
 }
 
+/**
+ * What a status keeps when nothing is being synced (suspended, or a spec that cannot be used):
+ * the registries and the refresh request acted on, not counts or a next refresh that would
+ * describe work no longer done.
+ */
+function settledStatus(status: RegistryCredentialStatus | undefined): RegistryCredentialStatus {
+  const kept: RegistryCredentialStatus = {};
+  if (status?.registries) kept.registries = status.registries;
+  if (status?.lastRefreshRequest !== undefined) kept.lastRefreshRequest = status.lastRefreshRequest;
+  return kept;
+}
+
 export function suspendedStatus(cred: RegistryCredential, now: Date): RegistryCredentialStatus {
   const gen = cred.metadata.generation;
   let conditions = cred.status?.conditions;
@@ -68,7 +80,7 @@ export function suspendedStatus(cred: RegistryCredential, now: Date): RegistryCr
     },
     now,
   );
-  return { ...cred.status, observedGeneration: gen, conditions };
+  return { ...settledStatus(cred.status), observedGeneration: gen, conditions };
 }
 
 /** A spec or source that cannot be used: every condition False, existing Secrets kept. */
@@ -102,7 +114,7 @@ export function failedStatus(
     },
     now,
   );
-  return { ...cred.status, observedGeneration: gen, conditions };
+  return { ...settledStatus(cred.status), observedGeneration: gen, conditions };
 }
 
 export function computeStatus(

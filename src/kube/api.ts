@@ -249,7 +249,16 @@ export class KubeApi {
       contentType: MERGE_PATCH,
       // null clears fields that a previous status had and this one lacks.
       body: {
-        status: { nextRefreshAt: null, failedNamespaces: null, registries: null, ...status },
+        status: {
+          nextRefreshAt: null,
+          failedNamespaces: null,
+          failedNamespaceCount: null,
+          missingNamespaces: null,
+          registries: null,
+          targetNamespaces: null,
+          syncedNamespaces: null,
+          ...status,
+        },
       },
     });
   }

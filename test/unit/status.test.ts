@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { findCondition } from '../../src/api/conditions.ts';
 import {
   computeStatus,
+  failedStatus,
   type NamespaceOutcome,
   type ReconcileFindings,
   sameStatus,
   shadowingEvent,
+  suspendedStatus,
 } from '../../src/api/status.ts';
 import {
   MAX_FAILED_NAMESPACES,
@@ -316,5 +318,22 @@ describe('status: what a reconcile reports', () => {
     );
     assert.ok(sameStatus(first, again));
     assert.ok(!sameStatus(first, { ...again, syncedNamespaces: 2 }));
+  });
+
+  it('suspended or invalid: no counts or next refresh left over from when it synced', () => {
+    const synced = computeStatus(cred, findings(), NOW);
+    synced.nextRefreshAt = '2026-06-01T13:00:00Z';
+    synced.lastRefreshRequest = 'r1';
+    for (const status of [
+      suspendedStatus({ ...cred, status: synced }, NOW),
+      failedStatus({ ...cred, status: synced }, 'InvalidSpec', 'bad selector', NOW),
+    ]) {
+      assert.equal(status.targetNamespaces, undefined);
+      assert.equal(status.syncedNamespaces, undefined);
+      assert.equal(status.nextRefreshAt, undefined);
+      assert.equal(status.failedNamespaces, undefined);
+      assert.deepEqual(status.registries, synced.registries, 'registries stay');
+      assert.equal(status.lastRefreshRequest, 'r1');
+    }
   });
 });
