@@ -67,7 +67,8 @@ export function sourceLocation(
 
 /**
  * Refuses a Secret that did not opt in as a source: writing a RegistryCredential must not let
- * its author copy any Secret of a source namespace (another source's cloud keys, say).
+ * its author copy any Secret of a source namespace (keys kept there for something else, the
+ * operator's own token state).
  */
 function assertOptedIn(secret: V1Secret, field: string): void {
   if (secret.metadata?.labels?.[SOURCE_LABEL] === SOURCE_LABEL_VALUE) return;

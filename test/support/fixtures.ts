@@ -48,8 +48,26 @@ function registerSecretData(key: string, stringData: Record<string, string>): vo
   const username = stringData.username ?? basicUsernames.get(key);
   if (stringData.username !== undefined) basicUsernames.set(key, stringData.username);
   if (username !== undefined && stringData.password !== undefined) {
-    registerCredentialStrings(basicAuth(username, stringData.password));
+    registerCredentialStrings(
+      `${username}:${stringData.password}`,
+      basicAuth(username, stringData.password),
+    );
   }
+}
+
+/** The credential strings of a dockerconfigjson, and the config itself when it holds any. */
+function registerConfigStrings(json: string, config: DockerConfig): void {
+  let holdsSecrets = false;
+  for (const entry of Object.values(config.auths ?? {})) {
+    for (const value of [entry.password, entry.auth, entry.identitytoken, entry.registrytoken]) {
+      if (value) {
+        registerCredentialStrings(value);
+        holdsSecrets = true;
+      }
+    }
+    if (entry.password) registerCredentialStrings(`${entry.username ?? ''}:${entry.password}`);
+  }
+  if (holdsSecrets) registerCredentialStrings(json);
 }
 
 /** Every credential string registered so far in this test run. */
@@ -63,7 +81,16 @@ export const SOURCE_LABELS: Readonly<Record<string, string>> = {
 };
 
 export interface DockerConfig {
-  auths: Record<string, { username?: string; password?: string; auth?: string }>;
+  auths: Record<
+    string,
+    {
+      username?: string;
+      password?: string;
+      auth?: string;
+      identitytoken?: string;
+      registrytoken?: string;
+    }
+  >;
 }
 
 export class Fixtures {
@@ -107,7 +134,7 @@ export class Fixtures {
     username: string,
     password: string,
   ): Promise<V1Secret> {
-    registerCredentialStrings(password, basicAuth(username, password));
+    registerCredentialStrings(password, `${username}:${password}`, basicAuth(username, password));
     basicUsernames.set(`${namespace}/${name}`, username);
     return this.core.createNamespacedSecret({
       namespace,
@@ -125,11 +152,12 @@ export class Fixtures {
     name: string,
     config: DockerConfig,
   ): Promise<V1Secret> {
+    registerConfigStrings(JSON.stringify(config), config);
     for (const entry of Object.values(config.auths)) {
-      if (entry.password) registerCredentialStrings(entry.password);
-      if (entry.auth) registerCredentialStrings(entry.auth);
-      if (entry.username !== undefined && entry.password !== undefined) {
-        registerCredentialStrings(`${entry.username}:${entry.password}`);
+      const decoded = entry.auth ? Buffer.from(entry.auth, 'base64').toString('utf8') : '';
+      // `user:password` inside auth, and the password alone.
+      if (decoded.includes(':')) {
+        registerCredentialStrings(decoded, decoded.slice(decoded.indexOf(':') + 1));
       }
     }
     return this.core.createNamespacedSecret({
@@ -271,13 +299,19 @@ export class Fixtures {
     );
   }
 
-  /** The decoded .dockerconfigjson of a Secret, or undefined when it does not exist. */
+  /**
+   * The decoded .dockerconfigjson of a Secret, or undefined when it does not exist. Every
+   * credential form in it is registered for the leak check: each password, `user:password`,
+   * `auth` (a cloud token's too, e.g. ACR's), and the whole config (its base64 is the data).
+   */
   async dockerConfig(namespace: string, name: string): Promise<DockerConfig | undefined> {
     const secret = await this.secret(namespace, name);
     const data = secret?.data?.['.dockerconfigjson'];
-    return data
-      ? (JSON.parse(Buffer.from(data, 'base64').toString('utf8')) as DockerConfig)
-      : undefined;
+    if (!data) return undefined;
+    const json = Buffer.from(data, 'base64').toString('utf8');
+    const config = JSON.parse(json) as DockerConfig;
+    registerConfigStrings(json, config);
+    return config;
   }
 
   /** Waits until the Secret exists and its dockerconfigjson satisfies `accept`. */
