@@ -4,7 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { ConfigError, loadConfig, type OperatorConfig, usage } from './config.ts';
 import { shareConnections } from './kube/connections.ts';
 import { LeaderElector } from './kube/leader-election.ts';
-import { closeServer, serveHealth, serveMetrics } from './observability/http.ts';
+import { closeServer, operatorProbes, serveHealth, serveMetrics } from './observability/http.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import { Operator } from './operator.ts';
@@ -43,16 +43,10 @@ export async function run(argv: string[]): Promise<number> {
     ? await serveMetrics(config.metricsAddress, metrics)
     : undefined;
   const healthServer = config.healthAddress
-    ? await serveHealth(config.healthAddress, {
-        healthy: () => {
-          const h = operator.health();
-          return { ok: h.healthy, detail: h.detail };
-        },
-        ready: () => {
-          const h = operator.health();
-          return { ok: h.synced, detail: h.synced ? 'caches synced' : 'caches not synced yet' };
-        },
-      })
+    ? await serveHealth(
+        config.healthAddress,
+        operatorProbes(() => operator.health()),
+      )
     : undefined;
 
   let elector: LeaderElector | undefined;
