@@ -211,7 +211,11 @@ export const DATA_DIGEST_KEY = 'regcred.dev/sha256';
 export function dataDigest(data: Readonly<Record<string, string>> | undefined): string {
   const hash = createHash('sha256');
   for (const key of Object.keys(data ?? {}).sort()) {
-    hash.update(key).update('\u0000').update(data?.[key] ?? '').update('\u0000');
+    hash
+      .update(key)
+      .update('\u0000')
+      .update(data?.[key] ?? '')
+      .update('\u0000');
   }
   return hash.digest('hex');
 }

@@ -13,7 +13,11 @@ import {
   type NamespaceOutcome,
   suspendedStatus,
 } from '../api/status.ts';
-import { CLEANUP_FINALIZER, type RegistryCredential } from '../api/types.ts';
+import {
+  CLEANUP_FINALIZER,
+  REFRESH_REQUESTED_ANNOTATION,
+  type RegistryCredential,
+} from '../api/types.ts';
 import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
 import { CredentialError } from '../credentials/errors.ts';
 import type { ResolvedWithTokens } from '../credentials/resolve.ts';
@@ -200,24 +204,32 @@ export class Reconciler {
     );
     // The next moment a token is refreshed, or retried after a failure.
     if (nextAttemptAt) status.nextRefreshAt = conditionTime(nextAttemptAt);
+    // A refresh request is acted on once the credentials were resolved with it.
+    const requested = current.metadata.annotations?.[REFRESH_REQUESTED_ANNOTATION];
+    const acted = resolved || credentialError?.reason === 'RefreshFailed' ? requested : undefined;
+    const lastRefreshRequest = acted ?? current.status?.lastRefreshRequest;
+    if (lastRefreshRequest !== undefined) status.lastRefreshRequest = lastRefreshRequest;
     await this.status.write(current, status);
     if (writes.secrets + writes.serviceAccounts + writes.deleted > 0) {
       log.info('synced', { ...writes, targets: targets.size });
     }
 
-    const transient = [...outcomes.values()].some((o) => o.kind === 'failed' && o.transient);
-    if (transient || cleanupErrors.length > 0) {
-      throw new RetryableSyncError(
-        `some namespaces failed and will be retried: ${status.failedNamespaces?.map((f) => f.name).join(', ') ?? ''}`,
-      );
-    }
-    const conflicts = [...outcomes.values()].some((o) => o.kind === 'failed');
+    // The schedule, computed apart from failures: the next refresh and the conflict recheck.
+    const conflicts = [...outcomes.values()].some((o) => o.kind === 'failed' && !o.transient);
     const delays: number[] = [];
     if (conflicts) delays.push(CONFLICT_RETRY_MS);
     if (nextAttemptAt) {
       delays.push(Math.max(1_000, nextAttemptAt.getTime() - this.ctx.now().getTime()));
     }
-    return delays.length > 0 ? { requeueAfterMs: Math.min(...delays) } : {};
+    const requeueAfterMs = delays.length > 0 ? Math.min(...delays) : undefined;
+    const transient = [...outcomes.values()].some((o) => o.kind === 'failed' && o.transient);
+    if (transient || cleanupErrors.length > 0) {
+      throw new RetryableSyncError(
+        `some namespaces failed and will be retried: ${status.failedNamespaces?.map((f) => f.name).join(', ') ?? ''}`,
+        requeueAfterMs,
+      );
+    }
+    return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   }
 
   private async sweepOrphanedEntries(): Promise<void> {

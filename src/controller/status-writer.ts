@@ -24,7 +24,9 @@ export class StatusWriter {
     }
     // Each namespace that newly fails hears of it in its own namespace, on the Secret.
     const secretName = cred.spec.secretName ?? name;
-    const known = new Set((cred.status?.failedNamespaces ?? []).map((f) => `${f.name}/${f.reason}`));
+    const known = new Set(
+      (cred.status?.failedNamespaces ?? []).map((f) => `${f.name}/${f.reason}`),
+    );
     for (const failure of status.failedNamespaces ?? []) {
       if (known.has(`${failure.name}/${failure.reason}`)) continue;
       await this.ctx.events.record(
