@@ -17,12 +17,30 @@
 // Objects go out as JSON.stringify makes them and come back as JSON.parse makes them, like the
 // informers' caches (timestamps stay strings). Nothing is dropped on the way: a PUT of a
 // ServiceAccount through ObjectSerializer would erase any field the client's model lacks.
+//
+// A 429 (API Priority and Fairness turning us away), or a 5xx carrying Retry-After, is retried
+// after the delay the server asks for, as client-go's rest client does: at most MAX_RETRIES
+// times, and never past the call's deadline or its AbortSignal (then the 429 itself is the
+// answer).
 import { type HttpMethod, type KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, request } from 'undici';
+import { type MonotonicClock, monotonicClock, sleep } from '../clock.ts';
 import { safeMessage } from '../observability/redact.ts';
 
 /** Without one, a lost answer would wait for undici's default of 300 s. */
 export const REQUEST_TIMEOUT_MS = 30_000;
+
+/** client-go's default for its rest client (maxRetries). */
+export const MAX_RETRIES = 10;
+
+export interface KubeRestOptions {
+  /** The default deadline of a call (default REQUEST_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Retries of a call the server answered with 429 or 5xx and Retry-After (default 10). */
+  maxRetries?: number;
+  /** Measures how much of a call's deadline is left before waiting out a Retry-After. */
+  clock?: MonotonicClock;
+}
 
 /** A failed API call: the HTTP status and a message safe for status conditions and logs. */
 export class KubeApiError extends Error {
@@ -88,27 +106,46 @@ interface Status {
 export class KubeRest {
   readonly #kc: KubeConfig;
   readonly #timeoutMs: number;
+  readonly #maxRetries: number;
+  readonly #clock: MonotonicClock;
 
-  constructor(kc: KubeConfig, timeoutMs = REQUEST_TIMEOUT_MS) {
+  /** `options`: a number is the default deadline (ms), as before there were other options. */
+  constructor(kc: KubeConfig, options: number | KubeRestOptions = {}) {
+    const o = typeof options === 'number' ? { timeoutMs: options } : options;
     this.#kc = kc;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = o.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.#maxRetries = o.maxRetries ?? MAX_RETRIES;
+    this.#clock = o.clock ?? monotonicClock;
   }
 
   /**
    * Sends `req`; resolves with the parsed JSON body of a 2xx answer. Anything else rejects with
-   * a KubeApiError whose message starts with `what` (code 0: no HTTP answer).
+   * a KubeApiError whose message starts with `what` (code 0: no HTTP answer). A 429 (or a 5xx
+   * with Retry-After) is sent again after the server's delay while the deadline allows.
    */
   async send<T>(req: RestRequest, what: string): Promise<T> {
-    let statusCode: number;
-    let text: string;
-    try {
-      const response = await this.open(req);
-      statusCode = response.statusCode;
-      text = await response.body.text();
-    } catch (error) {
-      if (error instanceof KubeApiError) throw error;
-      const message = error instanceof Error ? error.message : String(error);
-      throw new KubeApiError(0, 'Unreachable', safeMessage(`${what}: ${message}`));
+    // One deadline for the whole call, its retries and their waits included.
+    const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
+    const deadlineAt = this.#clock.now() + timeoutMs;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    let statusCode = 0;
+    let text = '';
+    for (let retries = 0; ; retries++) {
+      let retryAfterMs: number | undefined;
+      try {
+        const response = await this.#dispatch(req, signal, timeoutMs, timeoutMs);
+        statusCode = response.statusCode;
+        retryAfterMs = retryDelayMs(statusCode, response.headers['retry-after']);
+        text = await response.body.text();
+      } catch (error) {
+        throw unreachable(error, what);
+      }
+      if (retryAfterMs === undefined || retries >= this.#maxRetries) break;
+      // Waiting past the deadline would only turn the server's answer into a timeout.
+      if (this.#clock.now() + retryAfterMs >= deadlineAt) break;
+      await sleep(retryAfterMs, signal);
+      if (signal.aborted) throw unreachable(signal.reason, what);
     }
     if (statusCode < 200 || statusCode > 299) throw statusError(statusCode, text, what);
     const parsed = parse<T>(text);
@@ -123,6 +160,23 @@ export class KubeRest {
    * reads (or streams) the body. Rejects when there is no answer.
    */
   async open(req: RestRequest): Promise<RestResponse> {
+    if (req.idleMs !== undefined) {
+      return this.#dispatch(req, req.signal, req.headersTimeoutMs ?? this.#timeoutMs, req.idleMs);
+    }
+    // One deadline for the whole call, connecting through a proxy included; undici's own
+    // timers are backstops.
+    const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    return this.#dispatch(req, signal, timeoutMs, timeoutMs);
+  }
+
+  async #dispatch(
+    req: RestRequest,
+    signal: AbortSignal | undefined,
+    headersTimeout: number,
+    bodyTimeout: number,
+  ): Promise<RestResponse> {
     const server = this.#kc.getCurrentCluster()?.server;
     if (!server) throw new KubeApiError(0, 'NoCluster', 'the kubeconfig has no current cluster');
     let url = server + req.path;
@@ -144,28 +198,39 @@ export class KubeRest {
       headers['content-type'] = req.contentType ?? 'application/json';
     }
     const dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
-    let signal = req.signal;
-    let headersTimeout = req.headersTimeoutMs ?? this.#timeoutMs;
-    let bodyTimeout = req.idleMs;
-    if (req.idleMs === undefined) {
-      // One deadline for the whole call, connecting through a proxy included; undici's own
-      // timers are backstops.
-      const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
-      const deadline = AbortSignal.timeout(timeoutMs);
-      signal = signal ? AbortSignal.any([signal, deadline]) : deadline;
-      headersTimeout = timeoutMs;
-      bodyTimeout = timeoutMs;
-    }
     return request(url, {
       method: req.method,
       headers,
       body,
       headersTimeout,
-      ...(bodyTimeout === undefined ? {} : { bodyTimeout }),
+      bodyTimeout,
       ...(signal ? { signal } : {}),
       ...(dispatcher ? { dispatcher } : {}),
     });
   }
+}
+
+/** No HTTP answer (refused, reset, timed out, aborted): code 0. */
+function unreachable(error: unknown, what: string): KubeApiError {
+  if (error instanceof KubeApiError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new KubeApiError(0, 'Unreachable', safeMessage(`${what}: ${message}`));
+}
+
+/**
+ * How long the server asks us to wait before sending again, for the answers client-go retries:
+ * a 429 or a 5xx carrying Retry-After in whole seconds (client-go reads no HTTP date either).
+ * undefined: not to be retried.
+ */
+export function retryDelayMs(
+  statusCode: number,
+  retryAfter: string | string[] | undefined,
+): number | undefined {
+  if (statusCode !== 429 && statusCode < 500) return undefined;
+  const value = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
+  // As client-go's checkWait: without a usable Retry-After the answer is the error.
+  if (value === undefined || !/^\s*\d+\s*$/.test(value)) return undefined;
+  return Number(value) * 1000;
 }
 
 /** The KubeApiError for a non-2xx answer, from its Status body when it has one. */
