@@ -281,6 +281,32 @@ describe('tenancy: sources and registries', () => {
     await waitEvent(name, 'Ready');
   });
 
+  it('counts every failed namespace and names the listed namespaces that do not exist', async function (this: Mocha.Context) {
+    this.timeout(120_000);
+    const synced = await namespace('counted');
+    const conflicted = await namespace('counted');
+    const missing = uniqueName('no-such-ns');
+    const source = await basicSource('robot', secretValue('counted'));
+    const name = uniqueName('rc');
+    // Someone else's Secret under the credential's name: that namespace fails with Conflict.
+    await f.core.createNamespacedSecret({
+      namespace: conflicted,
+      body: { metadata: { name }, type: 'Opaque', stringData: { note: 'not ours' } },
+    });
+    made.credentials.push(name);
+    await f.createCredential(name, {
+      namespaces: [synced, conflicted, missing],
+      registries: [{ server: 'counted.example.com', basic: { secretRef: { name: source } } }],
+    });
+    const cred = await f.waitCondition(name, 'Ready', 'False', 'Conflict');
+    assert.equal(cred.status?.failedNamespaceCount, 1);
+    assert.deepEqual(
+      cred.status?.failedNamespaces?.map((x) => x.name),
+      [conflicted],
+    );
+    assert.deepEqual(cred.status?.missingNamespaces, [missing]);
+  });
+
   it('imports totalling more than 1024 servers still reach a visible condition and an Event', async function (this: Mocha.Context) {
     this.timeout(180_000);
     const tenant = await namespace('manykeys');
