@@ -392,7 +392,10 @@ function adoptWrittenToken(
   actedToken: string | undefined,
 ): void {
   if (cloud.tokens.knows(key)) return;
-  const previous = cred.status?.registries?.find((r) => r.server === key.server);
+  // The cloud registry's own entry: an import of the same key is listed too (shadowed).
+  const previous = cred.status?.registries?.find(
+    (r) => r.server === key.server && r.source !== 'dockerConfig',
+  );
   if (!previous?.expiresAt || !previous.refreshedAt) return;
   const entry = cloud.written?.()?.get(key.server);
   if (!entry?.username || !entry.password) return;

@@ -9,10 +9,12 @@ import {
 } from '../../src/api/types.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
 import {
+  resolveCredentials,
   resolveStaticCredentials,
   type SourcePolicy,
   type SourceSecrets,
 } from '../../src/credentials/resolve.ts';
+import { TokenCache } from '../../src/credentials/token-cache.ts';
 
 const OPERATOR_NS = 'regcred-system';
 const policy: SourcePolicy = {
@@ -242,6 +244,41 @@ describe('resolving sources', () => {
       assert.deepEqual(resolved.registries, [
         { server: 'https://myregistry.azurecr.io', source: 'dockerConfig', shadowed: true },
       ]);
+    });
+
+    it('after a restart, a cloud token is adopted from its own status entry, not a shadowed import of its key', async () => {
+      const ecrServer = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
+      const imported = pullSecret('acme-dcj', { [ecrServer]: { auth: b64('AWS:imported-token') } });
+      const cred = credential({
+        registries: [
+          { server: ecrServer, ecr: { region: 'eu-west-1' } },
+          { dockerConfig: { secretRef: { name: 'acme-dcj' } } },
+        ],
+      });
+      cred.status = {
+        registries: [
+          { server: ecrServer, source: 'dockerConfig', shadowed: true },
+          {
+            server: ecrServer,
+            source: 'ecr',
+            refreshedAt: '2026-06-01T00:00:00Z',
+            expiresAt: '2026-06-01T12:00:00Z',
+          },
+        ],
+      };
+      let cloudCalls = 0;
+      const resolved = await resolveCredentials(cred, cache(imported), policy, {
+        tokens: new TokenCache(),
+        now: new Date('2026-06-01T01:00:00Z'),
+        // Nothing listens there: a cloud call would fail, and is counted.
+        endpoints: { ecrEndpoint: 'http://127.0.0.1:9', stsEndpoint: 'http://127.0.0.1:9' },
+        onRefresh: () => {
+          cloudCalls += 1;
+        },
+        written: () => new Map([[ecrServer, { username: 'AWS', password: 'saved-token' }]]),
+      });
+      assert.equal(cloudCalls, 0);
+      assert.equal(resolved.entries.get(ecrServer)?.password, 'saved-token');
     });
 
     it('the index in an error names the registry in spec, cloud registries counted', () => {
