@@ -1,5 +1,7 @@
 // The operator under test: the built dist/main.js in its own process (test/support/operator.ts),
 // as the image runs it, with its CPU and memory read from /proc and its /metrics scraped.
+
+import { allocatorEnv } from '../test/support/deployment.ts';
 import { OperatorProcess } from '../test/support/operator.ts';
 import { OPERATOR_NAMESPACE } from './cluster.ts';
 import {
@@ -52,7 +54,8 @@ export class BenchOperator {
   }
 
   static async start(options: BenchOperatorOptions): Promise<BenchOperator> {
-    const env: NodeJS.ProcessEnv = {};
+    // The Deployment's allocator settings; NODE_OPTIONS comes from the options.
+    const env: NodeJS.ProcessEnv = { ...allocatorEnv() };
     if (options.nodeOptions !== undefined) env.NODE_OPTIONS = options.nodeOptions;
     const child = new OperatorProcess({
       kubeconfigPath: options.kubeconfigPath,

@@ -76,6 +76,8 @@ export interface InformerOptions<T extends KubeObject> {
   logger?: InformerLogger;
   /** LIST page size (default 500). */
   pageSize?: number;
+  /** Sizes LIST pages by weight (see ListAllOptions.weigh): for objects that may be large. */
+  weigh?: (obj: T) => number;
   /** Server-side watch timeout, chosen at random in [min, max] seconds (default 300..600). */
   watchTimeoutSeconds?: { min: number; max: number };
   /**
@@ -132,6 +134,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   readonly #transform: (obj: T) => T;
   readonly #log: InformerLogger;
   readonly #pageSize: number;
+  readonly #weigh: ((obj: T) => number) | undefined;
   readonly #watchTimeout: { min: number; max: number };
   readonly #resyncIntervalMs: number;
   readonly #silenceTimeoutMs: number;
@@ -171,6 +174,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     this.#transform = opts.transform ?? stripManagedFields;
     this.#log = opts.logger ?? silentLogger;
     this.#pageSize = opts.pageSize ?? 500;
+    this.#weigh = opts.weigh;
     this.#watchTimeout = opts.watchTimeoutSeconds ?? { min: 300, max: 600 };
     this.#resyncIntervalMs = opts.resyncIntervalMs ?? 10 * 60_000;
     this.#backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
@@ -347,6 +351,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       fieldSelector: this.#fieldSelector,
       pageSize: this.#pageSize,
       transform: this.#transform,
+      ...(this.#weigh ? { weigh: this.#weigh } : {}),
       signal,
     });
     if (signal.aborted) return;

@@ -239,6 +239,14 @@ export interface ListAllOptions<T = unknown> extends Omit<ListOptions, 'limit' |
    * the next one is read (large objects are never all in memory at once).
    */
   transform?: (item: T) => T;
+  /**
+   * The bytes an item weighs (e.g. a Secret's data). Given, pages start at 10 items and each
+   * next page is sized from the last one's average to hold about `pageBytes` (default 1.5 MiB,
+   * so a 1 MiB Secret comes alone), up to `pageSize`: a run of large objects costs one page of
+   * at most `pageSize` of them, then they come one at a time.
+   */
+  weigh?: (item: T) => number;
+  pageBytes?: number;
 }
 
 export interface ListResult<T> {
@@ -257,10 +265,17 @@ export async function listAll<T>(
   path: string,
   opts: ListAllOptions<T> = {},
 ): Promise<ListResult<T>> {
-  const { pageSize = 500, transform = (item: T) => item, ...rest } = opts;
+  const {
+    pageSize = 500,
+    transform = (item: T) => item,
+    weigh,
+    pageBytes = 1536 * 1024,
+    ...rest
+  } = opts;
   const items: T[] = [];
   let continueToken: string | undefined;
   let pages = 0;
+  let limit = weigh && pageSize > 0 ? Math.min(pageSize, 10) : pageSize;
   for (;;) {
     let page: ListPage<T>;
     try {
@@ -268,12 +283,12 @@ export async function listAll<T>(
       page = await lw.list<T>(
         path,
         continueToken === undefined
-          ? { ...rest, limit: pageSize > 0 ? pageSize : undefined }
+          ? { ...rest, limit: limit > 0 ? limit : undefined }
           : {
               ...rest,
               resourceVersion: undefined,
               resourceVersionMatch: undefined,
-              limit: pageSize,
+              limit,
               continueToken,
             },
       );
@@ -287,6 +302,10 @@ export async function listAll<T>(
       };
     }
     pages++;
+    if (weigh && page.items.length > 0) {
+      const average = page.items.reduce((sum, item) => sum + weigh(item), 0) / page.items.length;
+      limit = Math.max(1, Math.min(pageSize, Math.floor(pageBytes / Math.max(average, 1))));
+    }
     for (const item of page.items) items.push(transform(item));
     if (!page.continueToken) return { items, resourceVersion: page.resourceVersion, pages };
     continueToken = page.continueToken;

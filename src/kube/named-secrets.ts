@@ -7,6 +7,7 @@ import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 import { type Observable, Subject, type Subscription } from 'rxjs';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/types.ts';
 import { Informer, type InformerEvent, type InformerHealth } from './informer.ts';
+import { secretWeight } from './secret-informers.ts';
 
 export interface NamedSecretsOptions {
   logger: ConstructorParameters<typeof Informer>[1]['logger'];
@@ -49,7 +50,7 @@ export class NamedSecrets {
         fieldSelector: `metadata.name=${name}`,
         labelSelector: `${MANAGED_BY_LABEL}!=${MANAGED_BY_VALUE}`,
         transform: this.options.transform,
-        pageSize: 50,
+        weigh: secretWeight,
         name: `secrets/named/${name}`,
         ...(this.options.logger ? { logger: this.options.logger } : {}),
         unhealthyAfterMs: this.options.unhealthyAfterMs,

@@ -122,8 +122,18 @@ export interface SecretInformersOptions
   managedPageSize?: number;
 }
 
-/** Managed Secrets per LIST page: at most ~32 MiB of JSON in flight if every one is 1 MiB. */
+/**
+ * Managed Secrets per LIST page at most (about 30 MiB of JSON if all 25 are 1 MiB spoofs);
+ * pages are sized by weight below that (listAll), so small Secrets come 25 at a time.
+ */
 const MANAGED_PAGE_SIZE = 25;
+
+/** What a Secret weighs in a LIST response: its data, base64 as sent. */
+export function secretWeight(secret: V1Secret): number {
+  let bytes = 512;
+  for (const value of Object.values(secret.data ?? {})) bytes += value.length;
+  return bytes;
+}
 
 export function createSecretInformers(
   kc: KubeConfig,
@@ -149,6 +159,7 @@ export function createSecretInformers(
       fieldSelector: `type=${DOCKER_CONFIG_JSON_TYPE}`,
       ...(managedTransform ? { transform: managedTransform } : {}),
       pageSize: managedPageSize ?? MANAGED_PAGE_SIZE,
+      weigh: secretWeight,
       name: 'secrets/managed',
     }),
   );

@@ -573,4 +573,33 @@ describe('listAll', () => {
       ],
     );
   });
+
+  it('sizes pages by weight: small objects a full page at a time, large ones alone, each page transformed as it arrives', async () => {
+    const server = new FakeServer();
+    for (let i = 0; i < 20; i++) server.put(`a${String(i).padStart(2, '0')}`, { v: 'x' }); // small
+    for (let i = 0; i < 8; i++) server.put(`z${i}`, { v: 'x'.repeat(1_000_000) }); // 1 MB each
+    const transformed: number[] = [];
+    const result = await listAll<Obj>(server, '/x', {
+      pageSize: 8,
+      pageBytes: 1_500_000,
+      weigh: (o) => (o.data?.v?.length ?? 0) + 512,
+      transform: (o) => {
+        transformed.push(server.listCalls.length);
+        return { ...o, data: { v: String(o.data?.v?.length) } };
+      },
+    });
+    assert.equal(result.items.length, 28);
+    const limits = server.listCalls.map((c) => c.limit);
+    // 8 small, 8 small, 4 small + 4 large (average 500 kB: 2 next), then one at a time.
+    assert.deepEqual(limits, [8, 8, 8, 2, 1, 1]);
+    assert.deepEqual(
+      [...new Set(transformed)],
+      [1, 2, 3, 4, 5, 6],
+      'each page transformed before the next request',
+    );
+    assert.ok(
+      result.items.every((o) => (o.data?.v?.length ?? 0) < 10),
+      'every item transformed',
+    );
+  });
 });
