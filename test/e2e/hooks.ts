@@ -1,9 +1,12 @@
 // Root hooks the e2e suite runs before the integration suite's (control plane and operator):
-// without the registry tools nothing can pass, so fail at once with the command that installs them.
-import { assertE2eToolsInstalled } from '../support/registry.ts';
+// provisions what the suite runs (the registry, crane, and the node's kubelet, containerd and
+// runc; warm, a check of files), failing at once, with the command to run, where it cannot.
+import { provision } from '../support/provision.ts';
 
 export const mochaHooks = {
-  beforeAll(): void {
-    assertE2eToolsInstalled();
+  async beforeAll(this: Mocha.Context): Promise<void> {
+    // The first run on a machine builds everything: that can take many minutes.
+    this.timeout(60 * 60 * 1000);
+    await provision(['e2e']);
   },
 };

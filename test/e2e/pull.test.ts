@@ -3,7 +3,7 @@ import { cluster, OPERATOR_NAMESPACE } from '../integration/hooks.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import type { TestRegistry } from '../support/registry.ts';
-import { UNAUTHORIZED } from './skopeo.ts';
+import { UNAUTHORIZED } from './crane.ts';
 import { DEMO_FILE, newPassword, PullTestbed } from './testbed.ts';
 
 describe('a tenant pulls from a TLS + htpasswd registry with the Secret the operator wrote', () => {
@@ -45,10 +45,7 @@ describe('a tenant pulls from a TLS + htpasswd registry with the Secret the oper
 
     const inspected = await testbed.inspect(registry, authFile);
     assert.equal(inspected.code, 0, inspected.stderr);
-    assert.equal(
-      (JSON.parse(inspected.stdout) as { Digest: string }).Digest,
-      testbed.image.manifestDigest,
-    );
+    assert.equal(inspected.digest, testbed.image.manifestDigest);
 
     const pulled = await testbed.pullFile(registry, authFile);
     assert.equal(pulled.code, 0, pulled.stderr);
@@ -104,6 +101,15 @@ describe('a tenant pulls from a TLS + htpasswd registry with the Secret the oper
       `--docker-server=${registry.host}`,
       `--docker-username=${ci.username}`,
       `--docker-password=${ci.password}`,
+    ]);
+    // A Secret is read as a source only once its owner labels it so (API.md).
+    await cluster.kubectlOk([
+      'label',
+      'secret',
+      source,
+      '-n',
+      OPERATOR_NAMESPACE,
+      'regcred.dev/source=true',
     ]);
     const tenant = uniqueName('acme-ci');
     const namespace = await f.namespace('acme-ci', { tenant });

@@ -3,7 +3,7 @@ import { cluster, OPERATOR_NAMESPACE } from '../integration/hooks.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { waitFor } from '../support/wait.ts';
-import { UNAUTHORIZED } from './skopeo.ts';
+import { UNAUTHORIZED } from './crane.ts';
 import { newPassword, PullTestbed } from './testbed.ts';
 
 describe('a password rotated at the registry and in the source Secret', () => {

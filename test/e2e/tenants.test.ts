@@ -3,7 +3,7 @@ import { cluster, OPERATOR_NAMESPACE } from '../integration/hooks.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import type { TestRegistry } from '../support/registry.ts';
-import { UNAUTHORIZED } from './skopeo.ts';
+import { UNAUTHORIZED } from './crane.ts';
 import { newPassword, PullTestbed } from './testbed.ts';
 
 describe('two tenants, each with its own registry and RegistryCredential', () => {

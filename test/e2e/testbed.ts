@@ -6,12 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Fixtures } from '../support/fixtures.ts';
+import { type OciImage, writeOciImage } from '../support/oci-image.ts';
+import { folderOf, provision } from '../support/provision.ts';
 import { type CommandResult, TestCA, TestRegistry } from '../support/registry.ts';
+import { Crane } from './crane.ts';
 import { type NodeCredential, nodePullCredentials, writeAuthFile } from './node-credentials.ts';
-import { type OciImage, writeOciImage } from './oci-image.ts';
-import { Skopeo } from './skopeo.ts';
 
 export const DEMO_REPOSITORY = 'demo/app';
+/** The image the node's Pods run: the demo file plus the pause binary as its command. */
+export const RUN_REPOSITORY = 'demo/run';
 export const DEMO_FILE = { name: 'hello.txt', content: 'pulled with a regcred-operator Secret\n' };
 
 /** A password no test spells twice. */
@@ -21,29 +24,50 @@ export function newPassword(): string {
 
 export class PullTestbed {
   readonly image: OciImage;
+  readonly runImage: OciImage;
   private readonly f: Fixtures;
   private readonly ca: TestCA;
-  private readonly skopeo: Skopeo;
+  private readonly crane: Crane;
   private readonly dir: string;
   private readonly registries: TestRegistry[] = [];
   private authFiles = 0;
 
-  private constructor(f: Fixtures, ca: TestCA, skopeo: Skopeo, dir: string, image: OciImage) {
+  private constructor(
+    f: Fixtures,
+    ca: TestCA,
+    crane: Crane,
+    dir: string,
+    image: OciImage,
+    runImage: OciImage,
+  ) {
     this.f = f;
+    this.runImage = runImage;
     this.ca = ca;
-    this.skopeo = skopeo;
+    this.crane = crane;
     this.dir = dir;
     this.image = image;
   }
 
   static async create(f: Fixtures): Promise<PullTestbed> {
     const dir = await mkdtemp(join(tmpdir(), 'regcred-e2e-'));
-    const [ca, skopeo, image] = await Promise.all([
+    const pause = join(folderOf(await provision(['node']), 'pause'), 'pause');
+    const [ca, crane, image, runImage] = await Promise.all([
       TestCA.create(),
-      Skopeo.create(),
+      Crane.create(),
       writeOciImage(join(dir, 'layout'), 'v1', DEMO_FILE),
+      readFile(pause).then((binary) =>
+        writeOciImage(join(dir, 'run-layout'), 'v1', DEMO_FILE, {
+          files: [{ name: 'pause', content: binary, mode: 0o755 }],
+          cmd: ['/pause'],
+        }),
+      ),
     ]);
-    return new PullTestbed(f, ca, skopeo, dir, image);
+    return new PullTestbed(f, ca, crane, dir, image, runImage);
+  }
+
+  /** The test CA's certificate: what a node trusts the registries with. */
+  get caFile(): string {
+    return this.ca.certPath;
   }
 
   /** Starts a registry whose htpasswd holds `users` (and a publisher) and pushes the image. */
@@ -54,12 +78,20 @@ export class PullTestbed {
       users: { ...users, [publisher.username]: publisher.password },
     });
     this.registries.push(registry);
-    await this.skopeo.push(this.image, this.imageOn(registry), publisher, this.ca.certDir);
+    await Promise.all([
+      this.crane.push(this.image, this.imageOn(registry), publisher, this.ca.certPath),
+      this.crane.push(this.runImage, this.runImageOn(registry), publisher, this.ca.certPath),
+    ]);
     return registry;
   }
 
   imageOn(registry: TestRegistry): string {
     return `${registry.host}/${DEMO_REPOSITORY}:${this.image.tag}`;
+  }
+
+  /** The runnable image on `registry`, as a Pod names it. */
+  runImageOn(registry: TestRegistry): string {
+    return `${registry.host}/${RUN_REPOSITORY}:${this.runImage.tag}`;
   }
 
   /** The credentials a node would find for a Pod in `namespace` running as `serviceAccount`. */
@@ -80,15 +112,17 @@ export class PullTestbed {
     return writeAuthFile(join(this.dir, `auth-${this.authFiles}.json`), credentials);
   }
 
-  /** Reads the image's manifest and config from `registry` with only `authFile`'s credentials. */
-  inspect(registry: TestRegistry, authFile: string): Promise<CommandResult> {
-    return this.skopeo.inspect(this.imageOn(registry), authFile, this.ca.certDir);
+  /**
+   * Reads the image's manifest from `registry` with only `authFile`'s credentials; `digest` is
+   * that of the manifest served.
+   */
+  inspect(registry: TestRegistry, authFile: string): Promise<CommandResult & { digest?: string }> {
+    return this.crane.inspect(this.imageOn(registry), authFile, this.ca.certPath);
   }
 
   /** Like inspect, but trusting no test CA: only the system's roots. */
-  async inspectWithoutTestCA(registry: TestRegistry, authFile: string): Promise<CommandResult> {
-    const noCertificates = await mkdtemp(join(this.dir, 'no-ca-'));
-    return this.skopeo.inspect(this.imageOn(registry), authFile, noCertificates);
+  inspectWithoutTestCA(registry: TestRegistry, authFile: string): Promise<CommandResult> {
+    return this.crane.inspect(this.imageOn(registry), authFile, undefined);
   }
 
   /** Pulls the whole image; resolves with the file the layer holds, or the client's error. */
@@ -96,11 +130,13 @@ export class PullTestbed {
     registry: TestRegistry,
     authFile: string,
   ): Promise<CommandResult & { content?: string }> {
-    const result = await this.skopeo.pull(this.imageOn(registry), authFile, this.ca.certDir);
+    const result = await this.crane.pull(this.imageOn(registry), authFile, this.ca.certPath);
     if (result.code !== 0) return result;
-    // skopeo's dir: transport names each blob by the hex of its digest.
+    // An OCI layout names each blob by the hex of its digest.
     const layer = gunzipSync(
-      await readFile(join(result.dir, this.image.layerDigest.slice('sha256:'.length))),
+      await readFile(
+        join(result.dir, 'blobs', 'sha256', this.image.layerDigest.slice('sha256:'.length)),
+      ),
     );
     const header = layer.subarray(0, 512);
     const name = header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
@@ -111,7 +147,7 @@ export class PullTestbed {
 
   async close(): Promise<void> {
     await Promise.all(this.registries.map((registry) => registry.stop()));
-    await Promise.all([this.skopeo.remove(), this.ca.remove()]);
+    await Promise.all([this.crane.remove(), this.ca.remove()]);
     await rm(this.dir, { recursive: true, force: true });
   }
 }

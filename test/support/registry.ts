@@ -1,44 +1,22 @@
-// A real image registry for the e2e suite: Debian's `docker-registry` (the CNCF distribution
-// registry) as a child process on a loopback port, serving TLS with a certificate from a test CA
-// that openssl makes at test time, and requiring htpasswd (bcrypt) basic auth.
+// A real image registry for the e2e suite: the CNCF distribution registry (v3, built by
+// scripts/provision.sh from the Go module proxy) as a child process on a loopback port, serving
+// TLS with a certificate from a test CA made at test time with node:crypto, and requiring
+// htpasswd (bcrypt) basic auth, whose lines provision.sh's small Go helper writes.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { freePort } from './controlplane.ts';
+import { makeTestCertificates, type TestCertificates } from './fakes/test-ca.ts';
+import { folderOf, provision } from './provision.ts';
 import { waitUntil } from './wait.ts';
 
-/** The programs the e2e suite runs, and the Debian package that ships each. */
-export const E2E_TOOLS = [
-  { command: 'docker-registry', debianPackage: 'docker-registry' },
-  { command: 'htpasswd', debianPackage: 'apache2-utils' },
-  { command: 'skopeo', debianPackage: 'skopeo' },
-  { command: 'openssl', debianPackage: 'openssl' },
-] as const;
-
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Throws, naming the command that installs them, unless every e2e tool is on PATH. */
-export function assertE2eToolsInstalled(): void {
-  const missing = E2E_TOOLS.filter((tool) => !onPath(tool.command));
-  if (missing.length === 0) return;
-  const packages = missing.map((tool) => tool.debianPackage).join(' ');
-  throw new Error(
-    `the e2e suite needs ${missing.map((tool) => tool.command).join(', ')} on PATH; install with:\n` +
-      `  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages}`,
-  );
+/** The folder holding `registry`, `crane` and `htpasswd` (built on first use). */
+export async function registryTools(): Promise<string> {
+  return folderOf(await provision(['registry']), 'registry');
 }
 
 export interface CommandResult {
@@ -63,6 +41,8 @@ export function run(
         resolveRun({ code, stdout, stderr: stderr || (error && code !== 0 ? error.message : '') });
       },
     );
+    // A program that exits without reading stdin must not fail the test with EPIPE.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(options.input ?? '');
   });
 }
@@ -81,17 +61,17 @@ async function runOk(
 
 /**
  * A throwaway certificate authority. `certDir` holds only `ca.crt`, so it can be handed to a
- * containers/image client as `--cert-dir` (a `.key` there would be read as a client key).
+ * client as its trust directory (a `.key` there would be read as a client key).
  */
 export class TestCA {
   readonly dir: string;
   readonly certPath: string;
-  private readonly keyPath: string;
+  private readonly certificates: TestCertificates;
 
-  private constructor(dir: string, certPath: string, keyPath: string) {
+  private constructor(dir: string, certPath: string, certificates: TestCertificates) {
     this.dir = dir;
     this.certPath = certPath;
-    this.keyPath = keyPath;
+    this.certificates = certificates;
   }
 
   get certDir(): string {
@@ -100,76 +80,19 @@ export class TestCA {
 
   static async create(): Promise<TestCA> {
     const dir = await mkdtemp(join(tmpdir(), 'regcred-e2e-ca-'));
-    mkdirSync(join(dir, 'private'), { mode: 0o700 });
     mkdirSync(join(dir, 'trust'));
+    const certificates = makeTestCertificates();
     const certPath = join(dir, 'trust', 'ca.crt');
-    const keyPath = join(dir, 'private', 'ca.key');
-    await runOk('openssl', [
-      'req',
-      '-x509',
-      ...EC_KEY,
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=regcred-operator e2e test CA',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
-    return new TestCA(dir, certPath, keyPath);
+    await writeFile(certPath, certificates.caCert);
+    return new TestCA(dir, certPath, certificates);
   }
 
-  /** Issues a serving certificate for 127.0.0.1 (and localhost) into `dir`. */
+  /** Writes a serving certificate for 127.0.0.1, ::1 and localhost, and its key, into `dir`. */
   async issueServerCertificate(dir: string): Promise<{ certPath: string; keyPath: string }> {
-    const keyPath = join(dir, 'server.key');
-    const csrPath = join(dir, 'server.csr');
     const certPath = join(dir, 'server.crt');
-    const extPath = join(dir, 'server.ext');
-    await runOk('openssl', [
-      'req',
-      '-new',
-      ...EC_KEY,
-      '-keyout',
-      keyPath,
-      '-out',
-      csrPath,
-      '-subj',
-      '/CN=127.0.0.1',
-    ]);
-    // Go clients ignore the CN: the address must be a subjectAltName.
-    await writeFile(
-      extPath,
-      [
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        'basicConstraints=critical,CA:FALSE',
-        'keyUsage=critical,digitalSignature',
-        'extendedKeyUsage=serverAuth',
-        '',
-      ].join('\n'),
-    );
-    await runOk('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      csrPath,
-      '-CA',
-      this.certPath,
-      '-CAkey',
-      this.keyPath,
-      '-set_serial',
-      `0x${randomBytes(8).toString('hex')}`,
-      '-days',
-      '2',
-      '-extfile',
-      extPath,
-      '-out',
-      certPath,
-    ]);
+    const keyPath = join(dir, 'server.key');
+    await writeFile(certPath, this.certificates.serverCert);
+    await writeFile(keyPath, this.certificates.serverKey, { mode: 0o600 });
     return { certPath, keyPath };
   }
 
@@ -178,7 +101,13 @@ export class TestCA {
   }
 }
 
-const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+/** One htpasswd line, `user:<bcrypt hash>`, from provision.sh's helper. */
+export async function htpasswdLine(username: string, password: string): Promise<string> {
+  const tools = await registryTools();
+  const line = (await runOk(join(tools, 'htpasswd'), [username], { input: password })).trim();
+  if (!line.startsWith(`${username}:$2`)) throw new Error(`htpasswd printed ${line}`);
+  return line;
+}
 
 const live = new Set<TestRegistry>();
 process.on('exit', () => {
@@ -196,6 +125,7 @@ export class TestRegistry {
   readonly ca: TestCA;
   private dir = '';
   private port = 0;
+  private users = new Map<string, string>();
   private child?: ChildProcess;
   private exited?: Promise<void>;
 
@@ -216,6 +146,13 @@ export class TestRegistry {
     return join(this.dir, 'htpasswd');
   }
 
+  /** Replaces htpasswd in one rename, so the registry never reads half a file. */
+  private async writeHtpasswd(): Promise<void> {
+    const next = `${this.htpasswdPath}.next`;
+    await writeFile(next, [...this.users.values(), ''].join('\n'), { mode: 0o600 });
+    await rename(next, this.htpasswdPath);
+  }
+
   static async start(options: TestRegistryOptions): Promise<TestRegistry> {
     const registry = new TestRegistry(options.ca);
     live.add(registry);
@@ -233,13 +170,14 @@ export class TestRegistry {
     this.dir = await mkdtemp(join(tmpdir(), 'regcred-e2e-registry-'));
     this.port = await freePort();
     const { certPath, keyPath } = await this.ca.issueServerCertificate(this.dir);
-    let first = true;
-    for (const [user, password] of Object.entries(users)) {
-      await runOk('htpasswd', [first ? '-ciB' : '-iB', this.htpasswdPath, user], {
-        input: password,
-      });
-      first = false;
-    }
+    this.users = new Map(
+      await Promise.all(
+        Object.entries(users).map(
+          async ([user, password]) => [user, await htpasswdLine(user, password)] as const,
+        ),
+      ),
+    );
+    await this.writeHtpasswd();
     await writeFile(
       join(this.dir, 'config.yml'),
       [
@@ -262,11 +200,16 @@ export class TestRegistry {
 
   private async launch(): Promise<void> {
     const out = createWriteStream(this.logPath, { flags: 'a' });
-    // Only PATH: REGISTRY_* variables would override config.yml.
-    const child = spawn('docker-registry', ['serve', join(this.dir, 'config.yml')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '' },
-    });
+    // Only PATH: REGISTRY_* variables would override config.yml. No trace exporter: the
+    // registry would otherwise try to send its spans to an OTLP collector on localhost.
+    const child = spawn(
+      join(await registryTools(), 'registry'),
+      ['serve', join(this.dir, 'config.yml')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '', OTEL_TRACES_EXPORTER: 'none' },
+      },
+    );
     child.stdout?.pipe(out, { end: false });
     child.stderr?.pipe(out, { end: false });
     this.child = child;
@@ -284,7 +227,7 @@ export class TestRegistry {
       `registry ${this.host} to answer /v2/`,
       async () => {
         if (child.exitCode !== null || child.signalCode !== null || !child.pid) {
-          throw new Error(`docker-registry exited:\n${this.lastLogLines()}`);
+          throw new Error(`the registry exited:\n${this.lastLogLines()}`);
         }
         return (await this.status()) === 401;
       },
@@ -333,12 +276,13 @@ export class TestRegistry {
   }
 
   /**
-   * Sets a user's password in htpasswd, as a registry admin rotating it would. distribution 2.8
-   * re-reads htpasswd when its mtime changes (checked against 2.8.2), so no restart is needed;
-   * this resolves once the registry accepts the new password.
+   * Sets a user's password in htpasswd, as a registry admin rotating it would. distribution
+   * re-reads htpasswd when its mtime changes (registry/auth/htpasswd/access.go in v3.1.2), so no
+   * restart is needed; this resolves once the registry accepts the new password.
    */
   async setPassword(username: string, password: string): Promise<void> {
-    await runOk('htpasswd', ['-iB', this.htpasswdPath, username], { input: password });
+    this.users.set(username, await htpasswdLine(username, password));
+    await this.writeHtpasswd();
     await waitUntil(
       `registry ${this.host} to accept the new password of ${username}`,
       async () => (await this.status({ username, password })) === 200,

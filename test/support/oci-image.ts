@@ -1,6 +1,8 @@
 // A tiny image written by hand as an OCI image layout (image-spec's layout.md), so the suite
-// pushes a real image without pulling one from anywhere: one gzipped layer holding one file, a
-// config, a manifest, index.json and oci-layout.
+// pushes a real image without pulling one from anywhere: one gzipped layer holding a few files, a
+// config, a manifest, index.json and oci-layout. With an executable (the static pause binary that
+// scripts/provision.sh builds) it is an image a node runs: the app the Pods run, and the node's
+// sandbox image, imported from a tar of the layout.
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,8 +25,15 @@ interface Descriptor {
 
 const BLOCK = 512;
 
-/** A POSIX ustar archive with regular files only (all a one-file layer needs). */
-function tarArchive(files: Array<{ name: string; content: Buffer }>): Buffer {
+export interface ImageFile {
+  name: string;
+  content: Buffer;
+  /** Permission bits; 0o644 unless given. */
+  mode?: number;
+}
+
+/** A POSIX ustar archive with regular files only (all a small layer or a layout needs). */
+export function tarArchive(files: ImageFile[]): Buffer {
   const parts: Buffer[] = [];
   for (const file of files) {
     const header = Buffer.alloc(BLOCK);
@@ -33,7 +42,7 @@ function tarArchive(files: Array<{ name: string; content: Buffer }>): Buffer {
     const octal = (value: number, length: number) =>
       `${value.toString(8).padStart(length - 1, '0')}\0`;
     field(0, 100, file.name);
-    field(100, 8, octal(0o644, 8));
+    field(100, 8, octal(file.mode ?? 0o644, 8));
     field(108, 8, octal(0, 8));
     field(116, 8, octal(0, 8));
     field(124, 12, octal(file.content.length, 12));
@@ -59,14 +68,22 @@ async function writeBlob(dir: string, mediaType: string, blob: Buffer): Promise<
   return { mediaType, digest, size: blob.length };
 }
 
-/** Writes a one-layer linux/amd64 image holding `file` into `dir`, tagged `tag`. */
+/**
+ * Writes a one-layer linux/amd64 image holding `file` (first, then `extra.files`) into `dir`,
+ * tagged `tag`, running `extra.cmd`. `extra.name` (e.g. `regcred.local/pause:1`) is the name
+ * `ctr images import` gives it.
+ */
 export async function writeOciImage(
   dir: string,
   tag: string,
   file: { name: string; content: string },
+  extra: { files?: ImageFile[]; cmd?: string[]; name?: string } = {},
 ): Promise<OciImage> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-  const tar = tarArchive([{ name: file.name, content: Buffer.from(file.content) }]);
+  const tar = tarArchive([
+    { name: file.name, content: Buffer.from(file.content) },
+    ...(extra.files ?? []),
+  ]);
   const layer = await writeBlob(dir, 'application/vnd.oci.image.layer.v1.tar+gzip', gzipSync(tar));
   const config = await writeBlob(
     dir,
@@ -75,7 +92,7 @@ export async function writeOciImage(
       JSON.stringify({
         architecture: 'amd64',
         os: 'linux',
-        config: { Cmd: ['/hello'] },
+        config: { Cmd: extra.cmd ?? ['/hello'] },
         rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
         history: [{ created_by: 'regcred-operator e2e suite' }],
       }),
@@ -97,7 +114,15 @@ export async function writeOciImage(
     join(dir, 'index.json'),
     JSON.stringify({
       schemaVersion: 2,
-      manifests: [{ ...manifest, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+      manifests: [
+        {
+          ...manifest,
+          annotations: {
+            'org.opencontainers.image.ref.name': tag,
+            ...(extra.name ? { 'io.containerd.image.name': extra.name } : {}),
+          },
+        },
+      ],
     }),
   );
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
