@@ -114,11 +114,14 @@ export function checkTargets(results: readonly ScenarioResult[]): TargetCheck[] 
     if (r.scenario === 'fanout' || r.scenario === 'rotation') {
       const reads = countWhere(requests, READ_VERBS, NAMESPACED_READS);
       const own = countWhere(r.operatorRequests ?? {}, ['get', 'list'], NAMESPACED_READS);
+      // A new secretName starts one cache of the Secrets under that name that are not ours
+      // (src/kube/named-secrets.ts): one LIST for the credential, never one per namespace.
+      const allowed = r.scenario === 'fanout' ? 1 : 0;
       add(
         r,
-        'no GET/LIST of secrets, SAs, namespaces',
+        `no per-namespace GET/LIST of secrets, SAs, namespaces (≤ ${allowed} LIST)`,
         `${reads} at the apiserver, ${own} by the operator`,
-        check(reads === 0 && own === 0),
+        check(reads <= allowed && own === 0),
       );
     }
     if (r.scenario === 'onboarding' && r.latencyMs) {
