@@ -25,14 +25,18 @@ export function kubeletKeyringKey(server: string): string | undefined {
   rest = cutAt(rest, '#');
   rest = cutAt(rest, '?');
   const slash = rest.indexOf('/');
-  let authority = slash < 0 ? rest : rest.slice(0, slash);
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
   const rawPath = slash < 0 ? '' : rest.slice(slash);
-  authority = authority.slice(authority.lastIndexOf('@') + 1);
-  if (!validGoHost(authority)) return undefined;
-  const path = unescapeGoPath(rawPath);
-  if (path === undefined) return undefined;
+  const at = authority.lastIndexOf('@');
+  if (at >= 0 && !validGoUserinfo(authority.slice(0, at))) return undefined;
+  const rawHost = authority.slice(at + 1);
+  if (!validGoHost(rawHost)) return undefined;
+  // Go's URL.Host is unescaped, as is its Path.
+  const host = unescapeGo(rawHost);
+  const path = unescapeGo(rawPath);
+  if (host === undefined || path === undefined) return undefined;
   const effectivePath = path.startsWith('/v2/') || path.startsWith('/v1/') ? path.slice(3) : path;
-  return effectivePath.length > 0 && effectivePath !== '/' ? authority + effectivePath : authority;
+  return effectivePath.length > 0 && effectivePath !== '/' ? host + effectivePath : host;
 }
 
 /**
@@ -120,15 +124,26 @@ function validGoHost(host: string): boolean {
   const colon = host.lastIndexOf(':');
   if (colon >= 0 && !validOptionalPort(host.slice(colon))) return false;
   if (!GO_HOST_CHARS.test(host)) return false;
-  return !/%(?![0-9A-Fa-f]{2})/.test(host);
+  // In a host, '%' may only escape a non-ASCII byte, or be "%25".
+  for (const match of host.matchAll(/%(.{0,2})/g)) {
+    const hex = match[1] ?? '';
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return false;
+    if (Number.parseInt(hex, 16) < 0x80 && hex !== '25') return false;
+  }
+  return true;
+}
+
+/** Go's validUserinfo, and its escapes must decode. */
+function validGoUserinfo(userinfo: string): boolean {
+  return /^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$/.test(userinfo) && unescapeGo(userinfo) !== undefined;
 }
 
 function validOptionalPort(port: string): boolean {
   return port === '' || /^:[0-9]*$/.test(port);
 }
 
-/** Go's unescape in path mode: every '%' starts two hex digits; undefined when one does not. */
-function unescapeGoPath(path: string): string | undefined {
+/** Go's unescape: every '%' starts two hex digits; undefined when one does not. */
+function unescapeGo(path: string): string | undefined {
   if (!path.includes('%')) return path;
   if (/%(?![0-9A-Fa-f]{2})/.test(path)) return undefined;
   const bytes: number[] = [];

@@ -64,6 +64,12 @@ const KUBELET_KEYRING_KEYS: Array<[string, string | undefined]> = [
   ['registry.example.com:abc', undefined],
   ['[::1]:5000', '[::1]:5000'],
   ['registry.example.com/A/B', 'registry.example.com/A/B'],
+  ['regi%41stry.example.com', undefined],
+  ['reg%C3%A9.example.com', 'regé.example.com'],
+  ['r%25x.example.com', 'r%x.example.com'],
+  ['r%zz.example.com', undefined],
+  ['us er@registry.example.com', undefined],
+  ['reg%c3%a9.example.com/%41', 'regé.example.com/A'],
 ];
 
 describe('registries as the kubelet sees them', () => {
