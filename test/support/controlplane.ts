@@ -32,7 +32,29 @@ export interface ControlPlaneOptions {
   apiServerFlags?: string[];
   /** Run kube-controller-manager (default true). */
   controllerManager?: boolean;
+  /** The controllers kube-controller-manager runs (default CONTROLLERS). */
+  controllers?: string[];
+  /** More bearer tokens the API server accepts, e.g. a kubelet's `system:node:<name>`. */
+  tokens?: StaticToken[];
 }
+
+/** A line of the API server's token file. */
+export interface StaticToken {
+  token: string;
+  user: string;
+  uid: string;
+  groups: string[];
+}
+
+/**
+ * What every control plane started from now on adds to its own options (flags, controllers and
+ * tokens appended): lets a suite's root hook (the e2e suite's node) shape the plane another root
+ * hook starts.
+ */
+export const controlPlaneDefaults: Pick<
+  ControlPlaneOptions,
+  'apiServerFlags' | 'controllers' | 'tokens'
+> = {};
 
 export interface KubectlResult {
   code: number;
@@ -132,11 +154,25 @@ export class ControlPlane {
   etcdPort = 0;
   apiPort = 0;
   private readonly components = new Map<string, Component>();
+  private baseApiServerArgs: string[] = [];
   private readonly log: (line: string) => void;
   private stopping?: Promise<void>;
 
   constructor(options: ControlPlaneOptions = {}) {
-    this.options = options;
+    this.options = {
+      ...options,
+      apiServerFlags: [
+        ...(controlPlaneDefaults.apiServerFlags ?? []),
+        ...(options.apiServerFlags ?? []),
+      ],
+      controllers: [
+        ...new Set([
+          ...(options.controllers ?? CONTROLLERS),
+          ...(controlPlaneDefaults.controllers ?? []),
+        ]),
+      ],
+      tokens: [...(controlPlaneDefaults.tokens ?? []), ...(options.tokens ?? [])],
+    };
     this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.dir = mkdtempSync(join(tmpdir(), 'regcred-controlplane-'));
     this.kubeconfigPath = join(this.dir, 'kubeconfig');
@@ -184,9 +220,16 @@ export class ControlPlane {
     writeFileSync(join(this.dir, 'sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }));
     writeFileSync(join(this.dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     // An admin identity in system:masters; tests that need a lesser identity impersonate.
+    const tokens: StaticToken[] = [
+      { token: this.adminToken, user: 'admin', uid: 'admin-uid', groups: ['system:masters'] },
+      ...(this.options.tokens ?? []),
+    ];
     writeFileSync(
       join(this.dir, 'tokens.csv'),
-      `${this.adminToken},admin,admin-uid,"system:masters"\n`,
+      tokens
+        .map(({ token, user, uid, groups }) => `${token},${user},${uid},"${groups.join(',')}"\n`)
+        .join(''),
+      { mode: 0o600 },
     );
   }
 
@@ -225,9 +268,10 @@ export class ControlPlane {
         // The operator's burst fan-out and the benchmark write thousands of objects at once.
         '--max-requests-inflight=1000',
         '--max-mutating-requests-inflight=500',
-        ...(this.options.apiServerFlags ?? []),
       ],
     });
+    this.baseApiServerArgs = this.components.get('kube-apiserver')?.args ?? [];
+    this.setApiServerArgs(this.options.apiServerFlags ?? []);
     this.components.set('kube-controller-manager', {
       name: 'kube-controller-manager',
       binary: join(this.binDir, 'kube-controller-manager'),
@@ -237,7 +281,7 @@ export class ControlPlane {
         '--secure-port=0',
         `--service-account-private-key-file=${join(dir, 'sa.key')}`,
         `--root-ca-file=${this.caFile}`,
-        `--controllers=${CONTROLLERS.join(',')}`,
+        `--controllers=${(this.options.controllers ?? CONTROLLERS).join(',')}`,
         '--use-service-account-credentials=false',
         '--concurrent-serviceaccount-token-syncs=5',
         '--concurrent-namespace-syncs=10',
@@ -285,6 +329,37 @@ export class ControlPlane {
     await component.exited;
     clearTimeout(timer);
     component.process = undefined;
+  }
+
+  /**
+   * The API server's own flags with `flags` added; a flag in `flags` replaces the default of the
+   * same name (so --authorization-mode=Node,RBAC replaces --authorization-mode=RBAC).
+   */
+  private setApiServerArgs(flags: string[]): void {
+    const component = this.components.get('kube-apiserver');
+    if (!component) throw new Error('the control plane was not started');
+    const name = (flag: string) => flag.split('=')[0];
+    const overridden = new Set(flags.map(name));
+    component.args = [
+      ...this.baseApiServerArgs.filter((arg) => !overridden.has(name(arg))),
+      ...flags,
+    ];
+    this.options.apiServerFlags = [...flags];
+  }
+
+  /**
+   * Restarts the API server with `flags` in place of the extra flags it was started with (the
+   * ones from apiServerFlags and controlPlaneDefaults), e.g. to switch an admission plugin on or
+   * off; resolves once it is ready again.
+   */
+  async restartApiServerWithFlags(flags: string[]): Promise<void> {
+    this.setApiServerArgs(flags);
+    await this.restartApiServer();
+  }
+
+  /** The extra kube-apiserver flags it runs with now. */
+  get apiServerFlags(): string[] {
+    return [...(this.options.apiServerFlags ?? [])];
   }
 
   /** Stops the API server (etcd stays up) and starts it again on the same port. */
