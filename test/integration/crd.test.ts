@@ -564,7 +564,7 @@ describe('The RegistryCredential API, as kubectl users meet it', () => {
       await cluster.startOperator();
     });
 
-    it('prints NAME READY SYNCED TARGETS NEXT REFRESH AGE, REASON with -o wide, and Ready for kubectl wait', async () => {
+    it('prints NAME READY SYNCED TARGETS NEXT REFRESH AGE, FAILED REASON MESSAGE with -o wide, and Ready for kubectl wait', async () => {
       const sent = credential(name, validSpec());
       const created = await kubectlApply(sent);
       assert.equal(created.code, 0, exchange(sent, created));
@@ -577,6 +577,7 @@ describe('The RegistryCredential API, as kubectl users meet it', () => {
           observedGeneration: 1,
           targetNamespaces: 3,
           syncedNamespaces: 2,
+          failedNamespaceCount: 1,
           nextRefreshAt,
           conditions: [
             {
@@ -618,8 +619,12 @@ describe('The RegistryCredential API, as kubectl users meet it', () => {
 
       const wide = await cluster.kubectl(['get', 'registrycredentials', name, '-o', 'wide']);
       const [wideHeader, wideRow] = table(wide.stdout);
-      assert.equal(wideHeader?.at(-1), 'REASON', wide.stdout);
-      assert.equal(wideRow?.at(-1), 'PartiallySynced', wide.stdout);
+      assert.deepEqual(wideHeader?.slice(-3), ['FAILED', 'REASON', 'MESSAGE'], wide.stdout);
+      assert.deepEqual(
+        wideRow?.slice(-3),
+        ['1', 'PartiallySynced', '2 of 3 target namespaces are synced'],
+        wide.stdout,
+      );
 
       const waited = await cluster.kubectl([
         'wait',

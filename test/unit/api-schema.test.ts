@@ -335,7 +335,7 @@ describe('the RegistryCredential CRD and src/api/types.ts', () => {
     assert.deepEqual(version.subresources?.status, {});
   });
 
-  it('prints READY, SYNCED, TARGETS, NEXT REFRESH and AGE, and REASON with -o wide', () => {
+  it('prints READY, SYNCED, TARGETS, NEXT REFRESH and AGE, and FAILED, REASON and MESSAGE with -o wide', () => {
     const columns = version.additionalPrinterColumns.map((c) => ({
       name: c.name.toUpperCase(),
       type: c.type,
@@ -354,10 +354,17 @@ describe('the RegistryCredential CRD and src/api/types.ts', () => {
       // Not type `date`: kubectl prints a future date as "<invalid>"; a string column shows it.
       { name: 'NEXT REFRESH', type: 'string', jsonPath: '.status.nextRefreshAt', priority: 0 },
       { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp', priority: 0 },
+      { name: 'FAILED', type: 'integer', jsonPath: '.status.failedNamespaceCount', priority: 1 },
       {
         name: 'REASON',
         type: 'string',
         jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+        priority: 1,
+      },
+      {
+        name: 'MESSAGE',
+        type: 'string',
+        jsonPath: '.status.conditions[?(@.type=="Ready")].message',
         priority: 1,
       },
     ]);
