@@ -1,6 +1,8 @@
 // Root hooks for the integration suite: one control plane per run, the CRD installed and
 // Established before any test. Each test makes its own namespaces and objects.
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
   type ControlPlane,
@@ -10,6 +12,19 @@ import {
 import { OperatorProcess } from '../support/operator.ts';
 
 export const CRD_NAME = 'registrycredentials.regcred.dev';
+
+/** Writes to Secrets and ServiceAccounts, at Metadata level, once they completed. */
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted, Panic]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete]
+    resources:
+      - group: ""
+        resources: [secrets, serviceaccounts]
+  - level: None
+`;
 /** The operator's own namespace in the suite, where source Secrets live by default. */
 export const OPERATOR_NAMESPACE = 'regcred-system';
 /** A second namespace the suite's operator may read source Secrets from. */
@@ -21,6 +36,8 @@ class TestCluster {
   private op?: OperatorProcess;
   /** A kubeconfig with the operator ServiceAccount's token (config/rbac's permissions). */
   operatorKubeconfigPath = '';
+  /** The API server's audit log: Secret and ServiceAccount writes, one JSON event a line. */
+  auditLogPath = '';
 
   attach(plane: ControlPlane): void {
     this.plane = plane;
@@ -99,7 +116,16 @@ export const mochaHooks = {
   async beforeAll(this: Mocha.Context): Promise<void> {
     // The first run on a machine builds the binaries: that can take many minutes.
     this.timeout(60 * 60 * 1000);
-    const plane = await startControlPlane({ log: (line) => process.stderr.write(`${line}\n`) });
+    // An audit log of every Secret and ServiceAccount write, by user: how a test tells which
+    // replica wrote what (one writer at a time).
+    const auditDir = mkdtempSync(join(tmpdir(), 'regcred-audit-'));
+    const policy = join(auditDir, 'policy.yaml');
+    writeFileSync(policy, AUDIT_POLICY);
+    cluster.auditLogPath = join(auditDir, 'audit.log');
+    const plane = await startControlPlane({
+      log: (line) => process.stderr.write(`${line}\n`),
+      apiServerFlags: [`--audit-policy-file=${policy}`, `--audit-log-path=${cluster.auditLogPath}`],
+    });
     cluster.attach(plane);
     await cluster.kubectlOk([
       'apply',
@@ -147,5 +173,7 @@ export const mochaHooks = {
     const plane = cluster.controlPlane;
     cluster.detach();
     await plane.stop();
+    if (cluster.auditLogPath)
+      rmSync(dirname(cluster.auditLogPath), { recursive: true, force: true });
   },
 };
