@@ -95,6 +95,9 @@ describe('ACR tokens', function () {
         expiresAt: issued?.expiresAt,
       });
       assert.equal(secretValues.scrub(token.password), '[REDACTED]');
+      // The auth field a pull Secret carries for it, before it reaches one.
+      const auth = Buffer.from(`${ACR_USERNAME}:${token.password}`).toString('base64');
+      assert.equal(secretValues.scrub(auth), '[REDACTED]');
       assert.equal(secretValues.scrub(clientSecret), '[REDACTED]');
     });
 

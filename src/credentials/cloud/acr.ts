@@ -129,7 +129,8 @@ export async function fetchAcrToken(input: CloudTokenInput): Promise<CloudToken>
   } catch (err) {
     throw refreshFailed('acr token exchange', err, ...held);
   }
-  secretValues.add(refreshToken);
+  // The token, and the `auth` it becomes (base64 of "00000000-…:token"), from the moment it exists.
+  secretValues.addLogin(ACR_USERNAME, refreshToken);
   const expiresAt = jwtExpiry(refreshToken);
   if (expiresAt === undefined) {
     throw new CredentialError(
