@@ -52,64 +52,73 @@ process.removeAllListeners('SIGTERM');
 process.on('SIGINT', () => void stop(130));
 process.on('SIGTERM', () => void stop(143));
 
-try {
-  plane = await startControlPlane({ log: complain });
-  const kubectl = async (...args: string[]) => {
-    const result = await plane?.kubectl(args);
-    if (result?.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result?.stderr}`);
-    return result.stdout;
-  };
-  await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
-  await kubectl(
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/registrycredentials.regcred.dev',
-  );
-  await kubectl('apply', '-k', join(root, 'config', 'samples'));
-} catch (error) {
-  complain(error instanceof Error ? error.message : String(error));
-  await stop(1);
-}
-if (!plane || stopping) await stop(1);
-const cluster = plane as ControlPlane;
-
-const metricsPort = await freePort();
-const healthPort = await freePort();
-const child = spawn(
-  process.execPath,
-  [
-    join(root, 'src', 'main.ts'),
-    `--kubeconfig=${cluster.kubeconfigPath}`,
-    '--namespace=regcred-system',
-    '--leader-elect=false',
-    `--metrics-address=127.0.0.1:${metricsPort}`,
-    `--health-address=127.0.0.1:${healthPort}`,
-    `--log-level=${process.env.REGCRED_LOG_LEVEL ?? 'info'}`,
-  ],
-  { stdio: ['ignore', 'inherit', 'inherit'] },
-);
-operator = child;
-operatorExited = new Promise((resolve) => {
-  child.once('exit', (code, signal) => {
-    resolve();
+/** Starts everything; returns early when a signal arrived meanwhile (stop() then exits). */
+async function main(): Promise<void> {
+  try {
+    plane = await startControlPlane({ log: complain });
+    const cluster = plane;
+    const kubectl = async (...args: string[]) => {
+      const result = await cluster.kubectl(args);
+      if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    await kubectl('apply', '--server-side', '-f', join(root, 'crds'));
+    await kubectl(
+      'wait',
+      '--for=condition=Established',
+      '--timeout=60s',
+      'crd/registrycredentials.regcred.dev',
+    );
+    await kubectl('apply', '-k', join(root, 'config', 'samples'));
+  } catch (error) {
+    // A Ctrl-C meanwhile stops the plane under kubectl's feet: that is no failure to report.
     if (stopping) return;
-    complain(`the operator ${describeExit(code, signal)}; stopping the control plane`);
-    void stop(code === null || code === 0 ? 1 : code);
-  });
-});
+    complain(error instanceof Error ? error.message : String(error));
+    await stop(1);
+  }
+  if (stopping || !plane) return;
+  const cluster = plane;
 
-const k = `${join(cluster.binDir, 'kubectl')} --kubeconfig=${cluster.kubeconfigPath}`;
-say('');
-say('regcred-operator is running against a local control plane. Look around:');
-say(`  export KUBECONFIG=${cluster.kubeconfigPath}`);
-say(`  alias kubectl=${join(cluster.binDir, 'kubectl')}`);
-say(`  ${k} get regcred`);
-say(`  ${k} describe regcred sample-basic`);
-say(`  ${k} get secrets -A -l app.kubernetes.io/managed-by=regcred-operator`);
-say(`  ${k} get sa default -n tenant-a -o yaml`);
-say(`  ${k} create namespace tenant-c && ${k} label namespace tenant-c tenant=acme`);
-say(`  curl -s http://127.0.0.1:${metricsPort}/metrics | grep regcred_`);
-say(`  curl -s http://127.0.0.1:${healthPort}/readyz`);
-say('Ctrl-C stops the operator and the control plane.');
-say('');
+  const metricsPort = await freePort();
+  const healthPort = await freePort();
+  if (stopping) return;
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, 'src', 'main.ts'),
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      '--namespace=regcred-system',
+      '--leader-elect=false',
+      `--metrics-address=127.0.0.1:${metricsPort}`,
+      `--health-address=127.0.0.1:${healthPort}`,
+      `--log-level=${process.env.REGCRED_LOG_LEVEL ?? 'info'}`,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  operator = child;
+  operatorExited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve();
+      if (stopping) return;
+      complain(`the operator ${describeExit(code, signal)}; stopping the control plane`);
+      void stop(code === null || code === 0 ? 1 : code);
+    });
+  });
+
+  const k = `${join(cluster.binDir, 'kubectl')} --kubeconfig=${cluster.kubeconfigPath}`;
+  say('');
+  say('regcred-operator is running against a local control plane. Look around:');
+  say(`  export KUBECONFIG=${cluster.kubeconfigPath}`);
+  say(`  alias kubectl=${join(cluster.binDir, 'kubectl')}`);
+  say(`  ${k} get regcred`);
+  say(`  ${k} describe regcred sample-basic`);
+  say(`  ${k} get secrets -A -l app.kubernetes.io/managed-by=regcred-operator`);
+  say(`  ${k} get sa default -n tenant-a -o yaml`);
+  say(`  ${k} create namespace tenant-c && ${k} label namespace tenant-c tenant=acme`);
+  say(`  curl -s http://127.0.0.1:${metricsPort}/metrics | grep regcred_`);
+  say(`  curl -s http://127.0.0.1:${healthPort}/readyz`);
+  say('Ctrl-C stops the operator and the control plane.');
+  say('');
+}
+
+await main();

@@ -139,4 +139,27 @@ describe('npm run dev', function () {
     assert.doesNotMatch(run.output(), /the operator (was killed|exited)/, 'no crash reported');
     for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
   });
+
+  it('exits 130 on Ctrl-C while it is still setting up, leaving no control plane behind', async () => {
+    run = startDev();
+    const dev = run;
+    await waitUntil(
+      'the control plane to be up (the CRD and samples still to apply)',
+      () => {
+        if (dev.child.exitCode !== null) throw new Error(`dev exited early:\n${dev.output()}`);
+        return dev.output().includes('[controlplane] ready');
+      },
+      { timeoutMs: 120_000, intervalMs: 20 },
+    );
+    const plane = childrenOf(dev.child.pid ?? 0).filter((c) =>
+      /\/(etcd|kube-apiserver|kube-controller-manager) /.test(c.cmdline),
+    );
+    pids = plane.map((c) => c.pid);
+    assert.ok(plane.length >= 2, `etcd and kube-apiserver at least: ${JSON.stringify(plane)}`);
+
+    dev.child.kill('SIGINT');
+    const exit = await exitOf(dev, 60_000);
+    assert.equal(exit.code, 130);
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+  });
 });
