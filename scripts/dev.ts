@@ -45,17 +45,25 @@ async function stop(code: number): Promise<never> {
   process.exit(code);
 }
 
-// Installed before anything starts, so Ctrl-C works from the first moment (a plane still
-// starting is killed by its exit hook when process.exit runs).
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-process.on('SIGINT', () => void stop(130));
-process.on('SIGTERM', () => void stop(143));
+/**
+ * Makes stop() the only signal handler. Installed before anything starts, so Ctrl-C works from
+ * the first moment (a plane still starting is killed by its exit hook when process.exit runs),
+ * and again once the plane is up: its harness adds handlers of its own that would stop the
+ * plane and exit while the operator is still shutting down.
+ */
+function handleSignals(): void {
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  process.on('SIGINT', () => void stop(130));
+  process.on('SIGTERM', () => void stop(143));
+}
+handleSignals();
 
 /** Starts everything; returns early when a signal arrived meanwhile (stop() then exits). */
 async function main(): Promise<void> {
   try {
     plane = await startControlPlane({ log: complain });
+    handleSignals();
     const cluster = plane;
     const kubectl = async (...args: string[]) => {
       const result = await cluster.kubectl(args);
