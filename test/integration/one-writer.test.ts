@@ -12,7 +12,7 @@ import { type OperatorProcess, startOperator } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
 import { cluster, EXTRA_SOURCE_NAMESPACE, OPERATOR_NAMESPACE } from './hooks.ts';
 
-const NAMESPACES = 300;
+const NAMESPACES = 150;
 const LEASE_NAME = 'regcred-operator';
 
 interface AuditEvent {
