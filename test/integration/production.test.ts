@@ -417,8 +417,8 @@ describe('production readiness', () => {
           { group: GROUP, resource: PLURAL, subresource: 'status', verb: 'patch' },
         ],
         [
-          'set RegistryCredential finalizers',
-          { group: GROUP, resource: PLURAL, subresource: 'finalizers', verb: 'update' },
+          'patch a RegistryCredential (its finalizer)',
+          { group: GROUP, resource: PLURAL, verb: 'patch' },
         ],
         ['watch namespaces', { resource: 'namespaces', verb: 'watch' }],
         ['watch serviceaccounts', { resource: 'serviceaccounts', verb: 'watch' }],
@@ -442,6 +442,25 @@ describe('production readiness', () => {
       ];
       const mustNot: Array<[string, V1ResourceAttributes]> = [
         ['create RegistryCredentials', { group: GROUP, resource: PLURAL, verb: 'create' }],
+        // Least privilege (#14): what the code never calls is not granted.
+        ['update RegistryCredentials', { group: GROUP, resource: PLURAL, verb: 'update' }],
+        [
+          'update RegistryCredential finalizers (ownerReferences do not block deletion)',
+          { group: GROUP, resource: PLURAL, subresource: 'finalizers', verb: 'update' },
+        ],
+        [
+          'create events.k8s.io Events',
+          { namespace: 'default', group: 'events.k8s.io', resource: 'events', verb: 'create' },
+        ],
+        [
+          'delete its Lease',
+          {
+            namespace: OPERATOR_NAMESPACE,
+            group: 'coordination.k8s.io',
+            resource: 'leases',
+            verb: 'delete',
+          },
+        ],
         ['delete RegistryCredentials', { group: GROUP, resource: PLURAL, verb: 'delete' }],
         ['delete a namespace', { resource: 'namespaces', verb: 'delete' }],
         ['update a namespace', { resource: 'namespaces', verb: 'update' }],
