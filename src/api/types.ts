@@ -23,6 +23,12 @@ export const TOKEN_STATE_LABEL = 'regcred.dev/token-state';
 /** On a Secret: it may be read as a credential source (the value must be "true"). */
 export const SOURCE_LABEL = 'regcred.dev/source';
 export const SOURCE_LABEL_VALUE = 'true';
+/**
+ * On a source Secret, optional: the source kinds that may read it (comma-separated, e.g.
+ * `ecr`). A cloud identity Secret limited to its cloud cannot be copied key by key through
+ * `basic`'s usernameKey/passwordKey.
+ */
+export const SOURCE_KINDS_ANNOTATION = 'regcred.dev/source-kinds';
 
 /** Namespaces never targeted unless listed by name in spec.namespaces. */
 export const SYSTEM_NAMESPACES: readonly string[] = [

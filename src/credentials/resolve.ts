@@ -10,6 +10,7 @@ import {
   type RegistryCredential,
   type RegistryStatus,
   type SecretReference,
+  SOURCE_KINDS_ANNOTATION,
   SOURCE_LABEL,
   SOURCE_LABEL_VALUE,
   type SourceKind,
@@ -81,17 +82,34 @@ function assertOptedIn(secret: V1Secret, field: string): void {
   );
 }
 
+/** Refuses a Secret whose `regcred.dev/source-kinds` does not list the kind reading it. */
+function assertKindAllowed(secret: V1Secret, kind: SourceKind, field: string): void {
+  const listed = secret.metadata?.annotations?.[SOURCE_KINDS_ANNOTATION];
+  if (listed === undefined) return;
+  const kinds = listed
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  if (kinds.includes(kind)) return;
+  throw new CredentialError(
+    'SourceForbidden',
+    `${field}: Secret ${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''} may be read only by ${kinds.join(', ') || 'no'} sources (${SOURCE_KINDS_ANNOTATION}), not ${kind}`,
+  );
+}
+
 function readSource(
   ref: SecretReference,
   cache: SourceSecrets,
   policy: SourcePolicy,
   field: string,
+  kind: SourceKind,
 ): V1Secret {
   const { namespace, name } = sourceLocation(ref, policy, field);
   const secret = cache.sourceSecret(namespace, name);
   if (!secret)
     throw new CredentialError('SourceNotFound', `${field}: Secret ${namespace}/${name} not found`);
   assertOptedIn(secret, field);
+  assertKindAllowed(secret, kind, field);
   return secret;
 }
 
@@ -178,6 +196,7 @@ export function resolveStaticCredentials(
         cache,
         policy,
         `${field}.basic.secretRef`,
+        'basic',
       );
       resolvedParts.push({ index: i, entries: resolveBasic(registry.basic, secret, server) });
     } else if (registry.dockerConfig) {
@@ -186,6 +205,7 @@ export function resolveStaticCredentials(
         cache,
         policy,
         `${field}.dockerConfig.secretRef`,
+        'dockerConfig',
       );
       resolvedParts.push({ index: i, entries: resolveDockerConfig(secret) });
     } else if (!kind) {
@@ -305,7 +325,7 @@ export async function resolveCredentials(
     let secretName: string | undefined;
     let secretVersion = '';
     if (secretRef) {
-      const secret = readSource(secretRef.ref, cache, policy, `${field}.${secretRef.path}`);
+      const secret = readSource(secretRef.ref, cache, policy, `${field}.${secretRef.path}`, kind);
       secretData = decodeSecretData(secret);
       secretValues.add(...Object.values(secretData));
       secretName = `${secret.metadata?.namespace}/${secret.metadata?.name}`;

@@ -153,6 +153,55 @@ describe('resolving sources', () => {
       assert.equal(err.reason, 'SourceForbidden');
     });
 
+    it('a labelled cloud identity Secret limited to its kind cannot be copied through basic', () => {
+      const limited: V1Secret = {
+        ...basicSecret('aws-keys', {
+          AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+          AWS_SECRET_ACCESS_KEY: 'secret-access-key',
+        }),
+      };
+      limited.metadata = {
+        ...limited.metadata,
+        annotations: { 'regcred.dev/source-kinds': 'ecr' },
+      };
+      const err = failure(() =>
+        resolveStaticCredentials(
+          credential({
+            registries: [
+              {
+                server: 'registry.example.com',
+                basic: {
+                  secretRef: { name: 'aws-keys' },
+                  usernameKey: 'AWS_ACCESS_KEY_ID',
+                  passwordKey: 'AWS_SECRET_ACCESS_KEY',
+                },
+              },
+            ],
+          }),
+          cache(limited),
+          policy,
+        ),
+      );
+      assert.equal(err.reason, 'SourceForbidden');
+      assert.match(
+        err.message,
+        /may be read only by ecr sources \(regcred\.dev\/source-kinds\), not basic/,
+      );
+      assert.ok(!err.message.includes('secret-access-key'));
+      // Without the annotation, any kind may read it (the label alone).
+      const open = basicSecret('aws-keys', { username: 'u', password: 'p' });
+      const resolved = resolveStaticCredentials(
+        credential({
+          registries: [
+            { server: 'registry.example.com', basic: { secretRef: { name: 'aws-keys' } } },
+          ],
+        }),
+        cache(open),
+        policy,
+      );
+      assert.equal(resolved.entries.size, 1);
+    });
+
     it('reads a labelled Secret', () => {
       const resolved = resolveStaticCredentials(
         credential({
