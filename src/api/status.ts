@@ -194,7 +194,7 @@ export function computeStatus(
       conflicts.length === failed.length && cleanupErrors.length === 0
         ? 'Conflict'
         : 'PartiallySynced';
-    const parts = [`${synced}/${targetCount} namespaces synced`];
+    const parts = [`${synced}/${counted(targetCount, 'namespace', 'namespaces')} synced`];
     if (conflicts.length > 0)
       parts.push(
         `${conflicts.length} in conflict (${conflicts
@@ -205,7 +205,7 @@ export function computeStatus(
     const other = failed.length - conflicts.length;
     if (other > 0) parts.push(`${other} failed and will be retried`);
     if (cleanupErrors.length > 0)
-      parts.push(`cleanup failed in ${cleanupErrors.length} namespace(s)`);
+      parts.push(`cleanup failed in ${counted(cleanupErrors.length, 'namespace', 'namespaces')}`);
     syncedCondition = {
       type: 'Synced',
       status: 'False',
@@ -218,7 +218,7 @@ export function computeStatus(
       type: 'Synced',
       status: 'True',
       reason: 'Synced',
-      message: `${synced}/${targetCount} namespaces synced`,
+      message: `${synced}/${counted(targetCount, 'namespace', 'namespaces')} synced`,
       observedGeneration: gen,
     };
   }
@@ -237,7 +237,7 @@ export function computeStatus(
       message:
         'no namespace matched spec.namespaceSelector or spec.namespaces' +
         (missing.length > 0
-          ? `; spec.namespaces names ${missing.length} that do not exist (${listed(missing, 3)})`
+          ? `; spec.namespaces names ${missing.length} that ${missing.length === 1 ? 'does' : 'do'} not exist (${listed(missing, 3)})`
           : ''),
       observedGeneration: gen,
     };
@@ -246,7 +246,7 @@ export function computeStatus(
       type: 'Ready',
       status: 'True',
       reason: 'Ready',
-      message: `${synced} namespaces hold the current Secret`,
+      message: `${counted(synced, 'namespace holds', 'namespaces hold')} the current Secret`,
       observedGeneration: gen,
     };
   }
@@ -298,17 +298,22 @@ function resolvedMessage(
   all: readonly RegistryStatus[],
   listedInStatus: readonly RegistryStatus[],
 ): string {
-  const parts = [`${resolved} registries resolved`];
+  const parts = [`${counted(resolved, 'registry', 'registries')} resolved`];
   const shadowed = all.filter((r) => r.shadowed).length;
   if (shadowed > 0) {
     parts.push(
-      `${shadowed} imported key(s) left out: the kubelet takes them for a registry another entry names`,
+      `${counted(shadowed, 'imported key', 'imported keys')} left out: the kubelet takes ${shadowed === 1 ? 'it' : 'them'} for a registry another entry names`,
     );
   }
   if (listedInStatus.length < all.length) {
     parts.push(`status.registries lists ${listedInStatus.length} of ${all.length}`);
   }
   return parts.join('; ');
+}
+
+/** "1 namespace", "2 namespaces", "0 namespaces": a count and the words that agree with it. */
+export function counted(count: number, singular: string, plural: string): string {
+  return `${count} ${count === 1 ? singular : plural}`;
 }
 
 function listed(names: readonly string[], max: number): string {
@@ -353,7 +358,7 @@ export function shadowingEvent(
     type: 'Warning',
     reason: 'RegistryShadowed',
     message:
-      `${now.length} imported key(s) left out of the Secret: the kubelet takes them for a ` +
+      `${counted(now.length, 'imported key', 'imported keys')} left out of the Secret: the kubelet takes ${now.length === 1 ? 'it' : 'them'} for a ` +
       `registry another entry names (${listed(
         now.map((server) => ellipsize(server, 100)),
         3,

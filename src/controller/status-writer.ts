@@ -2,7 +2,7 @@
 // transitions a person wants to see in `kubectl describe` (Ready changing, the set of
 // namespaces failing for a reason changing), never one per namespace per reconcile.
 import { findCondition } from '../api/conditions.ts';
-import { sameStatus, shadowingEvent } from '../api/status.ts';
+import { counted, sameStatus, shadowingEvent } from '../api/status.ts';
 import type { RegistryCredential, RegistryCredentialStatus } from '../api/types.ts';
 import type { ReconcileContext } from './reconcile-context.ts';
 
@@ -68,7 +68,7 @@ export function transitionEvents(
     events.push({
       type: 'Warning',
       reason,
-      message: `${reason} in ${names.length} namespace(s): ${shown}`,
+      message: `${reason} in ${counted(names.length, 'namespace', 'namespaces')}: ${shown}`,
     });
   }
   const shadowing = shadowingEvent(before, after);

@@ -242,8 +242,8 @@ describe('tenancy: sources and registries', () => {
     assert.equal(registries['dockerConfig https://registry.example.com:5000/v2/']?.shadowed, true);
     assert.equal(registries['dockerConfig other.example.com']?.shadowed, undefined);
     const credentialsReady = cred.status?.conditions?.find((c) => c.type === 'CredentialsReady');
-    assert.match(credentialsReady?.message ?? '', /2 imported key\(s\) left out/);
-    assert.match(await waitEvent(name, 'RegistryShadowed'), /2 imported key\(s\) left out/);
+    assert.match(credentialsReady?.message ?? '', /2 imported keys left out/);
+    assert.match(await waitEvent(name, 'RegistryShadowed'), /2 imported keys left out/);
   });
 
   // ---- item 7: status always writable ----

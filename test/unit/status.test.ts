@@ -16,6 +16,7 @@ import {
   MAX_STATUS_SERVER_LENGTH,
   type RegistryCredential,
 } from '../../src/api/types.ts';
+import { transitionEvents } from '../../src/controller/status-writer.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
@@ -230,7 +231,7 @@ describe('status: what a reconcile reports', () => {
     );
     const ready = findCondition(status.conditions, 'Ready');
     assert.equal(ready?.reason, 'NoTargets');
-    assert.match(ready?.message ?? '', /1 that do not exist \(shared-tols\)/);
+    assert.match(ready?.message ?? '', /1 that does not exist \(shared-tols\)/);
     assert.deepEqual(status.missingNamespaces, ['shared-tols']);
   });
 
@@ -282,7 +283,7 @@ describe('status: what a reconcile reports', () => {
     );
     assert.match(
       findCondition(status.conditions, 'CredentialsReady')?.message ?? '',
-      /1 imported key\(s\) left out/,
+      /^1 registry resolved; 1 imported key left out: the kubelet takes it for/,
     );
     assert.equal(status.registries?.[1]?.shadowed, true);
   });
@@ -303,7 +304,7 @@ describe('status: what a reconcile reports', () => {
     assert.equal(event?.reason, 'RegistryShadowed');
     assert.match(
       event?.message ?? '',
-      /1 imported key\(s\) left out .*registry\.example\.com:5000\/v2\//,
+      /^1 imported key left out of the Secret: the kubelet takes it for .*registry\.example\.com:5000\/v2\//,
     );
     assert.equal(shadowingEvent(shadowed, shadowed), undefined);
     assert.equal(shadowingEvent(shadowed, { registries: [] }), undefined);
@@ -335,5 +336,118 @@ describe('status: what a reconcile reports', () => {
       assert.deepEqual(status.registries, synced.registries, 'registries stay');
       assert.equal(status.lastRefreshRequest, 'r1');
     }
+  });
+});
+
+describe('status and Event messages read as sentences (one namespace, two namespaces)', () => {
+  /** `n` synced targets named t0…, `failed` more failing with `reason`. */
+  function counts(n: number, failed = 0, reason: 'Conflict' | 'PartiallySynced' = 'Conflict') {
+    const names = Array.from({ length: n + failed }, (_, i) => `t${i}`);
+    return findings({
+      targets: new Set(names),
+      outcomes: new Map<string, NamespaceOutcome>(
+        names.map((ns, i): [string, NamespaceOutcome] => [
+          ns,
+          i < n
+            ? { kind: 'synced', wrote: 0 }
+            : { kind: 'failed', reason, message: 'm', transient: reason !== 'Conflict' },
+        ]),
+      ),
+      resolvedRegistries: n,
+    });
+  }
+  const message = (f: ReconcileFindings, type: 'Ready' | 'CredentialsReady' | 'Synced') =>
+    findCondition(computeStatus(cred, f, NOW).conditions, type)?.message;
+
+  const table: Array<[string, () => string | undefined, string]> = [
+    ['Ready, 1', () => message(counts(1), 'Ready'), '1 namespace holds the current Secret'],
+    ['Ready, 2', () => message(counts(2), 'Ready'), '2 namespaces hold the current Secret'],
+    ['CredentialsReady, 1', () => message(counts(1), 'CredentialsReady'), '1 registry resolved'],
+    ['CredentialsReady, 2', () => message(counts(2), 'CredentialsReady'), '2 registries resolved'],
+    ['CredentialsReady, 0', () => message(counts(0), 'CredentialsReady'), '0 registries resolved'],
+    ['Synced, 1/1', () => message(counts(1), 'Synced'), '1/1 namespace synced'],
+    ['Synced, 2/2', () => message(counts(2), 'Synced'), '2/2 namespaces synced'],
+    [
+      'Synced, a conflict',
+      () => message(counts(0, 1), 'Synced'),
+      '0/1 namespace synced; 1 in conflict (t0)',
+    ],
+    [
+      'cleanup failing in 1',
+      () => message({ ...counts(2), cleanupErrors: ['x'] }, 'Synced'),
+      '2/2 namespaces synced; cleanup failed in 1 namespace',
+    ],
+    [
+      'cleanup failing in 2',
+      () =>
+        message(
+          {
+            ...counts(2),
+            cleanupErrors: ['x', 'y'],
+          },
+          'Synced',
+        ),
+      '2/2 namespaces synced; cleanup failed in 2 namespaces',
+    ],
+    [
+      'Event: Conflict in 1',
+      () => transitionEvents({}, computeStatus(cred, counts(1, 1), NOW))[1]?.message,
+      'Conflict in 1 namespace: t1',
+    ],
+    [
+      'Event: Conflict in 2',
+      () => transitionEvents({}, computeStatus(cred, counts(1, 2), NOW))[1]?.message,
+      'Conflict in 2 namespaces: t1, t2',
+    ],
+    [
+      'Event: Ready with 1',
+      () => transitionEvents({}, computeStatus(cred, counts(1), NOW))[0]?.message,
+      '1 namespace holds the current Secret',
+    ],
+  ];
+  for (const [what, actual, expected] of table) {
+    it(`${what}: "${expected}"`, () => assert.equal(actual(), expected));
+  }
+
+  it('a missing listed namespace: "names 1 that does not exist", "names 2 that do not exist"', () => {
+    const missing = (names: string[]) =>
+      computeStatus(
+        { ...cred, spec: { ...cred.spec, namespaces: names } },
+        findings({ targets: new Set(), outcomes: new Map(), namespaceExists: () => false }),
+        NOW,
+      );
+    assert.match(
+      findCondition(missing(['x']).conditions, 'Ready')?.message ?? '',
+      /names 1 that does not exist \(x\)$/,
+    );
+    assert.match(
+      findCondition(missing(['x', 'y']).conditions, 'Ready')?.message ?? '',
+      /names 2 that do not exist \(x, y\)$/,
+    );
+  });
+
+  it('shadowed imported keys: "1 imported key … takes it", "2 imported keys … takes them"', () => {
+    const shadowed = (n: number) => ({
+      registries: [
+        { server: 'registry.example.com:5000', source: 'basic' as const },
+        ...Array.from({ length: n }, (_, i) => ({
+          server: `https://registry.example.com:5000/v${i + 1}/`,
+          source: 'dockerConfig' as const,
+          shadowed: true,
+        })),
+      ],
+    });
+    assert.match(
+      shadowingEvent({}, shadowed(1))?.message ?? '',
+      /^1 imported key left out of the Secret: the kubelet takes it for a registry/,
+    );
+    assert.match(
+      shadowingEvent({}, shadowed(2))?.message ?? '',
+      /^2 imported keys left out of the Secret: the kubelet takes them for a registry/,
+    );
+    assert.match(
+      message({ ...findings(), registries: shadowed(2).registries }, 'CredentialsReady') ?? '',
+      /; 2 imported keys left out: the kubelet takes them for a registry/,
+    );
   });
 });
