@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   PatchStrategy,
   RbacAuthorizationV1Api,
@@ -14,7 +13,6 @@ import {
   type V1LocalObjectReference,
   type V1Secret,
 } from '@kubernetes/client-node';
-import { parse as parseYaml } from 'yaml';
 import {
   CLEANUP_FINALIZER,
   CREDENTIAL_LABEL,
