@@ -1,7 +1,9 @@
 // `npm run dev` (scripts/dev.ts) as a developer runs it: it must always exit, on Ctrl-C and when
-// the operator dies, and never leave its control plane running.
+// the operator dies, and never leave its control plane running; and offline, with the local
+// cloud fakes, every sample reaches Ready and a token rotation reaches every namespace.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitUntil } from '../support/wait.ts';
@@ -14,11 +16,11 @@ interface DevRun {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startDev(): DevRun {
+function startDev(env: Record<string, string> = {}): DevRun {
   const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'dev.ts')], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, REGCRED_LOG_LEVEL: 'warn' },
+    env: { ...process.env, REGCRED_LOG_LEVEL: 'warn', ...env },
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -101,6 +103,38 @@ async function exitOf(
   return run.exited;
 }
 
+/** The kubectl and kubeconfig dev printed, as a function running kubectl with them. */
+function kubectlOf(run: DevRun): (...args: string[]) => Promise<string> {
+  const kubeconfig = /export KUBECONFIG=(\S+)/.exec(run.output())?.[1];
+  const binary = /alias kubectl=(\S+)/.exec(run.output())?.[1];
+  assert.ok(kubeconfig && binary, `dev printed KUBECONFIG and kubectl:\n${run.output()}`);
+  return (...args) =>
+    new Promise((resolve, reject) =>
+      execFile(binary, [`--kubeconfig=${kubeconfig}`, ...args], (error, stdout, stderr) =>
+        error
+          ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || error.message}`))
+          : resolve(stdout),
+      ),
+    );
+}
+
+const SAMPLES = ['sample-basic', 'sample-dockerconfig', 'sample-ecr', 'sample-gcp', 'sample-acr'];
+
+interface Cred {
+  metadata: { name: string };
+  status?: {
+    targetNamespaces?: number;
+    syncedNamespaces?: number;
+    conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
+    registries?: Array<{ server: string; source: string; expiresAt?: string }>;
+    nextRefreshAt?: string;
+  };
+}
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
 describe('npm run dev', function () {
   this.timeout(240_000);
   let run: DevRun | undefined;
@@ -159,6 +193,97 @@ describe('npm run dev', function () {
 
     dev.child.kill('SIGINT');
     const exit = await exitOf(dev, 60_000);
+    assert.equal(exit.code, 130);
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
+  });
+
+  it('brings all five samples to Ready offline, and a token rotation reaches every target namespace', async () => {
+    const started = Date.now();
+    // ECR tokens live 30 s here (Google's 40 s, ACR's 50 s): the first refresh comes at ~20 s.
+    run = startDev({ REGCRED_DEV_TOKEN_LIFETIME: '30' });
+    const dev = run;
+    const { operator, plane } = await devRunning(dev);
+    pids = [operator, ...plane];
+    const kubectl = kubectlOf(dev);
+
+    await kubectl(
+      'wait',
+      '--for=condition=Ready',
+      '--timeout=120s',
+      ...SAMPLES.map((n) => `regcred/${n}`),
+    );
+    const readyAfter = Date.now() - started;
+    const list = JSON.parse(await kubectl('get', 'regcred', '-o', 'json')) as { items: Cred[] };
+    const byName = new Map(list.items.map((c) => [c.metadata.name, c]));
+    for (const name of SAMPLES) {
+      const status = byName.get(name)?.status;
+      const ready = status?.conditions?.find((c) => c.type === 'Ready');
+      assert.equal(ready?.status, 'True', `${name}: ${JSON.stringify(status)}`);
+      assert.ok(
+        (status?.targetNamespaces ?? 0) > 0,
+        `${name} has targets: ${JSON.stringify(status)}`,
+      );
+      assert.equal(status?.syncedNamespaces, status?.targetNamespaces, name);
+    }
+    for (const name of ['sample-ecr', 'sample-gcp', 'sample-acr']) {
+      const status = byName.get(name)?.status;
+      assert.ok(status?.nextRefreshAt, `${name} shows NEXT REFRESH: ${JSON.stringify(status)}`);
+      const expiresAt = Date.parse(status?.registries?.[0]?.expiresAt ?? '');
+      assert.ok(
+        expiresAt - Date.now() < 60_000,
+        `${name}: a token from the local fake, living under a minute: ${JSON.stringify(status)}`,
+      );
+    }
+
+    // The ECR Secret in both of its namespaces: one rotation puts the same new token in each.
+    const ecrPull = async () =>
+      Promise.all(
+        ['team-a', 'team-b'].map(async (ns) =>
+          sha256(await kubectl('get', 'secret', 'ecr-pull', '-n', ns, '-o', 'jsonpath={.data}')),
+        ),
+      );
+    const before = await ecrPull();
+    assert.equal(before[0], before[1], 'team-a and team-b hold the same ECR token');
+    await waitUntil(
+      'a rotated ECR token in team-a and team-b',
+      async () => {
+        const now = await ecrPull();
+        return now[0] !== before[0] && now[0] === now[1];
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const rotatedAfter = Date.now() - started;
+
+    // The hints name namespaces that exist (a team-c it asks you to create aside).
+    const named = [...dev.output().matchAll(/ -n (\S+)/g)].map((m) => m[1] ?? '');
+    assert.ok(named.length > 0, `the hints name a namespace:\n${dev.output()}`);
+    for (const ns of named) await kubectl('get', 'namespace', ns);
+
+    // No token the fakes minted shows up in what dev printed.
+    const config = JSON.parse(
+      Buffer.from(
+        await kubectl(
+          'get',
+          'secret',
+          'ecr-pull',
+          '-n',
+          'team-a',
+          '-o',
+          'jsonpath={.data.\\.dockerconfigjson}',
+        ),
+        'base64',
+      ).toString('utf8'),
+    ) as { auths: Record<string, { password?: string }> };
+    for (const entry of Object.values(config.auths)) {
+      assert.ok(entry.password, 'the Secret holds a password');
+      assert.equal(dev.output().includes(entry.password), false, 'the token is not in the output');
+    }
+    process.stdout.write(
+      `      all five Ready ${readyAfter} ms after start; a rotation in both namespaces after ${rotatedAfter} ms\n`,
+    );
+
+    dev.child.kill('SIGINT');
+    const exit = await exitOf(dev, 90_000);
     assert.equal(exit.code, 130);
     for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} is gone`);
   });
