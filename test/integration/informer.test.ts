@@ -346,10 +346,17 @@ describe('Informer against a real API server', () => {
   it('reads source-namespace Secrets and labelled managed Secrets as one cache', async () => {
     const source = await namespace('inf-src');
     const tenant = await namespace('inf-tenant');
+    // Managed Secrets are pull Secrets: the managed informer selects that type as well.
     const secret = (ns: string, name: string, labels: Record<string, string> = {}) =>
       core.createNamespacedSecret({
         namespace: ns,
-        body: { metadata: { name, labels }, stringData: { token: 'not-a-real-token' } },
+        body: labels[MANAGED_BY_LABEL]
+          ? {
+              metadata: { name, labels },
+              type: 'kubernetes.io/dockerconfigjson',
+              stringData: { '.dockerconfigjson': '{"auths":{}}' },
+            }
+          : { metadata: { name, labels }, stringData: { token: 'not-a-real-token' } },
       });
     await secret(source, 'registry-login');
     await secret(tenant, 'pull', { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE });
