@@ -36,7 +36,7 @@ export const mochaHooks = {
     ];
   },
   async afterAll(this: Mocha.Context): Promise<void> {
-    this.timeout(120_000);
+    this.timeout(300_000);
     const started = await node?.catch(() => undefined);
     await started?.stop();
   },

@@ -579,27 +579,15 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
   }
 
   /**
-   * Stops the kubelet, then every container through containerd (so the shims unmount their
-   * rootfs), then containerd; then sweeps whatever is left. Safe to call more than once.
+   * Stops the kubelet (so nothing restarts), then containerd, then sweeps: the containers'
+   * processes and shims are killed by the container ids in the node's state, their rootfs and
+   * shm mounts unmounted, their cgroups removed. Going through containerd for each container
+   * took minutes for a node with 100 Pods; this takes seconds. Safe to call more than once.
    */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.stopKubelet();
-      if (
-        this.containerd &&
-        this.containerd.exitCode === null &&
-        this.containerd.signalCode === null
-      ) {
-        const tasks = (await this.ctr(['tasks', 'ls', '-q'])).stdout.split('\n').filter(Boolean);
-        await Promise.all(
-          tasks.map((task) => this.ctr(['tasks', 'kill', '--signal=SIGKILL', task])),
-        );
-        await Promise.all(tasks.map((task) => this.ctr(['tasks', 'delete', '--force', task])));
-        const containers = (await this.ctr(['containers', 'ls', '-q'])).stdout
-          .split('\n')
-          .filter(Boolean);
-        if (containers.length > 0) await this.ctr(['containers', 'delete', ...containers]);
-      }
+      this.containerIds();
       await this.stopChild(this.containerd, this.containerdExited, 10_000);
       this.containerd = undefined;
       this.sweep();
