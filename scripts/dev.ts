@@ -261,6 +261,16 @@ async function main(): Promise<void> {
     const applied = await cluster.kubectl(['apply', '-f', '-'], { input: clouds.secrets });
     if (applied.code !== 0)
       throw new Error(`kubectl apply (dev source Secrets): ${applied.stderr}`);
+    await kubectl(
+      'annotate',
+      '--overwrite',
+      'regcred',
+      'sample-ecr',
+      'sample-gcp',
+      'sample-acr',
+      'dev.regcred.dev/note=DEV ONLY: npm run dev points the operator at local fakes of ECR/STS, ' +
+        'Google and Entra ID/ACR (the spec is the one in config/samples)',
+    );
   } catch (error) {
     // A Ctrl-C meanwhile stops the plane under kubectl's feet: that is no failure to report.
     if (stopping) return;

@@ -235,6 +235,33 @@ describe('npm run dev', function () {
       );
     }
 
+    // What dev put in place for its fakes is marked as dev-only, and the sources opted in.
+    for (const secret of ['aws-keys', 'gcp-key', 'azure-sp']) {
+      const meta = JSON.parse(
+        await kubectl(
+          'get',
+          'secret',
+          secret,
+          '-n',
+          'regcred-system',
+          '-o',
+          'jsonpath={.metadata}',
+        ),
+      ) as { labels?: Record<string, string>; annotations?: Record<string, string> };
+      assert.equal(meta.labels?.['regcred.dev/source'], 'true', secret);
+      assert.match(meta.annotations?.['dev.regcred.dev/note'] ?? '', /^DEV ONLY/, secret);
+    }
+    for (const name of ['sample-ecr', 'sample-gcp', 'sample-acr']) {
+      const note = await kubectl(
+        'get',
+        'regcred',
+        name,
+        '-o',
+        'jsonpath={.metadata.annotations.dev\\.regcred\\.dev/note}',
+      );
+      assert.match(note, /^DEV ONLY/, name);
+    }
+
     // The ECR Secret in both of its namespaces: one rotation puts the same new token in each.
     const ecrPull = async () =>
       Promise.all(
