@@ -153,7 +153,8 @@ export const OPTIONS: Record<string, OptionSpec> = {
     env: 'REGCRED_INFORMER_UNHEALTHY_AFTER',
     type: 'string',
     default: '60s',
-    description: '/healthz fails once a watch has been failing this long (Go duration)',
+    description:
+      '/healthz reports, in its body and still 200, a watch or the API server failing this long (Go duration; ADR 0007)',
   },
 };
 
