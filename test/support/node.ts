@@ -460,6 +460,20 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
     );
   }
 
+  /**
+   * Makes containerd pull images named `name/...` (e.g. an ECR host, which does not resolve
+   * here) from the registry at `endpoint` (host:port), trusting `caFile`. The kubelet still
+   * picks credentials by `name`, as it would for the real registry.
+   */
+  mirrorRegistry(name: string, endpoint: string, caFile: string): void {
+    const dir = this.path('certs.d', name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'hosts.toml'),
+      `server = "https://${endpoint}"\n\n[host."https://${endpoint}"]\n  capabilities = ["pull", "resolve"]\n  ca = ${JSON.stringify(caFile)}\n`,
+    );
+  }
+
   private writeKubeletConfig(): void {
     const gates = Object.entries(this.featureGates);
     writeFileSync(

@@ -3,7 +3,7 @@
 // TLS with a certificate from a test CA made at test time with node:crypto, and requiring
 // htpasswd (bcrypt) basic auth, whose lines provision.sh's small Go helper writes.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -81,7 +81,7 @@ export class TestCA {
   static async create(): Promise<TestCA> {
     const dir = await mkdtemp(join(tmpdir(), 'regcred-e2e-ca-'));
     mkdirSync(join(dir, 'trust'));
-    const certificates = makeTestCertificates();
+    const certificates = parsableCertificates();
     const certPath = join(dir, 'trust', 'ca.crt');
     await writeFile(certPath, certificates.caCert);
     return new TestCA(dir, certPath, certificates);
@@ -98,6 +98,23 @@ export class TestCA {
 
   async remove(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * makeTestCertificates() encodes a random serial whose first byte may be 0x00 before a byte
+ * below 0x80: not minimal DER, which OpenSSL and Go refuse (about 1 certificate in 120, so a
+ * registry that no client could verify). Retried until both certificates parse.
+ */
+function parsableCertificates(): TestCertificates {
+  for (;;) {
+    const certificates = makeTestCertificates();
+    try {
+      const ca = new X509Certificate(certificates.caCert);
+      if (new X509Certificate(certificates.serverCert).verify(ca.publicKey)) return certificates;
+    } catch {
+      // not minimal DER: make another
+    }
   }
 }
 
