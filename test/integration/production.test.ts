@@ -1267,14 +1267,21 @@ describe('production readiness', () => {
 
           proxy.mode = mode;
           const cutAt = Date.now();
+          // "Stopped leading" is when the cut-off replica can no longer write: its workers have
+          // returned (every request they had in flight aborted at the renew deadline) and it
+          // logged "stopped". leader_election_master_status flips before that drain ends, so it
+          // only tells when the replica gave up, not that it stopped writing.
+          const drained = () => cutOff.logs.some((line) => /"message":"stopped"/.test(line));
+          let gaveUp: number | undefined;
           let stoppedLeading: number | undefined;
           let tookOver: number | undefined;
           await waitUntil(
             'the standby to take over',
             async () => {
-              if (stoppedLeading === undefined && (await leading(cutOff).catch(() => 0)) !== 1) {
-                stoppedLeading = Date.now() - cutAt;
+              if (gaveUp === undefined && (await leading(cutOff).catch(() => 0)) !== 1) {
+                gaveUp = Date.now() - cutAt;
               }
+              if (stoppedLeading === undefined && drained()) stoppedLeading = Date.now() - cutAt;
               if (tookOver === undefined && (await leading(standby)) === 1) {
                 tookOver = Date.now() - cutAt;
               }
@@ -1282,21 +1289,25 @@ describe('production readiness', () => {
             },
             { timeoutMs: 60_000, intervalMs: 50 },
           );
-          // Let a late give-up show in the numbers rather than as a timeout.
-          await waitUntil(
-            'the cut-off replica to stop leading',
-            async () => (await leading(cutOff).catch(() => 0)) !== 1,
-            { timeoutMs: 30_000, intervalMs: 50 },
-          ).catch(() => false);
+          // Let a late drain show in the numbers rather than as a timeout.
+          await waitUntil('the cut-off replica to finish its drain', async () => drained(), {
+            timeoutMs: 40_000,
+            intervalMs: 50,
+          }).catch(() => false);
           stoppedLeading ??= Date.now() - cutAt;
+          gaveUp ??= stoppedLeading;
           process.stdout.write(
-            `      ${mode}: the cut-off leader gave up after ${stoppedLeading} ms; the standby led after ${tookOver} ms\n`,
+            `      ${mode}: the cut-off leader gave up after ${gaveUp} ms and finished its drain after ${stoppedLeading} ms; the standby led after ${tookOver} ms\n`,
           );
           assert.ok(
             stoppedLeading < (tookOver ?? 0),
-            `the cut-off leader stopped leading (${stoppedLeading} ms) before the standby took over (${tookOver} ms)`,
+            `the cut-off leader stopped writing (${stoppedLeading} ms) before the standby took over (${tookOver} ms)`,
           );
-          assert.ok(stoppedLeading <= 12_000, 'it gives up at the renew deadline (10 s)');
+          assert.ok(gaveUp <= 12_000, 'it gives up at the renew deadline (10 s)');
+          assert.ok(
+            stoppedLeading <= 12_000,
+            'its drain ends at the renew deadline (10 s): requests in flight are aborted there',
+          );
           const exited = await waitFor(
             'the cut-off replica to exit',
             () => cutOff.exitCode,
