@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Fixtures, registerCredentialStrings, usedCredentialStrings } from '../support/fixtures.ts';
+import { findLeaks, type Haystack } from '../support/leaks.ts';
 import { uniqueName } from '../support/names.ts';
 import { allOperatorLogs } from '../support/operator.ts';
 import { waitFor, waitUntil } from '../support/wait.ts';
@@ -45,21 +46,6 @@ spec:
     namespaceSelector:
       matchLabels: { kubernetes.io/metadata.name: ${namespace} }
 `;
-}
-
-/** Every way a string can show up in text: as is, base64, and escaped inside a JSON string. */
-function forms(value: string): string[] {
-  const out = new Set([
-    value,
-    Buffer.from(value).toString('base64'),
-    JSON.stringify(value).slice(1, -1),
-  ]);
-  return [...out];
-}
-
-interface Haystack {
-  where: string;
-  lines: string[];
 }
 
 describe('no credential leaks (the whole suite, at debug level)', () => {
@@ -189,17 +175,7 @@ describe('no credential leaks (the whole suite, at debug level)', () => {
       { where: 'operator /metrics', lines: (await cluster.operator.metrics()).split('\n') },
     ];
 
-    const found: string[] = [];
-    for (const { where, lines } of haystacks) {
-      const text = lines.join('\n');
-      for (const secret of strings) {
-        for (const form of forms(secret)) {
-          if (!text.includes(form)) continue;
-          const line = lines.find((l) => l.includes(form)) ?? '';
-          found.push(`${where}: ${JSON.stringify(form)} in ${line.slice(0, 300)}`);
-        }
-      }
-    }
+    const found = findLeaks(strings, haystacks);
     const counts = haystacks.map((h) => `${h.lines.length} ${h.where} lines`).join(', ');
     process.stdout.write(
       `      checked ${strings.length} credential strings (${strings.length * 3} forms` +
