@@ -230,6 +230,7 @@ export class TestNode {
       interfaces: listDir('/sys/class/net'),
       shimSockets: listDir('/run/containerd/s'),
       containerLogs: existsSync('/var/log/containers'),
+      hostDirs: HOST_DIRS.filter((dir) => existsSync(dir)),
     };
     for (const tunable of KERNEL_TUNABLES) {
       try {
@@ -684,6 +685,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
         // not a link
       }
     }
+    if ([...live].every((node) => node === this)) {
+      for (const dir of HOST_DIRS.filter((d) => !this.before.hostDirs.includes(d))) {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
     if (!this.before.containerLogs) {
       try {
         rmdirSync('/var/log/containers');
@@ -749,11 +755,20 @@ function needlesFor(dir: string, containerIds: string[]): string[] {
   return [dir, ...containerIds.map((id) => `/k8s.io/${id}`)];
 }
 
+/**
+ * Folders outside the node's own that its components make whatever their configuration: the
+ * kubelet's device-plugin socket (/var/lib/kubelet/device-plugins, fixed by the device plugin
+ * API) and containerd's shim sockets (/run/containerd/s). Removed on stop when the host did not
+ * have them before and no other node of this process still runs.
+ */
+const HOST_DIRS = ['/var/lib/kubelet', '/run/containerd'];
+
 interface HostBefore {
   netns: string[];
   interfaces: string[];
   shimSockets: string[];
   containerLogs: boolean;
+  hostDirs: string[];
 }
 
 export interface NodeDescription {
