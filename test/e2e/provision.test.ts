@@ -1,0 +1,76 @@
+// The one provisioning step, as a user meets it: warm, it answers at once; without root, the
+// node step stops within seconds, before anything is built, naming the command to run.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const script = join(import.meta.dirname, '..', '..', 'scripts', 'provision.sh');
+
+function run(
+  command: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolveRun) => {
+    execFile(command, args, { timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolveRun({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+describe('npm run provision', () => {
+  it('answers in under 2 s once everything is built, with a folder per component', async () => {
+    const result = await run('bash', [script, 'all']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(result.ms < 2_000, `took ${result.ms} ms`);
+    const folders = Object.fromEntries(
+      result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split('=') as [string, string]),
+    );
+    assert.deepEqual(Object.keys(folders).sort(), [
+      'containerd',
+      'controlplane',
+      'kubelet',
+      'pause',
+      'registry',
+      'runc',
+    ]);
+    for (const [component, binary] of [
+      ['controlplane', 'kube-apiserver'],
+      ['kubelet', 'kubelet'],
+      ['containerd', 'containerd'],
+      ['registry', 'registry'],
+      ['registry', 'crane'],
+    ] as const) {
+      assert.ok(existsSync(join(folders[component] ?? '', binary)), `${component}: ${binary}`);
+    }
+    // Every pinned version is part of its folder's name.
+    assert.match(folders.controlplane ?? '', /kubernetes-v1\.37\.2-etcd-v3\.6\.16$/);
+    assert.match(folders.containerd ?? '', /containerd-v2\.4\.2$/);
+    assert.match(folders.registry ?? '', /distribution-v3\.1\.2-crane-v0\.22\.1/);
+  });
+
+  it('stops within seconds without root, before building anything, naming the command', async () => {
+    // As the unprivileged user nobody, with a cache of its own that holds nothing yet.
+    const result = await run('setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      'env',
+      'HOME=/nonexistent',
+      'REGCRED_CACHE_DIR=/nonexistent/cache',
+      'bash',
+      script,
+      'all',
+    ]);
+    assert.notEqual(result.code, 0);
+    assert.ok(result.ms < 5_000, `took ${result.ms} ms`);
+    assert.match(result.stderr, /need root/);
+    assert.match(result.stderr, /sudo env "PATH=\$PATH" npm test/);
+    assert.doesNotMatch(result.stderr, /building/);
+  });
+});
