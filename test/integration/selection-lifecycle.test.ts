@@ -802,7 +802,11 @@ describe('selection and lifecycle of a RegistryCredential', () => {
       await waitEntries(leaves, 'default', [name]);
 
       await f.patchCredential(name, { spec: { suspend: true } });
-      await f.waitCondition(name, 'Ready', 'False', 'Suspended');
+      const suspended = await f.waitCondition(name, 'Ready', 'False', 'Suspended');
+      // Nothing is synced while suspended: no count left over from when it was (#15).
+      assert.equal(suspended.status?.targetNamespaces, undefined);
+      assert.equal(suspended.status?.syncedNamespaces, undefined);
+      assert.equal(suspended.status?.nextRefreshAt, undefined);
       const before = await operatorWrites();
 
       await f.labelNamespace(leaves, { tenant: null });
