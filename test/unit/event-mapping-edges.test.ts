@@ -1,0 +1,276 @@
+// Edges of the event → work mapping that change what a user sees: which credential reconciles
+// (or only recounts) when a namespace, ServiceAccount or Secret changes, leading or not.
+import assert from 'node:assert/strict';
+import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import type { RegistryCredential, RegistryCredentialSpec } from '../../src/api/types.ts';
+import {
+  EventMapping,
+  type MappingView,
+  type WorkItem,
+} from '../../src/controller/event-mapping.ts';
+
+const MANAGED = { 'app.kubernetes.io/managed-by': 'regcred-operator' };
+
+function cred(
+  name: string,
+  spec: Partial<RegistryCredentialSpec> = {},
+  gen = 1,
+  observed?: number,
+) {
+  const c: RegistryCredential = {
+    apiVersion: 'regcred.dev/v1alpha1',
+    kind: 'RegistryCredential',
+    metadata: { name, generation: gen, uid: `uid-${name}` },
+    spec: {
+      namespaceSelector: { matchLabels: { tenant: name } },
+      registries: [{ server: 'r.example.com', basic: { secretRef: { name: 'src' } } }],
+      ...spec,
+    },
+  };
+  if (observed !== undefined) c.status = { observedGeneration: observed };
+  return c;
+}
+
+function ns(name: string, labels: Record<string, string> = {}, terminating = false): V1Namespace {
+  return {
+    metadata: {
+      name,
+      labels,
+      ...(terminating ? { deletionTimestamp: new Date() } : {}),
+    },
+  };
+}
+
+function managedSecret(namespace: string, owner: string, name = owner): V1Secret {
+  return {
+    metadata: { name, namespace, labels: { ...MANAGED, 'regcred.dev/credential': owner } },
+    type: 'kubernetes.io/dockerconfigjson',
+  };
+}
+
+function sa(
+  namespace: string,
+  name: string,
+  entries: string[] = [],
+  recorded?: string,
+): V1ServiceAccount {
+  return {
+    metadata: {
+      namespace,
+      name,
+      ...(recorded !== undefined ? { annotations: { 'regcred.dev/pull-secrets': recorded } } : {}),
+    },
+    imagePullSecrets: entries.map((n) => ({ name: n })),
+  };
+}
+
+class View implements MappingView {
+  leading = true;
+  operatorNamespace = 'regcred-system';
+  creds: RegistryCredential[] = [];
+  nss = new Map<string, V1Namespace>();
+  secrets: V1Secret[] = [];
+  current = new Set<string>();
+  credentials() {
+    return this.creds;
+  }
+  credential(name: string) {
+    return this.creds.find((c) => c.metadata.name === name);
+  }
+  namespace(name: string) {
+    return this.nss.get(name);
+  }
+  secretsIn(namespace: string) {
+    return this.secrets.filter((s) => s.metadata?.namespace === namespace);
+  }
+  isSourceNamespace(namespace: string) {
+    return namespace === this.operatorNamespace;
+  }
+  upToDate(secret: V1Secret) {
+    return this.current.has(`${secret.metadata?.namespace}/${secret.metadata?.name}`);
+  }
+}
+
+function fixture() {
+  const view = new View();
+  view.creds = [cred('acme'), cred('globex')];
+  view.nss.set('a1', ns('a1', { tenant: 'acme' }));
+  view.nss.set('g1', ns('g1', { tenant: 'globex' }));
+  return { view, mapping: new EventMapping(view) };
+}
+
+const fullOf = (c: string): WorkItem => ({ queue: 'full', credential: c });
+const statusOf = (c: string): WorkItem => ({ queue: 'status', credential: c });
+const nsOf = (c: string, n: string, urgent = true): WorkItem => ({
+  queue: 'namespace',
+  credential: c,
+  namespace: n,
+  urgent,
+});
+
+const ev = <T>(type: 'add' | 'update' | 'delete', object: T, old?: T) =>
+  old === undefined ? { type, object } : { type, object, old };
+
+describe('event mapping at the edges', () => {
+  describe('RegistryCredential events', () => {
+    it('an object without a name makes no work', () => {
+      const { mapping } = fixture();
+      const nameless = cred('x');
+      delete nameless.metadata.name;
+      assert.deepEqual(mapping.credential(ev('update', nameless), false), []);
+    });
+
+    it('our own write coming back reconciles only when something is left to do', () => {
+      const { mapping } = fixture();
+      const settled = cred('acme', {}, 2, 2);
+      assert.deepEqual(mapping.credential(ev('update', settled), true), []);
+      const deleting = cred('acme', {}, 2, 2);
+      deleting.metadata.deletionTimestamp = new Date();
+      assert.deepEqual(mapping.credential(ev('update', deleting), true), [fullOf('acme')]);
+      assert.deepEqual(mapping.credential(ev('update', cred('acme', {}, 2)), true), [
+        fullOf('acme'),
+      ]);
+      assert.deepEqual(mapping.credential(ev('update', cred('acme', {}, 3, 2)), true), [
+        fullOf('acme'),
+      ]);
+    });
+  });
+
+  describe('Namespace events', () => {
+    it('a namespace still selected after an update: synced, no full reconcile', () => {
+      const { view, mapping } = fixture();
+      view.secrets = [managedSecret('a1', 'acme')];
+      const after = ns('a1', { tenant: 'acme', team: 'x' });
+      assert.deepEqual(mapping.namespace(ev('update', after, ns('a1', { tenant: 'acme' }))), [
+        nsOf('acme', 'a1'),
+        statusOf('acme'),
+      ]);
+    });
+
+    it('a deleted namespace (no old object): its credential only recounts', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.namespace(ev('delete', ns('a1', { tenant: 'acme' }))), [
+        statusOf('acme'),
+      ]);
+    });
+
+    it('a terminating namespace holding another credential’s Secret: that one only recounts', () => {
+      const { view, mapping } = fixture();
+      view.secrets = [managedSecret('a1', 'globex'), { metadata: { name: 'x', namespace: 'a1' } }];
+      const terminating = ns('a1', { tenant: 'acme' }, true);
+      const items = mapping.namespace(ev('update', terminating, ns('a1', { tenant: 'acme' })));
+      assert.ok(items.some((i) => i.queue === 'status' && i.credential === 'globex'));
+      assert.ok(!items.some((i) => i.queue === 'full'));
+    });
+
+    it('a credential with an invalid selector selects nothing and breaks no event', () => {
+      const { view, mapping } = fixture();
+      view.creds.push(
+        cred('broken', {
+          namespaceSelector: { matchExpressions: [{ key: 'x', operator: 'Bogus' }] },
+        }),
+      );
+      assert.deepEqual(mapping.credentialsSelecting(undefined), []);
+      assert.deepEqual(mapping.namespace(ev('add', ns('a2', { tenant: 'acme' }))), [
+        nsOf('acme', 'a2', false),
+        statusOf('acme'),
+      ]);
+    });
+  });
+
+  describe('ServiceAccount events', () => {
+    it('a new ServiceAccount gets our entry; a Secret left by a credential gone is cleaned', () => {
+      const { view, mapping } = fixture();
+      view.secrets = [managedSecret('a1', 'ghost'), managedSecret('a1', 'acme')];
+      assert.deepEqual(mapping.serviceAccount(ev('add', sa('a1', 'default'))), [
+        nsOf('acme', 'a1'),
+        fullOf('ghost'),
+      ]);
+    });
+
+    it('an update where another credential recorded its entry: that one cleans up', () => {
+      const { view, mapping } = fixture();
+      view.secrets = [managedSecret('a1', 'globex'), managedSecret('a1', 'ghost')];
+      const recorded = sa('a1', 'default', ['acme', 'globex'], 'acme,globex');
+      const items = mapping.serviceAccount(ev('update', recorded, recorded));
+      assert.ok(items.some((i) => i.queue === 'full' && i.credential === 'globex'));
+      assert.ok(items.some((i) => i.queue === 'full' && i.credential === 'ghost'));
+      const unrecorded = sa('a1', 'default', ['acme'], 'acme');
+      const none = mapping.serviceAccount(ev('update', unrecorded, unrecorded));
+      assert.ok(!none.some((i) => i.credential === 'globex'));
+    });
+  });
+
+  describe('Secret events', () => {
+    it('a Secret in a namespace the cache does not know: its credential recounts', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.secret(ev('update', managedSecret('zz', 'acme')), false), [
+        statusOf('acme'),
+      ]);
+    });
+
+    it('not leading: an edited Secret still queues its credential’s full reconcile', () => {
+      const { view, mapping } = fixture();
+      view.leading = false;
+      assert.deepEqual(mapping.secret(ev('update', managedSecret('a1', 'acme')), false), [
+        fullOf('acme'),
+      ]);
+    });
+
+    it('a Secret of a credential gone, or under a name it no longer writes: full reconcile', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.secret(ev('update', managedSecret('a1', 'ghost')), false), [
+        fullOf('ghost'),
+      ]);
+      assert.deepEqual(
+        mapping.secret(ev('update', managedSecret('a1', 'acme', 'old-name')), false),
+        [fullOf('acme')],
+      );
+    });
+
+    it('our Secret deleted by someone else where it is up to date: restored', () => {
+      const { view, mapping } = fixture();
+      view.current.add('a1/acme');
+      const items = mapping.secret(ev('delete', managedSecret('a1', 'acme')), false);
+      assert.ok(items.some((i) => i.queue === 'namespace' && i.credential === 'acme'));
+    });
+
+    it('our own write coming back, same owner: nothing', () => {
+      const { view, mapping } = fixture();
+      view.current.add('a1/acme');
+      const s = managedSecret('a1', 'acme');
+      assert.deepEqual(mapping.secret(ev('update', s, managedSecret('a1', 'acme')), true), []);
+    });
+
+    it('a deleted Secret that only carries our credential label frees no name', () => {
+      const { mapping } = fixture();
+      const lookalike: V1Secret = {
+        metadata: { name: 'acme', namespace: 'a1', labels: { 'regcred.dev/credential': 'acme' } },
+      };
+      assert.deepEqual(mapping.secret(ev('delete', lookalike), false), []);
+    });
+
+    it('a source Secret change reconciles each credential reading it, whichever registry', () => {
+      const { view, mapping } = fixture();
+      view.creds = [
+        cred('acme', {
+          registries: [
+            { server: 'r.example.com', basic: { secretRef: { name: 'src' } } },
+            { server: 'q.example.com', basic: { secretRef: { name: 'src2' } } },
+          ],
+        }),
+      ];
+      const source: V1Secret = { metadata: { name: 'src2', namespace: 'regcred-system' } };
+      assert.deepEqual(mapping.secret(ev('update', source), false), [fullOf('acme')]);
+    });
+  });
+
+  describe('Secrets under a name a credential writes', () => {
+    it('someone else’s Secret under our name decides at once; another name does nothing', () => {
+      const { mapping } = fixture();
+      const theirs = (name: string): V1Secret => ({ metadata: { name, namespace: 'a1' } });
+      assert.deepEqual(mapping.namedSecret(ev('add', theirs('acme'))), [fullOf('acme')]);
+      assert.deepEqual(mapping.namedSecret(ev('add', theirs('other'))), []);
+    });
+  });
+});
