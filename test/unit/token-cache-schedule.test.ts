@@ -40,7 +40,7 @@ describe('token cache schedule', () => {
   });
 
   it('a failure is retried after the backoff, counted from when the call failed', async () => {
-    let elapsed = 0;
+    let elapsed = 100;
     const cache = new TokenCache({ random: () => 0.5, elapsedClock: () => elapsed });
     const lookup = await cache.get(
       key,
@@ -55,6 +55,24 @@ describe('token cache schedule', () => {
       error: new CredentialError('RefreshFailed', 'boom'),
       expired: false,
     });
+  });
+
+  it('a failed refresh serves the last token only while it is still valid when the call ends', async () => {
+    let elapsed = 5_000;
+    const cache = new TokenCache({ random: () => 0.5, elapsedClock: () => elapsed });
+    const failingFor = (ms: number) => async (): Promise<CloudToken> => {
+      elapsed += ms;
+      throw new Error('cloud down');
+    };
+    const lasting = { ...key, index: 1 };
+    cache.seed(key, token(at(1_000), 'last'), at(-60_000), T0);
+    cache.seed(lasting, token(at(1_500), 'last'), at(-60_000), T0);
+    const expired = await cache.get(key, failingFor(2_000), T0, { force: true });
+    assert.equal(expired.token, undefined, 'expired while the call failed');
+    assert.equal(expired.expired, true);
+    const valid = await cache.get(lasting, failingFor(1_000), T0, { force: true });
+    assert.equal(valid.token?.password, 'last', 'still valid when the call failed');
+    assert.equal(valid.expired, false);
   });
 
   it('a token expiring the moment it arrives is refused as already expired', async () => {

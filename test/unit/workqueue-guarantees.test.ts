@@ -62,6 +62,27 @@ describe('work queue guarantees', () => {
     assert.equal(await take(queue), 'b');
   });
 
+  it('adding a waiting key again keeps its place; only an urgent add moves it up', async () => {
+    const queue = new WorkQueue({ clock: new FakeClock() });
+    queue.add('b');
+    queue.add('a');
+    queue.add('a');
+    assert.equal(await take(queue), 'b');
+    assert.equal(await take(queue), 'a');
+  });
+
+  it('an urgent add of a key already urgent does not make its next run urgent', async () => {
+    const queue = new WorkQueue({ clock: new FakeClock() });
+    queue.add('a', { urgent: true });
+    queue.add('a', { urgent: true });
+    assert.equal(await take(queue), 'a');
+    queue.add('a');
+    queue.add('b');
+    queue.done('a');
+    assert.equal(await take(queue), 'b', 'a was added as normal work this time');
+    assert.equal(await take(queue), 'a');
+  });
+
   it('delayed keys come out in deadline order, first added first on a tie', async () => {
     const clock = new FakeClock();
     const queue = new WorkQueue({ clock });
