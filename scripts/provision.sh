@@ -219,16 +219,16 @@ for step in $todo; do
   begin
   case "$step" in
     controlplane)
-      go_build "etcd $etcd_version" "~2 min cold" "$modules/etcd" -o @STAGING@/etcd go.etcd.io/etcd/server/v3
+      go_build "etcd $etcd_version" "2-5 min cold" "$modules/etcd" -o @STAGING@/etcd go.etcd.io/etcd/server/v3
       go_build "kube-apiserver, kube-controller-manager and kubectl $k8s_version" \
-        "~13 min cold on 2 cores" "$modules/kubernetes" -ldflags "$(k8s_ldflags)" -o @STAGING@/ \
+        "15-20 min cold on 2 cores" "$modules/kubernetes" -ldflags "$(k8s_ldflags)" -o @STAGING@/ \
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kubectl
       finish "$controlplane_dir"
       ;;
     registry)
       go_build "the distribution registry $distribution_version, crane $crane_version and htpasswd" \
-        "~2 min cold" "$modules/registry" -ldflags "-s -w" -o @STAGING@/ ./registry ./htpasswd \
+        "about 2 min cold" "$modules/registry" -ldflags "-s -w" -o @STAGING@/ ./registry ./htpasswd \
         github.com/google/go-containerregistry/cmd/crane
       finish "$registry_dir"
       ;;
@@ -238,7 +238,7 @@ for step in $todo; do
       finish "$kubelet_dir"
       ;;
     containerd)
-      go_build "containerd $containerd_version, its runc shim and ctr" "~4 min cold" \
+      go_build "containerd $containerd_version, its runc shim and ctr" "2-4 min cold" \
         "$modules/containerd" -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=${containerd_version#v}" \
         -o @STAGING@/ github.com/containerd/containerd/v2/cmd/containerd \
         github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
