@@ -95,7 +95,9 @@ interface CertificateParts {
 function certificate(parts: CertificateParts): Buffer {
   const algorithm = seq(oid(OID.ecdsaWithSha256));
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f; // positive
+  // Positive, and no leading zero byte: DER wants the minimal encoding (Go and OpenSSL refuse
+  // a serial that starts 0x00 0x0..0x7f, about 1 certificate in 128).
+  serial[0] = ((serial[0] ?? 0) & 0x7f) | 0x40;
   const tbs = seq(
     tlv(0xa0, integer(Buffer.from([2]))), // v3
     integer(serial),
