@@ -541,7 +541,21 @@ describe('reliability', () => {
         );
         assert.equal(readyzDuringOutage, 200, 'a synced cache stays ready through the outage');
 
-        // 2. The API server hangs (SIGSTOP) for 20 s in the middle of a rotation.
+        // 2. The API server hangs (SIGSTOP) for 20 s in the middle of a rotation, once /healthz
+        // no longer reports the first outage (else its report would be taken for the hang's).
+        const clearedFrom = Date.now();
+        await waitUntil(
+          '/healthz to report no failure for a second before the hang',
+          () => {
+            const recent = health.samples.slice(-4);
+            return (
+              recent.length === 4 &&
+              (recent[0]?.at ?? 0) >= clearedFrom &&
+              recent.every((sample) => !sample.failing)
+            );
+          },
+          { timeoutMs: 120_000, intervalMs: 250 },
+        );
         const writesBeforeHang = await rotateAndWaitUnderWay('hang-1');
         const frozenAt = Date.now();
         plane.signalApiServer('SIGSTOP');

@@ -372,13 +372,13 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
       await reconciledSinceNow(name);
       // Garbage from the big objects that passed through is not memory kept: V8 returns it
       // once the process is idle (its memory reducer), so wait for RSS to settle, bounded.
-      const settles = async (what: string) => {
-        const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+      const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+      const settles = async (what: string, withinMB: number) => {
         try {
           return await waitFor(
-            `RSS ${what} to settle within 10 MB of ${mb(before.rss)}`,
+            `RSS ${what} to settle within ${withinMB} MB of ${mb(before.rss)}`,
             () => memory(),
-            (m) => m.rss - before.rss < 10 * 1024 * 1024,
+            (m) => m.rss - before.rss < withinMB * 1024 * 1024,
             { timeoutMs: 90_000, intervalMs: 1_000 },
           );
         } finally {
@@ -388,15 +388,19 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
           );
         }
       };
-      await settles('after watching 100 x 900 kB');
+      // The issue's bound, in one process: the Secrets arriving raise RSS by under 10 MB.
+      await settles('after watching 100 x 900 kB', 10);
       assert.equal(await secretWrites(), 0, 'no Secret written while they arrived');
       await op.stop();
       await op.start();
       await reconciledSinceNow(name);
-      const after = await settles('after a restart that listed them');
+      // A restart lists them all again, in a new process: it must not reach the Deployment's
+      // 320Mi limit (before the fix: a 590 MB peak), and settles near the first process (two
+      // fresh processes differ by up to ~20 MB here; before the fix, +300 MB).
+      const after = await settles('after a restart that listed them', 25);
       assert.ok(
         after.peak < 320 * 1024 * 1024,
-        `the restart peaked at ${after.peak} bytes: OOM-killed at 320Mi`,
+        `the restart peaked at ${mb(after.peak)}: OOM-killed at 320Mi`,
       );
       assert.equal(await secretWrites(), 0, 'the restarted operator wrote no Secret');
       for (let i = 0; i < 100; i += 25) {
