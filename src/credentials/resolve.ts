@@ -1,3 +1,5 @@
+// Slightly over 400 lines on purpose: every rule about which Secret may be read, and how, is
+// kept in this one file so a review of the source policy reads one place.
 // Turns a RegistryCredential's registries into one set of auths entries, reading source
 // Secrets from the cache. Where a source Secret may come from is decided here and only here:
 // a secretRef may name another namespace only if the operator was started allowing it.

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: list, watch, backoff, resync and the silence watchdog share one
+// loop and its state (resourceVersion, health); split, each piece would reach into the others.
 // An informer that heals, with client-go's reflector semantics. client-node's makeInformer stops
 // on most errors and resolves start() before its cache is filled; this one never gives up:
 //
