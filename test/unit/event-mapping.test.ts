@@ -1,110 +1,17 @@
 import assert from 'node:assert/strict';
-import type { V1Namespace, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
-import type { RegistryCredential, RegistryCredentialSpec } from '../../src/api/types.ts';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { EventMapping, WorkItem } from '../../src/controller/event-mapping.ts';
+
 import {
-  EventMapping,
-  type MappingView,
-  type WorkItem,
-} from '../../src/controller/event-mapping.ts';
-
-const MANAGED = { 'app.kubernetes.io/managed-by': 'regcred-operator' };
-
-function cred(
-  name: string,
-  spec: Partial<RegistryCredentialSpec> = {},
-  gen = 1,
-  observed?: number,
-) {
-  const c: RegistryCredential = {
-    apiVersion: 'regcred.dev/v1alpha1',
-    kind: 'RegistryCredential',
-    metadata: { name, generation: gen, uid: `uid-${name}` },
-    spec: {
-      namespaceSelector: { matchLabels: { tenant: name } },
-      registries: [{ server: 'r.example.com', basic: { secretRef: { name: 'src' } } }],
-      ...spec,
-    },
-  };
-  if (observed !== undefined) c.status = { observedGeneration: observed };
-  return c;
-}
-
-function ns(name: string, labels: Record<string, string> = {}, terminating = false): V1Namespace {
-  return {
-    metadata: {
-      name,
-      labels,
-      ...(terminating ? { deletionTimestamp: new Date() } : {}),
-    },
-  };
-}
-
-function managedSecret(namespace: string, owner: string, name = owner): V1Secret {
-  return {
-    metadata: { name, namespace, labels: { ...MANAGED, 'regcred.dev/credential': owner } },
-    type: 'kubernetes.io/dockerconfigjson',
-  };
-}
-
-function sa(
-  namespace: string,
-  name: string,
-  entries: string[] = [],
-  recorded?: string,
-): V1ServiceAccount {
-  return {
-    metadata: {
-      namespace,
-      name,
-      ...(recorded !== undefined ? { annotations: { 'regcred.dev/pull-secrets': recorded } } : {}),
-    },
-    imagePullSecrets: entries.map((n) => ({ name: n })),
-  };
-}
-
-class View implements MappingView {
-  leading = true;
-  operatorNamespace = 'regcred-system';
-  creds: RegistryCredential[] = [];
-  nss = new Map<string, V1Namespace>();
-  secrets: V1Secret[] = [];
-  current = new Set<string>();
-  credentials() {
-    return this.creds;
-  }
-  credential(name: string) {
-    return this.creds.find((c) => c.metadata.name === name);
-  }
-  namespace(name: string) {
-    return this.nss.get(name);
-  }
-  secretsIn(namespace: string) {
-    return this.secrets.filter((s) => s.metadata?.namespace === namespace);
-  }
-  isSourceNamespace(namespace: string) {
-    return namespace === this.operatorNamespace;
-  }
-  upToDate(secret: V1Secret) {
-    return this.current.has(`${secret.metadata?.namespace}/${secret.metadata?.name}`);
-  }
-}
-
-function fixture() {
-  const view = new View();
-  view.creds = [cred('acme'), cred('globex')];
-  view.nss.set('a1', ns('a1', { tenant: 'acme' }));
-  view.nss.set('g1', ns('g1', { tenant: 'globex' }));
-  return { view, mapping: new EventMapping(view) };
-}
-
-const fullOf = (c: string): WorkItem => ({ queue: 'full', credential: c });
-const statusOf = (c: string): WorkItem => ({ queue: 'status', credential: c });
-const nsOf = (c: string, n: string, urgent = true): WorkItem => ({
-  queue: 'namespace',
-  credential: c,
-  namespace: n,
-  urgent,
-});
+  cred,
+  fixture,
+  fullOf,
+  managedSecret,
+  ns,
+  nsOf,
+  sa,
+  statusOf,
+} from '../support/event-mapping-fixture.ts';
 
 describe('event mapping: informer events to work', () => {
   describe('RegistryCredential events', () => {
