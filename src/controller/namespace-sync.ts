@@ -179,11 +179,12 @@ export class NamespaceSync {
     }
   }
 
+  /** The ServiceAccounts of `ns` whose entries disagree with `cred`, with whether it selects each. */
   private serviceAccountChanges(
     cred: RegistryCredential,
     ns: string,
     secretName: string,
-  ): V1ServiceAccount[] {
+  ): Array<{ sa: V1ServiceAccount; selected: boolean }> {
     const accounts = this.ctx.view.serviceAccounts(ns);
     const selected = new Set(
       selectedServiceAccounts(
@@ -191,9 +192,9 @@ export class NamespaceSync {
         accounts.map((sa) => sa.metadata?.name ?? ''),
       ),
     );
-    return accounts.filter(
-      (sa) => entryEdit(sa, secretName, selected.has(sa.metadata?.name ?? '')) !== undefined,
-    );
+    return accounts
+      .map((sa) => ({ sa, selected: selected.has(sa.metadata?.name ?? '') }))
+      .filter(({ sa, selected }) => entryEdit(sa, secretName, selected) !== undefined);
   }
 
   private async syncNamespace(
@@ -262,16 +263,9 @@ export class NamespaceSync {
         view.wroteSecret(await api.createSecret(desired));
         writes.secrets += 1;
       }
-      const selected = new Set(
-        selectedServiceAccounts(
-          cred.spec,
-          view.serviceAccounts(ns).map((sa) => sa.metadata?.name ?? ''),
-        ),
-      );
-      for (const sa of this.serviceAccountChanges(cred, ns, secretName)) {
-        const isSelected = selected.has(sa.metadata?.name ?? '');
+      for (const { sa, selected } of this.serviceAccountChanges(cred, ns, secretName)) {
         const result = await updateServiceAccount(api, sa, (current) =>
-          entryEdit(current, secretName, isSelected),
+          entryEdit(current, secretName, selected),
         );
         if (result.kind === 'written') {
           view.wroteServiceAccount(result.sa);
