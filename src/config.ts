@@ -72,6 +72,11 @@ export interface OperatorConfig {
   identity: string;
   /** /healthz fails once an informer has been failing without a break for this long. */
   informerUnhealthyAfterMs: number;
+  /**
+   * How often every informer replays its cache to the controller (client-go's resync), so a
+   * missed event is caught up from the cache; 0 disables. Nothing is read from the API server.
+   */
+  informerResyncMs: number;
   /** Cloud endpoint overrides (air-gapped mirrors, tests); empty in a normal install. */
   cloudEndpoints: CloudEndpoints;
 }
@@ -156,6 +161,13 @@ export const OPTIONS: Record<string, OptionSpec> = {
     description:
       '/healthz reports, in its body and still 200, a watch or the API server failing this long (Go duration; ADR 0007)',
   },
+  'informer-resync': {
+    env: 'REGCRED_INFORMER_RESYNC',
+    type: 'string',
+    default: '10m',
+    description:
+      'how often every cache is replayed to the controller to re-check each object, without asking the API server (Go duration; 0 disables)',
+  },
 };
 
 export class ConfigError extends Error {
@@ -200,6 +212,19 @@ function duration(name: string, raw: string): number {
   }
   throw new ConfigError(
     `--${name} must be a duration of at least 1s such as 30s or 2m, got ${JSON.stringify(raw)}`,
+  );
+}
+
+/** --informer-resync: a duration of at least 1s, or 0 (no resync). */
+function resync(raw: string): number {
+  try {
+    const ms = parseDuration(raw);
+    if (ms === 0 || ms >= 1000) return ms;
+  } catch {
+    // reported below
+  }
+  throw new ConfigError(
+    `--informer-resync must be 0 (off) or a duration of at least 1s such as 30s or 10m, got ${JSON.stringify(raw)}`,
   );
 }
 
@@ -285,6 +310,7 @@ export function loadConfig(
       'informer-unhealthy-after',
       value('informer-unhealthy-after') ?? '60s',
     ),
+    informerResyncMs: resync(value('informer-resync') ?? '10m'),
     cloudEndpoints: cloudEndpoints(env),
   };
 }

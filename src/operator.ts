@@ -66,6 +66,7 @@ export class Operator {
       sourceNamespaces: config.sourceNamespaces,
       log,
       unhealthyAfterMs,
+      resyncIntervalMs: config.informerResyncMs,
     });
     this.apiProbe = new ApiServerProbe(kc, { unhealthyAfterMs });
     this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });

@@ -90,6 +90,8 @@ export interface ClusterCachesOptions {
   log: Logger;
   /** A watch failing this long makes the cache unhealthy. */
   unhealthyAfterMs: number;
+  /** Every informer's resync period (InformerOptions.resyncIntervalMs; default 10 min, 0 off). */
+  resyncIntervalMs?: number;
 }
 
 export class ClusterCaches implements ClusterView {
@@ -115,22 +117,27 @@ export class ClusterCaches implements ClusterView {
   constructor(kc: KubeConfig, options: ClusterCachesOptions) {
     const logger = options.log.child({ component: 'informer' });
     const unhealthyAfterMs = options.unhealthyAfterMs;
+    const resync =
+      options.resyncIntervalMs !== undefined ? { resyncIntervalMs: options.resyncIntervalMs } : {};
     this.credentialInformer = new Informer<RegistryCredential>(kc, {
       path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
       logger,
       unhealthyAfterMs,
+      ...resync,
     });
     this.namespaceInformer = new Informer<V1Namespace>(kc, {
       path: '/api/v1/namespaces',
       transform: stripNamespace,
       logger,
       unhealthyAfterMs,
+      ...resync,
     });
     this.serviceAccountInformer = new Informer<V1ServiceAccount>(kc, {
       path: '/api/v1/serviceaccounts',
       transform: stripServiceAccount,
       logger,
       unhealthyAfterMs,
+      ...resync,
     });
     this.sourceNamespaces = new Set(options.sourceNamespaces);
     this.secrets = createSecretInformers(kc, {
@@ -139,10 +146,12 @@ export class ClusterCaches implements ClusterView {
       managedTransform: (secret) => compactManagedSecret(secret, this.trimmed),
       logger,
       unhealthyAfterMs,
+      ...resync,
     });
     this.named = new NamedSecrets(kc, {
       logger,
       unhealthyAfterMs,
+      ...resync,
       transform: (secret) => compactManagedSecret(secret, this.trimmed),
     });
     this.namedSecretEvents$ = this.named.events$;

@@ -12,6 +12,8 @@ import { secretWeight } from './secret-informers.ts';
 export interface NamedSecretsOptions {
   logger: ConstructorParameters<typeof Informer>[1]['logger'];
   unhealthyAfterMs: number;
+  /** Resync period of each informer (default 10 min, 0 off). */
+  resyncIntervalMs?: number;
   /** How the cached Secrets are kept (a digest of the data, trimmed metadata). */
   transform: (secret: V1Secret) => V1Secret;
 }
@@ -54,6 +56,9 @@ export class NamedSecrets {
         name: `secrets/named/${name}`,
         ...(this.options.logger ? { logger: this.options.logger } : {}),
         unhealthyAfterMs: this.options.unhealthyAfterMs,
+        ...(this.options.resyncIntervalMs !== undefined
+          ? { resyncIntervalMs: this.options.resyncIntervalMs }
+          : {}),
       });
       const subscription = informer.events$.subscribe((e) => this.events.next(e));
       this.watched.set(name, { informer, subscription });
