@@ -938,6 +938,8 @@ describe('production readiness', () => {
           },
         );
         assert.equal(first, 503, 'the first /readyz answer');
+        // Time is the scenario: /readyz must stay 503 for as long as the cache cannot list, so
+        // it is sampled over 5 s (every 100 ms) rather than awaited once.
         const seen = new Set<number>();
         const until = Date.now() + 5_000;
         while (Date.now() < until) {

@@ -219,6 +219,7 @@ function sampleHealth(op: OperatorProcess, intervalMs = 250) {
         .httpGet(op.healthPort, '/healthz')
         .catch(() => ({ status: 0, body: '' }));
       samples.push({ at, healthz: answer.status, failing: /failing/.test(answer.body) });
+      // The sampling period (time is the scenario: /healthz over time), not a wait for a state.
       await sleep(Math.max(0, intervalMs - (Date.now() - at)));
     }
   })();
@@ -560,6 +561,7 @@ describe('reliability', () => {
         const frozenAt = Date.now();
         plane.signalApiServer('SIGSTOP');
         apiFrozen = true;
+        // Time is the scenario: the API server hangs for 20 s.
         await sleep(20_000);
         plane.signalApiServer('SIGCONT');
         apiFrozen = false;
@@ -971,6 +973,8 @@ describe('reliability', () => {
                     await f.setSecretData(OPERATOR_NAMESPACE, source, { password });
                     break;
                   case 'pause':
+                    // Time is the scenario: a generated pause between two clients' moves, so
+                    // the operator's writes interleave with theirs at different points.
                     await sleep(m.ms);
                     break;
                   case 'editSecret': {
