@@ -79,6 +79,29 @@ export interface OperatorConfig {
   informerResyncMs: number;
   /** Cloud endpoint overrides (air-gapped mirrors, tests); empty in a normal install. */
   cloudEndpoints: CloudEndpoints;
+  /** The Pod admission webhook; absent when --pod-webhook-address is empty (the default). */
+  podWebhook?: PodWebhookConfig;
+  /**
+   * Evict Pods stuck in ErrImagePull / ImagePullBackOff for want of a credential's Secret, so
+   * their controller recreates them with it. Off: such Pods only get an Event (when the Pod
+   * webhook is enabled, which watches Pods for it).
+   */
+  evictStuckPods: boolean;
+}
+
+export interface PodWebhookConfig {
+  /** host:port the HTTPS endpoint listens on. */
+  address: string;
+  /** Serve tls.crt/tls.key from this directory (cert-manager); empty: the operator's own CA. */
+  certDir: string;
+  /** The Secret in the operator's namespace holding the operator's CA and serving pair. */
+  certSecret: string;
+  /** The MutatingWebhookConfiguration whose caBundle the operator keeps; "" leaves it alone. */
+  configurationName: string;
+  /** DNS names and IPs the serving certificate is valid for. */
+  hosts: string[];
+  caLifetimeMs: number;
+  certLifetimeMs: number;
 }
 
 interface OptionSpec {
@@ -160,6 +183,64 @@ export const OPTIONS: Record<string, OptionSpec> = {
     default: '60s',
     description:
       '/healthz reports, in its body and still 200, a watch or the API server failing this long (Go duration; ADR 0007)',
+  },
+  'pod-webhook-address': {
+    env: 'REGCRED_POD_WEBHOOK_ADDRESS',
+    type: 'string',
+    default: '',
+    description:
+      'listen address of the Pod admission webhook, e.g. :9443 ("" disables; see config/webhook)',
+  },
+  'pod-webhook-service': {
+    env: 'REGCRED_POD_WEBHOOK_SERVICE',
+    type: 'string',
+    default: 'regcred-operator-webhook',
+    description: "the webhook's Service in the operator's namespace (names in its certificate)",
+  },
+  'pod-webhook-hosts': {
+    env: 'REGCRED_POD_WEBHOOK_HOSTS',
+    type: 'string',
+    default: '',
+    description: 'comma-separated extra DNS names or IPs for the serving certificate',
+  },
+  'pod-webhook-configuration': {
+    env: 'REGCRED_POD_WEBHOOK_CONFIGURATION',
+    type: 'string',
+    default: 'regcred-operator-pod-webhook',
+    description:
+      'the MutatingWebhookConfiguration whose caBundle the operator keeps current ("" leaves it alone)',
+  },
+  'pod-webhook-cert-secret': {
+    env: 'REGCRED_POD_WEBHOOK_CERT_SECRET',
+    type: 'string',
+    default: 'regcred-operator-webhook-tls',
+    description: "the Secret in the operator's namespace holding its webhook CA and certificate",
+  },
+  'pod-webhook-cert-dir': {
+    env: 'REGCRED_POD_WEBHOOK_CERT_DIR',
+    type: 'string',
+    default: '',
+    description:
+      'serve tls.crt and tls.key from this directory instead (cert-manager); no CA, Secret or caBundle is managed',
+  },
+  'pod-webhook-cert-lifetime': {
+    env: 'REGCRED_POD_WEBHOOK_CERT_LIFETIME',
+    type: 'string',
+    default: '720h',
+    description: 'lifetime of the serving certificate, renewed at two thirds (Go duration)',
+  },
+  'pod-webhook-ca-lifetime': {
+    env: 'REGCRED_POD_WEBHOOK_CA_LIFETIME',
+    type: 'string',
+    default: '8760h',
+    description: 'lifetime of the webhook CA, renewed at two thirds (Go duration)',
+  },
+  'evict-stuck-pods': {
+    env: 'REGCRED_EVICT_STUCK_PODS',
+    type: 'boolean',
+    default: 'false',
+    description:
+      "evict controller-owned Pods stuck pulling for want of a credential's Secret (Eviction API, PDBs respected)",
   },
   'informer-resync': {
     env: 'REGCRED_INFORMER_RESYNC',
@@ -312,5 +393,66 @@ export function loadConfig(
     ),
     informerResyncMs: resync(value('informer-resync') ?? '10m'),
     cloudEndpoints: cloudEndpoints(env),
+    ...podWebhook(value, namespace),
+    evictStuckPods: bool('evict-stuck-pods'),
+  };
+}
+
+function podWebhook(
+  value: (name: string) => string | undefined,
+  namespace: string,
+): { podWebhook?: PodWebhookConfig } {
+  const listen = address('pod-webhook-address', value('pod-webhook-address') ?? '');
+  if (listen === '') return {};
+  const service = value('pod-webhook-service') ?? 'regcred-operator-webhook';
+  if (!DNS_LABEL.test(service)) {
+    throw new ConfigError(`--pod-webhook-service ${JSON.stringify(service)} is not a valid name`);
+  }
+  const extra = (value('pod-webhook-hosts') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const host of extra) {
+    if (!/^[A-Za-z0-9.:-]+$/.test(host)) {
+      throw new ConfigError(
+        `--pod-webhook-hosts: ${JSON.stringify(host)} is not a host name or IP`,
+      );
+    }
+  }
+  const certSecret = value('pod-webhook-cert-secret') ?? 'regcred-operator-webhook-tls';
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(certSecret)) {
+    throw new ConfigError(
+      `--pod-webhook-cert-secret ${JSON.stringify(certSecret)} is not a valid name`,
+    );
+  }
+  const certLifetimeMs = duration(
+    'pod-webhook-cert-lifetime',
+    value('pod-webhook-cert-lifetime') ?? '720h',
+  );
+  const caLifetimeMs = duration(
+    'pod-webhook-ca-lifetime',
+    value('pod-webhook-ca-lifetime') ?? '8760h',
+  );
+  if (caLifetimeMs < certLifetimeMs) {
+    throw new ConfigError(
+      '--pod-webhook-ca-lifetime must not be shorter than --pod-webhook-cert-lifetime',
+    );
+  }
+  return {
+    podWebhook: {
+      address: listen,
+      certDir: value('pod-webhook-cert-dir') ?? '',
+      certSecret,
+      configurationName: value('pod-webhook-configuration') ?? 'regcred-operator-pod-webhook',
+      hosts: [
+        ...new Set([
+          `${service}.${namespace}.svc`,
+          `${service}.${namespace}.svc.cluster.local`,
+          ...extra,
+        ]),
+      ],
+      caLifetimeMs,
+      certLifetimeMs,
+    },
   };
 }

@@ -16,6 +16,7 @@ import { ClusterCaches } from './kube/cluster-view.ts';
 import { EventRecorder } from './kube/events.ts';
 import type { Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import { PodAdmission } from './webhook/pod-admission.ts';
 
 /** The work queue of the per-namespace fast path (workqueue_* metrics' `name`). */
 const NAMESPACE_QUEUE = 'registrycredential_namespace';
@@ -55,6 +56,8 @@ export class Operator {
   private readonly leadership = new AbortController();
   private stopWorkers: StopWorkers[] = [];
   private leading = false;
+  /** The Pod webhook (every replica serves it), when enabled. */
+  readonly admission?: PodAdmission;
 
   constructor({ config, kc, log, metrics }: OperatorOptions) {
     this.config = config;
@@ -106,6 +109,17 @@ export class Operator {
       isSourceNamespace: (namespace) => caches.isSourceNamespace(namespace),
       upToDate: (secret, credential) => namespaces.upToDate(secret, credential),
     });
+    if (config.podWebhook) {
+      this.admission = new PodAdmission({
+        config: config.podWebhook,
+        namespace: config.namespace,
+        kc,
+        caches,
+        metrics: this.metrics,
+        log,
+        leading: () => operator.leading,
+      });
+    }
   }
 
   /** Starts the informers and the event mapping; resolves once every cache has synced. */
@@ -142,6 +156,8 @@ export class Operator {
       registryCredentials: caches.cachedCredentials().length,
       namespaces: [...caches.namespaces()].length,
     });
+    // Served only from synced caches: before that a Pod would be admitted unchanged.
+    await this.admission?.start();
   }
 
   /**
@@ -156,6 +172,7 @@ export class Operator {
       once: true,
     });
     for (const cred of this.caches.cachedCredentials()) this.queue.add(cred.metadata.name ?? '');
+    void this.admission?.becameLeader();
     // A credential deleted while no leader ran left no key behind: look for its entries once.
     this.queue.add(ORPHANED_ENTRIES_KEY);
     const options = {
@@ -197,7 +214,7 @@ export class Operator {
       ]);
     }
     this.subscription?.unsubscribe();
-    await Promise.all([this.apiProbe.stop(), this.caches.stop()]);
+    await Promise.all([this.apiProbe.stop(), this.caches.stop(), this.admission?.stop()]);
   }
 
   health(): { synced: boolean; healthy: boolean; detail: string } {

@@ -91,6 +91,8 @@ export interface RegistryCredentialSpec {
   namespaces?: string[];
   serviceAccounts?: string[];
   suspend?: boolean;
+  /** Always: the Pod webhook sets imagePullPolicy Always on containers using these registries. */
+  imagePullPolicy?: 'Always';
   refreshInterval?: string;
   registries: Registry[];
 }

@@ -141,6 +141,7 @@ const everything: Complete<RegistryCredential> = {
     namespaces: ['shared-tools'],
     serviceAccounts: ['default'],
     suspend: false,
+    imagePullPolicy: 'Always',
     refreshInterval: '1h',
     // Complete<Registry> asks for all five sources at once; the CRD allows one per entry, which
     // does not matter here: only the property paths are compared.

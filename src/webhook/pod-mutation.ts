@@ -1,0 +1,180 @@
+// What the Pod webhook changes in a Pod being created: the pure decision over the Pod, its
+// namespace and the cached RegistryCredentials. A credential applies when the reconciler would
+// write its Secret and entry there (the same selection functions); its Secret is appended to
+// the Pod's imagePullSecrets when missing. The JSON patch only appends: no entry of anyone
+// else's is removed, replaced or moved (the ServiceAccount admission plugin has already copied
+// the ServiceAccount's list when this runs).
+import type { V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { RegistryCredential } from '../api/types.ts';
+import { effectiveSecretName, olderCredentialWins } from '../controller/desired.ts';
+import { classifySecret } from '../controller/ownership.ts';
+import {
+  type NamespaceInfo,
+  namespaceSelection,
+  selectedServiceAccounts,
+} from '../controller/selection.ts';
+
+/** One RFC 6902 operation; the webhook only ever emits `add`. */
+export interface JsonPatchOperation {
+  op: 'add';
+  path: string;
+  value: unknown;
+}
+
+/** Where a container sits in the Pod spec, as a JSON pointer names it. */
+export type ContainerList = 'containers' | 'initContainers';
+
+/** A container whose image one credential's registries cover, as the Pod arrived. */
+export interface PrivateImageUse {
+  credential: string;
+  list: ContainerList;
+  container: string;
+  /** imagePullPolicy as the Pod arrived (defaulted by the API server before admission). */
+  arrivedWith: string;
+  /** The webhook set Always because the credential asks for it. */
+  setAlways: boolean;
+}
+
+export interface PodMutation {
+  patch: JsonPatchOperation[];
+  /** Secret names appended to imagePullSecrets, in the order appended. */
+  addedSecrets: string[];
+  /** The credentials that apply to this Pod, oldest first. */
+  credentials: string[];
+  privateImages: PrivateImageUse[];
+}
+
+/** What the caches say about a namespace's Secret under a name a credential writes. */
+export type UnmanagedSecretLookup = (
+  namespace: string,
+  name: string,
+) => V1Secret | null | undefined;
+
+/** Decides whether an image is one of these registries' (the kubelet's matching). */
+export type ImageMatcher = (image: string, servers: readonly string[]) => boolean;
+
+export interface PodMutationInput {
+  pod: V1Pod;
+  namespace: NamespaceInfo;
+  credentials: Iterable<RegistryCredential>;
+  unmanagedSecret: UnmanagedSecretLookup;
+  /** Absent: no image is matched (pull isolation and its report are off). */
+  matchesImage?: ImageMatcher;
+}
+
+/**
+ * The credentials whose Secret a Pod in `namespace` running as `serviceAccount` should pull
+ * with, oldest first: not deleted or suspended, targeting the namespace, selecting the
+ * ServiceAccount, and not in conflict with a Secret of that name someone else owns there.
+ */
+export function applicableCredentials(
+  namespace: NamespaceInfo,
+  serviceAccount: string,
+  credentials: Iterable<RegistryCredential>,
+  unmanagedSecret: UnmanagedSecretLookup,
+): RegistryCredential[] {
+  const applicable: RegistryCredential[] = [];
+  for (const cred of credentials) {
+    if (cred.metadata.deletionTimestamp || cred.spec.suspend) continue;
+    let selects: (ns: NamespaceInfo) => boolean;
+    try {
+      selects = namespaceSelection(cred.spec);
+    } catch {
+      continue; // an invalid selector targets nothing (the reconciler reports it)
+    }
+    if (!selects(namespace)) continue;
+    if (selectedServiceAccounts(cred.spec, [serviceAccount]).length === 0) continue;
+    const name = cred.metadata.name ?? '';
+    const other = unmanagedSecret(namespace.name, effectiveSecretName(cred));
+    // Someone else's Secret under our name: the reconciler reports a conflict and adds no
+    // entry; neither does the webhook (the Pod would pull with a Secret we do not manage).
+    if (other && classifySecret(other, name).kind === 'unmanaged') continue;
+    applicable.push(cred);
+  }
+  return applicable.sort((a, b) =>
+    olderCredentialWins(
+      { name: a.metadata.name ?? '', creationTimestamp: a.metadata.creationTimestamp },
+      { name: b.metadata.name ?? '', creationTimestamp: b.metadata.creationTimestamp },
+    ),
+  );
+}
+
+/** The ServiceAccount a Pod runs as: `default` when it names none. */
+export function podServiceAccount(pod: V1Pod): string {
+  return pod.spec?.serviceAccountName || pod.spec?.serviceAccount || 'default';
+}
+
+export function podMutation(input: PodMutationInput): PodMutation {
+  const { pod, namespace } = input;
+  const creds = applicableCredentials(
+    namespace,
+    podServiceAccount(pod),
+    input.credentials,
+    input.unmanagedSecret,
+  );
+  const patch: JsonPatchOperation[] = [];
+  const addedSecrets: string[] = [];
+  const existing = pod.spec?.imagePullSecrets;
+  const present = new Set((existing ?? []).map((entry) => entry.name));
+  for (const cred of creds) {
+    const name = effectiveSecretName(cred);
+    if (present.has(name)) continue;
+    present.add(name);
+    addedSecrets.push(name);
+  }
+  if (addedSecrets.length > 0) {
+    if (existing === undefined || existing === null) {
+      patch.push({
+        op: 'add',
+        path: '/spec/imagePullSecrets',
+        value: addedSecrets.map((name) => ({ name })),
+      });
+    } else {
+      // Appended one by one at the end: existing entries keep their index and content.
+      for (const name of addedSecrets) {
+        patch.push({ op: 'add', path: '/spec/imagePullSecrets/-', value: { name } });
+      }
+    }
+  }
+  const privateImages: PrivateImageUse[] = [];
+  const matches = input.matchesImage;
+  if (matches) {
+    const lists: Array<[ContainerList, V1Container[] | undefined]> = [
+      ['initContainers', pod.spec?.initContainers],
+      ['containers', pod.spec?.containers],
+    ];
+    for (const [list, containers] of lists) {
+      (containers ?? []).forEach((container, index) => {
+        const image = container.image ?? '';
+        let setAlways = false;
+        for (const cred of creds) {
+          const servers = cred.spec.registries.flatMap((r) => (r.server ? [r.server] : []));
+          if (servers.length === 0 || !matches(image, servers)) continue;
+          const arrivedWith = container.imagePullPolicy ?? '';
+          const wantsAlways = cred.spec.imagePullPolicy === 'Always' && arrivedWith !== 'Always';
+          if (wantsAlways && !setAlways) {
+            patch.push({
+              op: 'add',
+              path: `/spec/${list}/${index}/imagePullPolicy`,
+              value: 'Always',
+            });
+            setAlways = true;
+          }
+          privateImages.push({
+            credential: cred.metadata.name ?? '',
+            list,
+            container: container.name,
+            arrivedWith,
+            setAlways: wantsAlways,
+          });
+        }
+      });
+    }
+  }
+  return {
+    patch,
+    addedSecrets,
+    credentials: creds.map((cred) => cred.metadata.name ?? ''),
+    privateImages,
+  };
+}

@@ -1,0 +1,224 @@
+// The Pod webhook's HTTPS endpoint: AdmissionReview v1 in, a JSON patch out. It reads only the
+// caches every replica keeps (leader and standby both serve it) and never fails a Pod: any
+// problem answers "allowed, unchanged" (the configuration's failurePolicy is Ignore as well).
+// The certificate is swapped in place (setSecureContext), so a rotation needs no restart.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { RegistryCredential } from '../api/types.ts';
+import type { NamespaceInfo } from '../controller/selection.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type ImageMatcher, podMutation, type UnmanagedSecretLookup } from './pod-mutation.ts';
+import type { WebhookMetrics } from './webhook-metrics.ts';
+
+export const MUTATE_PODS_PATH = '/mutate-pods';
+/** A Pod is at most ~1.5 MiB in etcd; the review around it adds the old object (absent on CREATE). */
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** What the webhook reads: the caches. */
+export interface AdmissionCaches {
+  namespace(name: string): NamespaceInfo | undefined;
+  credentials(): Iterable<RegistryCredential>;
+  unmanagedSecret: UnmanagedSecretLookup;
+  /**
+   * Resolves with the namespace once the cache holds it, or undefined after `timeoutMs`: a Pod
+   * can be created right after its namespace, before the namespace's watch event arrives here.
+   */
+  waitForNamespace(name: string, timeoutMs: number): Promise<NamespaceInfo | undefined>;
+}
+
+export interface PodAdmissionOptions {
+  caches: AdmissionCaches;
+  metrics: WebhookMetrics;
+  log: Logger;
+  matchesImage?: ImageMatcher;
+  /** How long a Pod in a namespace the cache has not seen yet waits for it. */
+  namespaceWaitMs?: number;
+}
+
+interface AdmissionRequest {
+  uid?: string;
+  operation?: string;
+  namespace?: string;
+  object?: V1Pod;
+  kind?: { kind?: string };
+  dryRun?: boolean;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: true;
+  patchType?: 'JSONPatch';
+  patch?: string;
+}
+
+/** Decides one AdmissionReview request; never throws and always allows. */
+export async function admitPod(
+  request: AdmissionRequest,
+  o: PodAdmissionOptions,
+): Promise<AdmissionResponse> {
+  const uid = request.uid ?? '';
+  const pod = request.object;
+  const nsName = request.namespace ?? pod?.metadata?.namespace ?? '';
+  if (request.operation !== 'CREATE' || !pod || !nsName || request.kind?.kind !== 'Pod') {
+    o.metrics.requests.inc({ result: 'unchanged' });
+    return { uid, allowed: true };
+  }
+  const namespace =
+    o.caches.namespace(nsName) ??
+    (await o.caches.waitForNamespace(nsName, o.namespaceWaitMs ?? 1_500));
+  if (!namespace) {
+    o.log.warn('Pod admitted unchanged: its namespace is not in the cache', {
+      namespace: nsName,
+    });
+    o.metrics.requests.inc({ result: 'error' });
+    return { uid, allowed: true };
+  }
+  const mutation = podMutation({
+    pod,
+    namespace,
+    credentials: o.caches.credentials(),
+    unmanagedSecret: o.caches.unmanagedSecret,
+    ...(o.matchesImage ? { matchesImage: o.matchesImage } : {}),
+  });
+  if (!request.dryRun) {
+    for (const use of mutation.privateImages) {
+      o.metrics.privateImagePulls.inc({
+        registrycredential: use.credential,
+        policy: use.setAlways ? 'Always' : use.arrivedWith || 'unset',
+      });
+    }
+    if (mutation.addedSecrets.length > 0) {
+      for (const name of mutation.credentials) {
+        o.metrics.secretsAdded.inc({ registrycredential: name });
+      }
+    }
+  }
+  if (mutation.patch.length === 0) {
+    o.metrics.requests.inc({ result: 'unchanged' });
+    return { uid, allowed: true };
+  }
+  o.metrics.requests.inc({ result: 'patched' });
+  o.log.debug('Pod patched at admission', {
+    namespace: nsName,
+    pod: pod.metadata?.name ?? pod.metadata?.generateName ?? '',
+    addedSecrets: mutation.addedSecrets,
+    pullAlways: mutation.privateImages.filter((u) => u.setAlways).map((u) => u.container),
+  });
+  return {
+    uid,
+    allowed: true,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(mutation.patch)).toString('base64'),
+  };
+}
+
+export interface ServingPair {
+  cert: string;
+  key: string;
+}
+
+/** The HTTPS server; call `setCertificate` before `listen`, and again on every rotation. */
+export class PodWebhookServer {
+  private readonly server: Server;
+  private readonly o: PodAdmissionOptions;
+  private served?: ServingPair;
+
+  constructor(o: PodAdmissionOptions) {
+    this.o = o;
+    this.server = createServer({ minVersion: 'TLSv1.2' }, (req, res) => {
+      void this.handle(req, res);
+    });
+    // The API server keeps connections open between calls; a quiet one may close.
+    this.server.keepAliveTimeout = 120_000;
+  }
+
+  /** Serves `pair` to every new TLS handshake from now on (open connections keep theirs). */
+  setCertificate(pair: ServingPair): void {
+    if (this.served?.cert === pair.cert && this.served.key === pair.key) return;
+    this.server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
+    this.served = pair;
+  }
+
+  get certificate(): ServingPair | undefined {
+    return this.served;
+  }
+
+  listen(address: string): Promise<number> {
+    const colon = address.lastIndexOf(':');
+    const host = address.slice(0, colon).replace(/^\[|\]$/g, '') || undefined;
+    const port = Number(address.slice(colon + 1));
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const bound = this.server.address();
+        resolve(typeof bound === 'object' && bound ? bound.port : port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+      setTimeout(() => this.server.closeAllConnections(), 2_000).unref();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== MUTATE_PODS_PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    let review: { apiVersion?: string; request?: AdmissionRequest };
+    try {
+      review = JSON.parse(await readBody(req)) as typeof review;
+    } catch (error) {
+      this.o.metrics.requests.inc({ result: 'error' });
+      this.o.log.warn('Pod admission request unreadable', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      res.writeHead(400).end();
+      return;
+    }
+    let response: AdmissionResponse;
+    try {
+      response = await admitPod(review.request ?? {}, this.o);
+    } catch (error) {
+      // Nothing in admitPod is expected to throw; a bug must still admit the Pod.
+      this.o.metrics.requests.inc({ result: 'error' });
+      this.o.log.error('Pod admission failed; admitted unchanged', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+      response = { uid: review.request?.uid ?? '', allowed: true };
+    }
+    const body = JSON.stringify({
+      apiVersion: review.apiVersion ?? 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response,
+    });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    this.o.metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        reject(new Error(`request body over ${MAX_BODY_BYTES} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
