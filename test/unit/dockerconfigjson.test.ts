@@ -10,6 +10,7 @@ import {
   parseDockerConfigSecret,
 } from '../../src/credentials/dockerconfigjson.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
+import { secretValues } from '../../src/observability/redact.ts';
 
 const DCJ = 'kubernetes.io/dockerconfigjson';
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -348,5 +349,68 @@ describe('dockerconfigjson', () => {
         }),
       );
     });
+  });
+});
+
+describe('dockerconfigjson sources as the kubelet reads them', () => {
+  const parsed = (entry: Record<string, unknown>) =>
+    parseDockerConfigSecret(DCJ, dcjData({ auths: { 'r.example.com': entry } })).get(
+      'r.example.com',
+    );
+
+  it('an auth with a trailing newline, as `base64` prints it, is read as without', () => {
+    const auth = b64('robot:pw'); // ends in '='
+    assert.deepEqual(parsed({ auth: `${auth}\n` }), { username: 'robot', password: 'pw', auth });
+  });
+
+  it('an auth with an empty username (":token") gives the token as password and no username', () => {
+    assert.deepEqual(parsed({ auth: b64(':tok3n') }), { password: 'tok3n', auth: b64(':tok3n') });
+  });
+
+  it('an entry with a username but no password (an identity token) gets no made-up auth', () => {
+    const identity = { username: '00000000-0000-0000-0000-000000000000', identitytoken: 'id-tok' };
+    assert.deepEqual(parsed(identity), identity);
+    assert.deepEqual(parsed({ password: 'only-a-password' }), { password: 'only-a-password' });
+  });
+
+  it('a legacy .dockercfg that is a JSON array, not an object, is refused', () => {
+    const err = sourceInvalid(() =>
+      parseDockerConfigSecret('kubernetes.io/dockercfg', { '.dockercfg': b64('[]') }),
+    );
+    assert.equal(err.message, 'key .dockercfg is not a JSON object');
+  });
+
+  it('a Secret of another type is refused naming its type, unless the type is unprintable', () => {
+    assert.match(
+      sourceInvalid(() => parseDockerConfigSecret('kubernetes.io/basic-auth', {})).message,
+      /^type kubernetes\.io\/basic-auth is neither /,
+    );
+    for (const type of ['evil\ntype', '\u0007bell', 'bell\u0007']) {
+      assert.match(
+        sourceInvalid(() => parseDockerConfigSecret(type, {})).message,
+        /^type \(unprintable\) is neither /,
+        JSON.stringify(type),
+      );
+    }
+  });
+});
+
+describe('dockerconfigjson: what is redacted', () => {
+  it('a password that appears only inside `auth` is redacted from messages', () => {
+    const password = `only-inside-auth-${Math.random().toString(36).slice(2)}`;
+    parseDockerConfigSecret(
+      DCJ,
+      dcjData({ auths: { 'r.example.com': { auth: b64(`robot:${password}`) } } }),
+    );
+    assert.equal(secretValues.scrub(`denied: ${password}`), 'denied: [REDACTED]');
+  });
+
+  it('an error quoting the whole config written is redacted; an empty config is no secret', () => {
+    const email = `ops-${Math.random().toString(36).slice(2)}@example.com`;
+    const json = buildDockerConfigJson(new Map([['r.example.com', { email }]]));
+    assert.equal(secretValues.scrub(`rejected: ${json}`), 'rejected: [REDACTED]');
+    const empty = buildDockerConfigJson(new Map());
+    assert.equal(empty, '{"auths":{}}');
+    assert.equal(secretValues.scrub(`wrote ${empty}`), `wrote ${empty}`);
   });
 });

@@ -33,6 +33,8 @@ describe('parseDuration (Go time.ParseDuration)', () => {
     ['0.0000000019s', 0.000001], // Go truncates below one nanosecond
     ['24h', 24 * H],
     ['2562047h47m16.854775807s', Number(2n ** 63n - 1n) / 1e6], // Go's largest Duration
+    ['-2562047h47m16.854775808s', -Number(2n ** 63n) / 1e6], // and its smallest
+    ['-0s', 0], // zero, not JavaScript's -0: Go has no negative zero
   ];
   for (const [input, ms] of valid) {
     it(`reads ${JSON.stringify(input)} as ${ms} ms`, () => {
@@ -79,6 +81,13 @@ describe('parseDuration (Go time.ParseDuration)', () => {
     assert.throws(() => parseDuration('x'.repeat(100)), /invalid duration "x{40}…"/);
   });
 
+  it('names a rejected value of up to 40 characters whole', () => {
+    const forty = `1${'x'.repeat(39)}`;
+    assert.throws(() => parseDuration(forty), {
+      message: `invalid duration ${JSON.stringify(forty)}`,
+    });
+  });
+
   it('adds up components in any combination (property)', () => {
     const part = fc.tuple(
       fc.integer({ min: 0, max: 10_000 }),
@@ -113,6 +122,7 @@ describe('formatDuration', () => {
     [0, '0s'],
     [300, '300ms'],
     [1500, '1.5s'],
+    [S, '1s'],
     [M, '1m0s'],
     [H + 30 * M, '1h30m0s'],
     [-90 * S, '-1m30s'],
@@ -123,4 +133,15 @@ describe('formatDuration', () => {
       assert.equal(parseDuration(text), ms);
     });
   }
+});
+
+describe('formatDuration of what is not a duration', () => {
+  it('refuses infinity and NaN instead of writing them as text no reader parses', () => {
+    for (const ms of [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NaN]) {
+      assert.throws(() => formatDuration(ms), {
+        name: 'RangeError',
+        message: 'duration must be finite',
+      });
+    }
+  });
 });

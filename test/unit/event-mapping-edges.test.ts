@@ -179,4 +179,92 @@ describe('event mapping at the edges', () => {
       assert.deepEqual(mapping.namedSecret(ev('add', theirs('other'))), []);
     });
   });
+
+  describe('what a change makes no work for', () => {
+    it('a namespace deleted while the watch was down (a relist: old and object the same): its credential recounts', () => {
+      const { mapping } = fixture();
+      const gone = ns('a1', { tenant: 'acme' });
+      assert.deepEqual(mapping.namespace({ type: 'delete', object: gone, old: gone }), [
+        statusOf('acme'),
+      ]);
+    });
+
+    it('a deleted namespace makes no work for a credential that had already let it go', () => {
+      // globex's Secret is still cached in a1, which globex does not select: it goes with the
+      // namespace, and globex's own relabel reconcile has already counted it out.
+      const { view, mapping } = fixture();
+      view.secrets = [managedSecret('a1', 'globex')];
+      assert.deepEqual(mapping.namespace(ev('delete', ns('a1', { tenant: 'acme' }))), [
+        statusOf('acme'),
+      ]);
+    });
+
+    it('a ServiceAccount created where a credential that left the namespace kept its Secret: that credential cleans up', () => {
+      const { view, mapping } = fixture();
+      view.secrets = [managedSecret('a1', 'globex')];
+      assert.deepEqual(mapping.serviceAccount(ev('add', sa('a1', 'default'))), [
+        nsOf('acme', 'a1'),
+        fullOf('globex'),
+      ]);
+    });
+
+    it('our own delete coming back, in a namespace the credential no longer selects: nothing', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.secret(ev('delete', managedSecret('g1', 'acme')), true), []);
+    });
+
+    it('our own write coming back in a namespace relabelled out meanwhile: the full reconcile removes it', () => {
+      const { mapping } = fixture();
+      assert.deepEqual(mapping.secret(ev('update', managedSecret('g1', 'acme')), true), [
+        fullOf('acme'),
+      ]);
+    });
+
+    it('deleting one credential’s Secret makes no work for another credential of the namespace writing another name', () => {
+      const { view, mapping } = fixture();
+      view.creds = [
+        cred('acme'),
+        cred('globex', { namespaceSelector: { matchLabels: { tenant: 'acme' } } }),
+      ];
+      const items = mapping.secret(ev('delete', managedSecret('a1', 'acme')), false);
+      assert.ok(
+        items.some((i) => i.credential === 'acme'),
+        'acme restores its Secret',
+      );
+      assert.deepEqual(
+        items.filter((i) => i.credential === 'globex'),
+        [],
+      );
+    });
+
+    it('deleting an unlabelled Secret in a source namespace reconciles the credentials reading it', () => {
+      const { mapping } = fixture();
+      const source: V1Secret = { metadata: { name: 'src', namespace: 'regcred-system' } };
+      assert.deepEqual(mapping.secret(ev('delete', source), false), [
+        fullOf('acme'),
+        fullOf('globex'),
+      ]);
+    });
+
+    it('a Secret in a tenant namespace is never a source, even where a credential names it as one', () => {
+      const { view, mapping } = fixture();
+      view.creds = [
+        cred('acme', {
+          registries: [
+            { server: 'r.example.com', basic: { secretRef: { name: 'creds', namespace: 'a1' } } },
+          ],
+        }),
+      ];
+      const tenants: V1Secret = { metadata: { name: 'creds', namespace: 'a1' } };
+      assert.deepEqual(mapping.secret(ev('update', tenants), false), []);
+    });
+
+    it('a Secret with a source’s name in another source namespace is not that source', () => {
+      const { view, mapping } = fixture();
+      view.isSourceNamespace = (namespace: string) =>
+        namespace === 'regcred-system' || namespace === 'regcred-sources';
+      const namesake: V1Secret = { metadata: { name: 'src', namespace: 'regcred-sources' } };
+      assert.deepEqual(mapping.secret(ev('update', namesake), false), []);
+    });
+  });
 });

@@ -186,3 +186,63 @@ describe('ownership: what we may do to the Secret under our name', () => {
     }
   });
 });
+
+describe('ownership: a Secret that carries only part of our marks', () => {
+  // A tenant who copies a Secret of ours, or labels one by hand, seldom copies every mark. Only
+  // both labels together make a Secret ours (or another credential's); anything less is
+  // someone else's Secret: a conflict, never overwritten, unless it is handed over.
+  const MANAGED_BY = 'app.kubernetes.io/managed-by';
+  const CREDENTIAL = 'regcred.dev/credential';
+  const rows: Array<[string, Record<string, string>]> = [
+    ['only our credential label, naming us', { [CREDENTIAL]: 'acme' }],
+    ['only a credential label naming another credential', { [CREDENTIAL]: 'globex' }],
+    ['only the managed-by label', { [MANAGED_BY]: 'regcred-operator' }],
+    [
+      'the managed-by label and an empty credential label',
+      { [MANAGED_BY]: 'regcred-operator', [CREDENTIAL]: '' },
+    ],
+  ];
+  for (const [what, labels] of rows) {
+    it(`${what}: a conflict, not overwritten`, () => {
+      assert.deepEqual(
+        decideSecretWrite(secret(labels), acme, desired, () => undefined),
+        { action: 'conflict', message: 'Secret t/pull is not managed by regcred-operator' },
+      );
+    });
+
+    it(`${what}, handed over with the adopt annotation: adopted`, () => {
+      const handedOver = secret(labels, {}, { 'regcred.dev/adopt': 'acme' });
+      const decision = decideSecretWrite(handedOver, acme, desired, () => undefined);
+      assert.equal(decision.action, 'update');
+      if (decision.action === 'update') assert.equal(managedOwner(decision.object), 'acme');
+    });
+  }
+});
+
+describe('ownership: the ownerReference on a Secret we write', () => {
+  const ourRef = desired.metadata?.ownerReferences?.[0];
+
+  it('an adopted Secret that had no owner gets exactly our ownerReference', () => {
+    const handedOver = secret({}, {}, { 'regcred.dev/adopt': 'acme' });
+    assert.equal(handedOver.metadata?.ownerReferences, undefined);
+    const decision = decideSecretWrite(handedOver, acme, desired, () => undefined);
+    assert.equal(decision.action, 'update');
+    if (decision.action === 'update')
+      assert.deepEqual(decision.object.metadata?.ownerReferences, [ourRef]);
+  });
+
+  it('our ownerReference with `controller` removed by hand is restored', () => {
+    assert.ok(ourRef);
+    const { controller: _dropped, ...withoutController } = ourRef;
+    const edited: V1Secret = {
+      ...desired,
+      metadata: { ...desired.metadata, resourceVersion: '4', ownerReferences: [withoutController] },
+    };
+    const decision = decideSecretWrite(edited, acme, desired, () => undefined);
+    assert.equal(decision.action, 'update');
+    if (decision.action === 'update') {
+      assert.deepEqual(decision.object.metadata?.ownerReferences, [ourRef]);
+      assert.equal(decision.object.metadata?.resourceVersion, '4');
+    }
+  });
+});

@@ -213,6 +213,25 @@ describe('selection', () => {
         /not a valid label key/,
       ],
       [
+        'a key whose prefix has an underscore (not a DNS subdomain)',
+        { matchLabels: { 'my_corp.example.com/tier': 'x' } },
+        /"my_corp\.example\.com\/tier" is not a valid label key/,
+      ],
+      [
+        'a key whose prefix ends in a dash',
+        { matchExpressions: [{ key: 'corp-/tier', operator: 'Exists' }] },
+        /"corp-\/tier" is not a valid label key/,
+      ],
+      [
+        'a key whose prefix is 254 characters long',
+        {
+          matchLabels: {
+            [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}/n`]: 'x',
+          },
+        },
+        /not a valid label key/,
+      ],
+      [
         'a value with a slash',
         { matchLabels: { tenant: 'a/b' } },
         /"a\/b" is not a valid label value/,

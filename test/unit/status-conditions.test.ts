@@ -236,6 +236,57 @@ describe('status conditions, word for word', () => {
     );
   });
 
+  it('a credential that only selects by label never reports a named namespace as missing', () => {
+    // Nothing in spec.namespaces, and no namespace exists at all.
+    const status = computeStatus(
+      { ...cred, spec: { namespaceSelector: { matchLabels: { tenant: 'acme' } }, registries: [] } },
+      findings({}, { namespaceExists: () => false }),
+      NOW,
+    );
+    assert.equal(status.missingNamespaces, undefined);
+    assert.equal(
+      shown(status)[1],
+      'Ready True NoTargets: no namespace matched spec.namespaceSelector or spec.namespaces (gen 7)',
+    );
+  });
+
+  it('missing listed namespaces: exactly three are named in full, a fourth makes an ellipsis', () => {
+    const ready = (namespaces: string[]) =>
+      shown(
+        computeStatus(
+          { ...cred, spec: { namespaces, registries: [] } },
+          findings({}, { namespaceExists: () => false }),
+          NOW,
+        ),
+      )[1];
+    assert.equal(
+      ready(['a', 'b', 'c']),
+      'Ready True NoTargets: no namespace matched spec.namespaceSelector or spec.namespaces; spec.namespaces names 3 that do not exist (a, b, c) (gen 7)',
+    );
+    assert.equal(
+      ready(['a', 'b', 'c', 'd']),
+      'Ready True NoTargets: no namespace matched spec.namespaceSelector or spec.namespaces; spec.namespaces names 4 that do not exist (a, b, c, …) (gen 7)',
+    );
+  });
+
+  it('a first reconcile whose credentials do not resolve lists no registries', () => {
+    // No earlier status to keep registries from, and nothing resolved this time.
+    const status = computeStatus(
+      cred,
+      findings(
+        { a: synced },
+        {
+          registries: undefined,
+          resolvedRegistries: undefined,
+          credentialError: new CredentialError('SourceNotFound', 'no Secret x'),
+        },
+      ),
+      NOW,
+    );
+    assert.equal('registries' in status, false);
+    assert.equal(shown(status)[0], 'CredentialsReady False SourceNotFound: no Secret x (gen 7)');
+  });
+
   it('no registries: no status.registries field', () => {
     const status = computeStatus(cred, findings({ a: synced }, { registries: [] }), NOW);
     assert.equal('registries' in status, false);
@@ -343,6 +394,10 @@ describe('the RegistryShadowed Event', () => {
     assert.equal(
       shadowingEvent(status('a'), status('a', 'b'))?.message,
       '2 imported keys left out of the Secret: the kubelet takes them for a registry another entry names (a, b); see status.registries',
+    );
+    assert.equal(
+      shadowingEvent(undefined, status('a', 'b', 'c'))?.message,
+      '3 imported keys left out of the Secret: the kubelet takes them for a registry another entry names (a, b, c); see status.registries',
     );
     assert.equal(
       shadowingEvent(undefined, status('a', 'b', 'c', 'd'))?.message,
