@@ -40,11 +40,14 @@ export interface RotationPolicy {
   publishGraceMs: number;
 }
 
-/** Renewal at two thirds of a lifetime, as for tokens: a third is left to roll out. */
+/** notBefore lies this far back: clocks of the API servers may be behind ours. */
+const BACKDATE_MS = 5 * 60 * 1000;
+
+/** Renewal at two thirds of the lifetime asked for (the backdating not counted). */
 function renewAt(cert: X509Certificate): number {
-  const from = Date.parse(cert.validFrom);
-  const to = Date.parse(cert.validTo);
-  return from + ((to - from) * 2) / 3;
+  const from = cert.validFromDate.getTime();
+  const to = cert.validToDate.getTime();
+  return to - Math.max(0, to - from - BACKDATE_MS) / 3;
 }
 
 function parse(pem: string | undefined): X509Certificate | undefined {
@@ -75,7 +78,7 @@ export function planCertificates(
 ): CertificateState | undefined {
   const t = now.getTime();
   const window = (lifetime: number) => ({
-    notBefore: new Date(t - 5 * 60 * 1000), // clock skew between us and the API servers
+    notBefore: new Date(t - BACKDATE_MS),
     notAfter: new Date(t + lifetime),
   });
   const caCert = parse(state.ca?.cert);
@@ -93,7 +96,7 @@ export function planCertificates(
   }
   const stillValid = (pem: string) => {
     const cert = parse(pem);
-    return cert !== undefined && Date.parse(cert.validTo) > t;
+    return cert !== undefined && cert.validToDate.getTime() > t;
   };
   if (t >= renewAt(caCert)) {
     // A new CA, trusted next to the old one; what is served stays under the old one for now.

@@ -75,6 +75,19 @@ describe('webhook certificates', () => {
     assert.equal(planCertificates(first, policy, at(19)), undefined);
   });
 
+  it('counts a lifetime of seconds from issue, not from the backdated notBefore', () => {
+    const short = {
+      ...policy,
+      caLifetimeMs: 24_000,
+      certLifetimeMs: 12_000,
+      publishGraceMs: 2_000,
+    };
+    const first = planCertificates({ bundle: [] }, short, t0) ?? assert.fail('expected a plan');
+    assert.equal(planCertificates(first, short, new Date(t0.getTime() + 7_000)), undefined);
+    const renewed = planCertificates(first, short, new Date(t0.getTime() + 8_500));
+    assert.ok(renewed && renewed.serving?.cert !== first.serving?.cert);
+  });
+
   it('renews the serving certificate at two thirds of its lifetime under the same CA: the bundle stays', () => {
     const first = plan({ bundle: [] }, t0);
     const renewed = plan(first, at(20.1));
