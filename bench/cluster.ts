@@ -124,9 +124,26 @@ export function hasPullSecret(sa: V1ServiceAccount, name: string): boolean {
  * Starts kube-controller-manager on a plane started without it. ControlPlane has no public
  * method for that; this reaches its private startComponent and fails loudly if it changes.
  */
-async function startControllerManager(plane: ControlPlane): Promise<void> {
+async function startControllerManager(plane: ControlPlane, apiQps?: number): Promise<void> {
   const start = (plane as unknown as { startComponent?: (name: string) => Promise<void> })
     .startComponent;
+  if (apiQps !== undefined) {
+    // --scale: kube-controller-manager makes a ServiceAccount and a ConfigMap for every new
+    // namespace; at its default 200 requests/s, 10,000 namespaces wait on it for 100 s.
+    const components = (plane as unknown as { components?: Map<string, { args: string[] }> })
+      .components;
+    const manager = components?.get('kube-controller-manager');
+    if (!manager) {
+      throw new Error(
+        "ControlPlane.components is gone: bench/cluster.ts needs another way to raise kube-controller-manager's QPS",
+      );
+    }
+    manager.args = [
+      ...manager.args.filter((a) => !/^--kube-api-(qps|burst)=/.test(a)),
+      `--kube-api-qps=${apiQps}`,
+      `--kube-api-burst=${apiQps * 2}`,
+    ];
+  }
   if (typeof start !== 'function') {
     throw new Error(
       'ControlPlane.startComponent is gone: bench/cluster.ts needs another way to start kube-controller-manager after the CRD',
@@ -192,7 +209,11 @@ export class BenchCluster {
    * Secret the operator writes (owned by a RegistryCredential) makes it issue GETs, which
    * would be counted against the operator. A probe confirms the collector handles the CRD.
    */
-  static async start(log: Log, apiServerFlags: string[] = []): Promise<BenchCluster> {
+  static async start(
+    log: Log,
+    apiServerFlags: string[] = [],
+    options: { controllerManagerQps?: number } = {},
+  ): Promise<BenchCluster> {
     const plane = await startControlPlane({
       log: (line) => log(line),
       apiServerFlags,
@@ -213,7 +234,7 @@ export class BenchCluster {
         '--timeout=60s',
         `crd/${PLURAL}.${GROUP}`,
       );
-      await startControllerManager(plane);
+      await startControllerManager(plane, options.controllerManagerQps);
       await kubectl('create', 'namespace', OPERATOR_NAMESPACE);
       // As in production: the operator runs as config/rbac's ServiceAccount, not as admin.
       await kubectl('apply', '-k', join(repoRoot, 'config', 'rbac'));
@@ -319,7 +340,7 @@ export class BenchCluster {
    */
   async createNamespacesAndWait(
     names: readonly string[],
-    labels: Record<string, string>,
+    labels: Record<string, string> | ((name: string) => Record<string, string>),
   ): Promise<{ createMs: number; serviceAccountsMs: number }> {
     const pending = new Set(names);
     let resolveAll: () => void = () => {};
@@ -359,11 +380,11 @@ export class BenchCluster {
   /** Creates the namespaces, CREATE_CONCURRENCY in flight; returns the milliseconds it took. */
   async createNamespaces(
     names: readonly string[],
-    labels: Record<string, string>,
+    labels: Record<string, string> | ((name: string) => Record<string, string>),
   ): Promise<number> {
     const started = performance.now();
     await this.forEachConcurrently(names, CREATE_CONCURRENCY, (name) =>
-      this.createNamespace(name, labels),
+      this.createNamespace(name, typeof labels === 'function' ? labels(name) : labels),
     );
     return performance.now() - started;
   }
@@ -427,6 +448,60 @@ export class BenchCluster {
         }
       }),
     );
+  }
+
+  /** `count` ConfigMaps of `bytes` bytes each, spread over `namespaces`. */
+  async createUnrelatedConfigMaps(
+    namespaces: readonly string[],
+    count: number,
+    bytes: number,
+  ): Promise<void> {
+    const items = Array.from({ length: count }, (_, i) => ({
+      namespace: namespaces[i % namespaces.length] ?? 'default',
+      name: `unrelated-cm-${i}`,
+    }));
+    await this.forEachConcurrently(items, CREATE_CONCURRENCY, ({ namespace, name }) =>
+      withRetry(`create ConfigMap ${namespace}/${name}`, async () => {
+        try {
+          await this.core.createNamespacedConfigMap({
+            namespace,
+            body: { metadata: { name }, data: { blob: 'x'.repeat(bytes) } },
+          });
+        } catch (error) {
+          if (httpCode(error) === 409) return;
+          throw error;
+        }
+      }),
+    );
+  }
+
+  /** ServiceAccounts `names` in every one of `namespaces` (besides kube-controller-manager's default). */
+  async createServiceAccounts(
+    namespaces: readonly string[],
+    names: readonly string[],
+  ): Promise<void> {
+    const items = namespaces.flatMap((namespace) => names.map((name) => ({ namespace, name })));
+    await this.forEachConcurrently(items, CREATE_CONCURRENCY, ({ namespace, name }) =>
+      withRetry(`create ServiceAccount ${namespace}/${name}`, async () => {
+        try {
+          await this.core.createNamespacedServiceAccount({
+            namespace,
+            body: { metadata: { name } },
+          });
+        } catch (error) {
+          if (httpCode(error) === 409) return;
+          throw error;
+        }
+      }),
+    );
+  }
+
+  /** A RegistryCredential with the given spec (the harness's admin client). */
+  createCredentialWithSpec(
+    name: string,
+    spec: RegistryCredentialSpec,
+  ): Promise<RegistryCredential> {
+    return this.createRegistryCredential(name, spec);
   }
 
   async createSourceSecret(name: string, password: string): Promise<void> {

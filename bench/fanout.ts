@@ -228,13 +228,13 @@ export async function measureRotation(
   }
 }
 
-function describeFloor(f: FloorResult | undefined): string {
+export function describeFloor(f: FloorResult | undefined): string {
   if (!f) return '-';
   return `${seconds(f.wallMs).toFixed(2)} s (CPU ${f.cpuSeconds.toFixed(2)} s, main thread ${f.mainThreadCpuSeconds.toFixed(2)} s; cluster ${f.clusterCpuDetail})`;
 }
 
 /** One line per measured window, for the progress log: runs vary, and the slow ones need a why. */
-function describeWindow(w: Window | undefined): string {
+export function describeWindow(w: Window | undefined): string {
   if (!w) return '';
   const counts = (c: RequestCounts) =>
     Object.entries(c)
@@ -244,7 +244,7 @@ function describeWindow(w: Window | undefined): string {
   return `${seconds(w.wallMs).toFixed(2)} s, operator CPU ${w.cpuSeconds.toFixed(2)} s (main thread ${w.mainThreadCpuSeconds.toFixed(2)} s; ${w.cpuToIdleSeconds.toFixed(2)} s to idle), cluster CPU ${w.clusterCpuSeconds.toFixed(2)} s (${w.clusterCpuDetail}), ${w.reconciles} reconciles (${w.reconcileSeconds.toFixed(2)} s); ${counts(w.requests)}`;
 }
 
-function withFloor(
+export function withFloor(
   scenario: ScenarioName,
   n: number,
   windows: readonly Window[],

@@ -62,20 +62,28 @@ export function fastest(runs: readonly FloorResult[]): FloorResult {
   return rest.reduce((best, run) => (run.wallMs < best.wallMs ? run : best), first);
 }
 
-function withEntry(sa: V1ServiceAccount, name: string): V1ServiceAccount {
-  return { ...sa, imagePullSecrets: [...(sa.imagePullSecrets ?? []), { name }] };
+function withEntries(sa: V1ServiceAccount, names: readonly string[]): V1ServiceAccount {
+  return {
+    ...sa,
+    imagePullSecrets: [...(sa.imagePullSecrets ?? []), ...names.map((name) => ({ name }))],
+  };
 }
 
-/** PUT with the entry appended; on a conflict, read again and retry. */
-async function addEntry(cluster: BenchCluster, sa: V1ServiceAccount, name: string): Promise<void> {
+/** One PUT with the missing entries appended; on a conflict, read again and retry. */
+async function addEntries(
+  cluster: BenchCluster,
+  sa: V1ServiceAccount,
+  names: readonly string[],
+): Promise<void> {
   let current = sa;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (hasPullSecret(current, name)) return;
+    const missing = names.filter((name) => !hasPullSecret(current, name));
+    if (missing.length === 0) return;
     const namespace = current.metadata?.namespace ?? '';
     const saName = current.metadata?.name ?? '';
     try {
       await withRetry(`update ServiceAccount ${namespace}/${saName}`, () =>
-        cluster.floorApi.replaceServiceAccount(withEntry(current, name)),
+        cluster.floorApi.replaceServiceAccount(withEntries(current, missing)),
       );
       return;
     } catch (error) {
@@ -99,16 +107,9 @@ export async function floorFanout(
   secretName: string,
   password: string,
   concurrency: number,
+  serviceAccountNames: readonly string[] = ['default'],
 ): Promise<FloorResult> {
-  const wanted = new Set(namespaces);
-  const accounts = new Map<string, V1ServiceAccount>();
-  const list = await cluster.floorCore.listServiceAccountForAllNamespaces({
-    fieldSelector: 'metadata.name=default',
-  });
-  for (const sa of list.items) {
-    const ns = sa.metadata?.namespace ?? '';
-    if (wanted.has(ns)) accounts.set(ns, sa);
-  }
+  const accounts = await serviceAccountsOf(cluster, namespaces, serviceAccountNames);
   return measured(cluster, () =>
     cluster.forEachConcurrently(namespaces, concurrency, async (namespace) => {
       await withRetry(`create Secret ${namespace}/${secretName}`, () =>
@@ -116,9 +117,94 @@ export async function floorFanout(
           floorSecret(namespace, secretName, password, cluster.floorOwner),
         ),
       );
-      const sa = accounts.get(namespace);
+      for (const name of serviceAccountNames) {
+        const sa = accounts.get(`${namespace}/${name}`);
+        if (!sa) throw new Error(`no ServiceAccount ${namespace}/${name}`);
+        await addEntries(cluster, sa, [secretName]);
+      }
+    }),
+  );
+}
+
+/** The ServiceAccounts `names` of `namespaces`, from one LIST, by `namespace/name`. */
+async function serviceAccountsOf(
+  cluster: BenchCluster,
+  namespaces: readonly string[],
+  names: readonly string[],
+): Promise<Map<string, V1ServiceAccount>> {
+  const wanted = new Set(namespaces);
+  const wantedNames = new Set(names);
+  const accounts = new Map<string, V1ServiceAccount>();
+  const list = await cluster.floorCore.listServiceAccountForAllNamespaces(
+    names.length === 1 ? { fieldSelector: `metadata.name=${names[0]}` } : {},
+  );
+  for (const sa of list.items) {
+    const ns = sa.metadata?.namespace ?? '';
+    const name = sa.metadata?.name ?? '';
+    if (wanted.has(ns) && wantedNames.has(name)) accounts.set(`${ns}/${name}`, sa);
+  }
+  return accounts;
+}
+
+/**
+ * Merged fan-out floor (several RegistryCredentials at once): per namespace, create every
+ * Secret it gets, then one PUT of its default ServiceAccount adding every entry; `concurrency`
+ * namespaces in flight.
+ */
+export async function floorMergedFanout(
+  cluster: BenchCluster,
+  plan: ReadonlyArray<{ namespace: string; secretNames: readonly string[] }>,
+  password: string,
+  concurrency: number,
+): Promise<FloorResult> {
+  const accounts = await serviceAccountsOf(
+    cluster,
+    plan.map((p) => p.namespace),
+    ['default'],
+  );
+  return measured(cluster, () =>
+    cluster.forEachConcurrently(plan, concurrency, async ({ namespace, secretNames }) => {
+      for (const secretName of secretNames) {
+        await withRetry(`create Secret ${namespace}/${secretName}`, () =>
+          cluster.floorApi.createSecret(
+            floorSecret(namespace, secretName, password, cluster.floorOwner),
+          ),
+        );
+      }
+      const sa = accounts.get(`${namespace}/default`);
       if (!sa) throw new Error(`no default ServiceAccount in ${namespace}`);
-      await addEntry(cluster, sa, secretName);
+      await addEntries(cluster, sa, secretNames);
+    }),
+  );
+}
+
+/** Rotation floor over (namespace, Secret) pairs: one PUT each (from one LIST before the clock). */
+export async function floorRotatePairs(
+  cluster: BenchCluster,
+  pairs: ReadonlyArray<{ namespace: string; secretName: string }>,
+  password: string,
+  concurrency: number,
+): Promise<FloorResult> {
+  const secrets = new Map<string, V1Secret>();
+  const list = await cluster.floorCore.listSecretForAllNamespaces({
+    labelSelector: FLOOR_LABEL_SELECTOR,
+  });
+  for (const secret of list.items) {
+    secrets.set(`${secret.metadata?.namespace}/${secret.metadata?.name}`, secret);
+  }
+  return measured(cluster, () =>
+    cluster.forEachConcurrently(pairs, concurrency, async ({ namespace, secretName }) => {
+      const existing = secrets.get(`${namespace}/${secretName}`);
+      if (!existing) throw new Error(`no floor Secret ${secretName} in ${namespace}`);
+      const { managedFields: _managed, ...metadata } = existing.metadata ?? {};
+      const body: V1Secret = {
+        ...existing,
+        metadata,
+        data: floorSecret(namespace, secretName, password, cluster.floorOwner).data,
+      };
+      await withRetry(`update Secret ${namespace}/${secretName}`, () =>
+        cluster.floorApi.replaceSecret(body),
+      );
     }),
   );
 }
@@ -201,7 +287,7 @@ export class OnboardingFloor {
     if (sa.metadata?.name !== 'default' || !this.namespaces.has(sa.metadata.namespace ?? ''))
       return;
     // The measured latency is the ServiceAccount's: its PUT goes ahead of queued Secret creates.
-    this.run(1, () => addEntry(this.cluster, sa, FLOOR_SECRET));
+    this.run(1, () => addEntries(this.cluster, sa, [FLOOR_SECRET]));
   }
 
   private run(priority: number, task: () => Promise<void>): void {

@@ -18,11 +18,15 @@ import {
   type ScenarioResult,
   targetsTable,
 } from './report.ts';
+import { runScaleGroup } from './scale.ts';
+import { runMultiCredential } from './scale-multi.ts';
 
 const repoRoot = join(import.meta.dirname, '..');
 const resultsDir = join(repoRoot, 'bench', 'results');
 const SCENARIOS = ['fanout', 'rotation', 'onboarding', 'steady', 'memory'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+const SCALE_SCENARIOS = ['fanout', 'multi', 'onboarding', 'memory', 'idle'] as const;
+type ScaleScenario = (typeof SCALE_SCENARIOS)[number];
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -49,6 +53,25 @@ JSON to bench/results/.
   --floor-watches             the fan-out and rotation floors also keep the watches a cache-based
                               client needs (the Secrets they write, every ServiceAccount): the
                               floor of an operator that reads from caches, for comparison
+  --scale                     issue #20 instead of the above (~40 min on 2 cores): N=10,000
+                              namespaces x 3 ServiceAccounts, one credential selecting every
+                              ServiceAccount (fan-out, rotation vs the floor; restart; idle;
+                              500 namespaces onboarded during a rotation; memory with 100,000
+                              unrelated Secrets + 10,000 ConfigMaps), and 50 credentials over
+                              3,000 namespaces (each a seeded random half) with one source
+                              shared by 10 rotated. Smaller runs for development:
+  --scale-scenarios <list>    any of ${SCALE_SCENARIOS.join(',')} (default: all)
+  --scale-namespaces <n>      N (default 10000)
+  --scale-service-accounts <k>  ServiceAccounts per namespace, default included (default 3)
+  --scale-pairs <p>           floor/operator pairs, interleaved (default 2)
+  --scale-onboarding <count>  namespaces created during the rotation (default 500)
+  --scale-unrelated <count>   unrelated 1 KiB Secrets (default 100000), 100 per namespace
+  --scale-configmaps <count>  unrelated 1 KiB ConfigMaps (default 10000)
+  --idle-window <s>           idle window (default 600)
+  --multi-namespaces <m>      scenario 2's namespaces (default 3000)
+  --multi-credentials <c>     scenario 2's RegistryCredentials (default 50)
+  --multi-shared <s>          ... of which share the rotated source (default 10)
+  --multi-seed <seed>         the random halves' seed (default 20)
   --no-build                  use the existing dist/ as is
   --out <file>                JSON output path (default bench/results/<time>-<quick|full>.json)
   --help                      this text
@@ -56,7 +79,23 @@ JSON to bench/results/.
 Final numbers need a quiet machine: other control planes or builds running at the same time
 skew every figure (the load average is recorded in the JSON).`;
 
+interface ScaleOptions {
+  scenarios: Set<ScaleScenario>;
+  namespaces: number;
+  serviceAccounts: number;
+  pairs: number;
+  onboarding: number;
+  unrelated: number;
+  configMaps: number;
+  idleWindow: number;
+  multiNamespaces: number;
+  multiCredentials: number;
+  multiShared: number;
+  multiSeed: number;
+}
+
 interface Options {
+  scale?: ScaleOptions;
   full: boolean;
   sizes: number[];
   scenarios: Set<Scenario>;
@@ -112,6 +151,19 @@ function parseOptions(argv: string[]): Options | 'help' {
       'operator-args': { type: 'string' },
       'operator-node-args': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
+      scale: { type: 'boolean', default: false },
+      'scale-scenarios': { type: 'string' },
+      'scale-namespaces': { type: 'string' },
+      'scale-service-accounts': { type: 'string' },
+      'scale-pairs': { type: 'string' },
+      'scale-onboarding': { type: 'string' },
+      'scale-unrelated': { type: 'string' },
+      'scale-configmaps': { type: 'string' },
+      'idle-window': { type: 'string' },
+      'multi-namespaces': { type: 'string' },
+      'multi-credentials': { type: 'string' },
+      'multi-shared': { type: 'string' },
+      'multi-seed': { type: 'string' },
       'floor-watches': { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -134,7 +186,41 @@ function parseOptions(argv: string[]): Options | 'help' {
     .split(',')
     .filter((s) => s.trim() !== '')
     .map((s) => positive('n', s.trim()));
+  let scale: ScaleOptions | undefined;
+  if (values.scale) {
+    const scaleScenarios = new Set<ScaleScenario>();
+    for (const raw of (values['scale-scenarios'] ?? SCALE_SCENARIOS.join(',')).split(',')) {
+      const name = raw.trim();
+      if (name === '') continue;
+      if (!(SCALE_SCENARIOS as readonly string[]).includes(name)) {
+        throw new Error(
+          `--scale-scenarios: unknown scenario ${name} (known: ${SCALE_SCENARIOS.join(', ')})`,
+        );
+      }
+      scaleScenarios.add(name as ScaleScenario);
+    }
+    const nonNegative = (name: string, raw: string | undefined, fallback: string) =>
+      (raw ?? fallback) === '0' ? 0 : positive(name, raw ?? fallback);
+    scale = {
+      scenarios: scaleScenarios,
+      namespaces: positive('scale-namespaces', values['scale-namespaces'] ?? '10000'),
+      serviceAccounts: positive('scale-service-accounts', values['scale-service-accounts'] ?? '3'),
+      pairs: positive('scale-pairs', values['scale-pairs'] ?? '2'),
+      onboarding: positive('scale-onboarding', values['scale-onboarding'] ?? '500'),
+      unrelated: positive('scale-unrelated', values['scale-unrelated'] ?? '100000'),
+      configMaps: nonNegative('scale-configmaps', values['scale-configmaps'], '10000'),
+      idleWindow: positive('idle-window', values['idle-window'] ?? '600'),
+      multiNamespaces: positive('multi-namespaces', values['multi-namespaces'] ?? '3000'),
+      multiCredentials: positive('multi-credentials', values['multi-credentials'] ?? '50'),
+      multiShared: positive('multi-shared', values['multi-shared'] ?? '10'),
+      multiSeed: positive('multi-seed', values['multi-seed'] ?? '20'),
+    };
+    if (scale.multiShared > scale.multiCredentials) {
+      throw new Error('--multi-shared: more than --multi-credentials');
+    }
+  }
   return {
+    scale,
     full,
     sizes: [...new Set(sizes)].sort((a, b) => a - b),
     scenarios,
@@ -199,12 +285,20 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const mode = options.scale ? 'scale' : options.full ? 'full' : 'quick';
+  // The 1-minute load average every 30 s: on a shared machine it says how far to trust a figure.
+  const loadSamples: Array<{ at: string; load1: number }> = [];
+  const sampleLoad = () =>
+    loadSamples.push({ at: new Date().toISOString(), load1: loadavg()[0] ?? Number.NaN });
+  sampleLoad();
+  const loadTimer = setInterval(sampleLoad, 30_000);
+  loadTimer.unref();
   const startedAt = new Date();
   const runStamp = stamp(startedAt);
   const cores = availableParallelism();
   const loadStart = loadavg();
   log(
-    `[bench] ${options.full ? 'full' : 'quick'} run on ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), load average ${loadStart.map((l) => l.toFixed(2)).join(' ')}`,
+    `[bench] ${mode} run on ${cores} cores (${cpus()[0]?.model ?? 'unknown CPU'}), load average ${loadStart.map((l) => l.toFixed(2)).join(' ')}`,
   );
   if ((loadStart[0] ?? 0) > cores * 0.5) {
     log(
@@ -235,7 +329,43 @@ async function main(): Promise<number> {
   };
 
   const results: ScenarioResult[] = [];
-  const want = (s: Scenario) => options.scenarios.has(s);
+  const want = (s: Scenario) => !options.scale && options.scenarios.has(s);
+  const scale = options.scale;
+  if (scale) {
+    const wantScale = (s: ScaleScenario) => scale.scenarios.has(s);
+    if (wantScale('multi')) {
+      results.push(
+        ...(await runMultiCredential(ctx, {
+          namespaces: scale.multiNamespaces,
+          credentials: scale.multiCredentials,
+          shared: scale.multiShared,
+          seed: scale.multiSeed,
+          pairs: scale.pairs,
+        })),
+      );
+    }
+    if (
+      wantScale('fanout') ||
+      wantScale('onboarding') ||
+      wantScale('memory') ||
+      wantScale('idle')
+    ) {
+      results.push(
+        ...(await runScaleGroup(ctx, {
+          n: scale.namespaces,
+          serviceAccounts: scale.serviceAccounts,
+          pairs: scale.pairs,
+          fanout: wantScale('fanout'),
+          onboarding: wantScale('onboarding') ? scale.onboarding : 0,
+          memory: wantScale('memory'),
+          unrelatedSecrets: scale.unrelated,
+          unrelatedConfigMaps: scale.configMaps,
+          unrelatedBytes: 1024,
+          idleSeconds: wantScale('idle') ? scale.idleWindow : 0,
+        })),
+      );
+    }
+  }
   const largest = options.sizes[options.sizes.length - 1];
   if (want('fanout') || want('rotation') || want('steady')) {
     for (const n of options.sizes) {
@@ -266,14 +396,20 @@ async function main(): Promise<number> {
   }
 
   const finishedAt = new Date();
+  clearInterval(loadTimer);
+  sampleLoad();
+  const loads = loadSamples.map((l) => l.load1);
   const targets = checkTargets(results);
   const loadEnd = loadavg();
   const out = process.stdout;
   out.write(
-    `\nregcred-operator benchmark (${options.full ? 'full' : 'quick'}): ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadStart[0]?.toFixed(2)} at start, ${loadEnd[0]?.toFixed(2)} at end, ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s\n`,
+    `\nregcred-operator benchmark (${mode}): ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadStart[0]?.toFixed(2)} at start, ${loadEnd[0]?.toFixed(2)} at end, ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s\n`,
   );
   out.write(
     `operator: dist/main.js ${options.operatorArgs.join(' ') || '(default flags)'}; floor concurrency ${ctx.concurrency}${ctx.floorWatches ? ', with the watches a cache-based client holds (--floor-watches)' : ''}\n\n`,
+  );
+  out.write(
+    `load average (1 min, every 30 s): min ${Math.min(...loads).toFixed(2)}, mean ${(loads.reduce((a, b) => a + b, 0) / loads.length).toFixed(2)}, max ${Math.max(...loads).toFixed(2)} over ${loads.length} samples\n\n`,
   );
   out.write(`${resultsTable(results)}\n\n`);
   out.write(
@@ -284,14 +420,14 @@ async function main(): Promise<number> {
   );
   out.write(`${targetsTable(targets)}\n`);
 
-  const file =
-    options.out ?? join(resultsDir, `${runStamp}-${options.full ? 'full' : 'quick'}.json`);
+  const file = options.out ?? join(resultsDir, `${runStamp}-${mode}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
   const report = {
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
-    mode: options.full ? 'full' : 'quick',
+    mode,
+    loadAverageSamples: loadSamples,
     options: { ...options, scenarios: [...options.scenarios] },
     machine: {
       cores,

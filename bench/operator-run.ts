@@ -48,9 +48,13 @@ export class BenchOperator {
   readonly pid: number;
   private last?: ProcessSample;
 
-  private constructor(child: OperatorProcess, pid: number) {
+  /** performance.now() just before the process was spawned. */
+  readonly spawnedAt: number;
+
+  private constructor(child: OperatorProcess, pid: number, spawnedAt: number) {
     this.child = child;
     this.pid = pid;
+    this.spawnedAt = spawnedAt;
   }
 
   static async start(options: BenchOperatorOptions): Promise<BenchOperator> {
@@ -65,6 +69,7 @@ export class BenchOperator {
       args: [...options.args],
       env,
     });
+    const spawnedAt = performance.now();
     try {
       await child.start();
     } catch (error) {
@@ -73,7 +78,7 @@ export class BenchOperator {
     }
     const pid = child.pid;
     if (pid === undefined) throw new Error('the operator process has no pid');
-    return new BenchOperator(child, pid);
+    return new BenchOperator(child, pid, spawnedAt);
   }
 
   /** CPU seconds and memory now (the last sample once the process has exited). */
@@ -166,6 +171,15 @@ export class BenchOperator {
     const final = this.sample();
     await this.child.stop();
     return final;
+  }
+
+  /** Log lines so far (to count what happened in a window: logsSince(before)). */
+  get logCount(): number {
+    return this.child.logs.length;
+  }
+
+  logsSince(index: number): string[] {
+    return this.child.logs.slice(index);
   }
 
   lastLogs(count = 20): string[] {

@@ -2,7 +2,22 @@
 import { countWhere, MUTATING_VERBS, READ_VERBS, type RequestCounts } from './metrics.ts';
 import type { Percentiles } from './sync-tracker.ts';
 
-export type ScenarioName = 'fanout' | 'rotation' | 'onboarding' | 'steady' | 'resync' | 'memory';
+export type ScenarioName =
+  | 'fanout'
+  | 'rotation'
+  | 'onboarding'
+  | 'steady'
+  | 'resync'
+  | 'memory'
+  // --scale (bench/scale.ts, bench/scale-multi.ts)
+  | 'scale-fanout'
+  | 'scale-rotation'
+  | 'multi-fanout'
+  | 'multi-rotation'
+  | 'onboarding-under-load'
+  | 'scale-memory'
+  | 'scale-restart'
+  | 'scale-idle';
 
 export interface ScenarioResult {
   scenario: ScenarioName;
@@ -40,6 +55,11 @@ export interface ScenarioResult {
   /** Reconciles completed in the window and their summed duration. */
   reconciles?: number;
   reconcileSeconds?: number;
+  /**
+   * --scale: the minimal writes of the window (Secret creates or updates, ServiceAccount
+   * updates, one per ServiceAccount however many entries it gains), checked exactly.
+   */
+  minimalWrites?: { secrets: number; serviceAccounts: number; secretVerb: 'POST' | 'PUT' };
   /** Anything scenario-specific (memory phases, setup times). */
   details?: Record<string, number | string | boolean>;
   notes: string[];
@@ -82,6 +102,10 @@ export function checkTargets(results: readonly ScenarioResult[]): TargetCheck[] 
   for (const r of results) {
     if (r.error) {
       add(r, 'scenario completes', r.error.split('\n')[0] ?? r.error, 'MISS');
+      continue;
+    }
+    if (SCALE_SCENARIOS.has(r.scenario)) {
+      checks.push(...checkScaleTargets(r));
       continue;
     }
     const requests = r.apiRequests ?? {};
@@ -268,4 +292,122 @@ export function requestsSummary(results: readonly ScenarioResult[]): string {
     for (const note of r.notes) lines.push(`  note: ${note}`);
   }
   return lines.join('\n');
+}
+
+// ---- --scale (issue #20) ----
+
+const SCALE_SCENARIOS: ReadonlySet<ScenarioName> = new Set([
+  'scale-fanout',
+  'scale-rotation',
+  'multi-fanout',
+  'multi-rotation',
+  'onboarding-under-load',
+  'scale-memory',
+  'scale-restart',
+  'scale-idle',
+]);
+const SCALE_WALL_RATIO = 1.2;
+const SCALE_CPU_RATIO = 1.5;
+const MULTI_WALL_RATIO = 1.3;
+const SCALE_MEMORY_LIMIT_MB = 250;
+const SCALE_RESTART_SECONDS = 20;
+
+/** The issue's #20 targets for one --scale result. */
+function checkScaleTargets(r: ScenarioResult): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const add = (target: string, measured: string, status: TargetStatus) =>
+    checks.push({ scenario: r.scenario, n: r.n, target, measured, status });
+  const requests = r.apiRequests ?? {};
+  const ratioLimit = r.scenario.startsWith('multi') ? MULTI_WALL_RATIO : SCALE_WALL_RATIO;
+  if (r.ratio !== undefined) {
+    add(
+      `wall ≤ ${ratioLimit} × floor`,
+      `${fmt(r.wallSeconds)} s / ${fmt(r.floorSeconds)} s = ${fmt(r.ratio)}×`,
+      check(r.ratio <= ratioLimit),
+    );
+  }
+  if (
+    (r.scenario === 'scale-fanout' || r.scenario === 'scale-rotation') &&
+    r.operatorCpuSeconds !== undefined &&
+    r.floorCpuSeconds !== undefined
+  ) {
+    const cpuRatio = r.operatorCpuSeconds / r.floorCpuSeconds;
+    add(
+      `operator CPU ≤ ${SCALE_CPU_RATIO} × floor client CPU`,
+      `${fmt(r.operatorCpuSeconds)} s / ${fmt(r.floorCpuSeconds)} s = ${fmt(cpuRatio)}×`,
+      check(cpuRatio <= SCALE_CPU_RATIO),
+    );
+  }
+  if (r.minimalWrites) {
+    const m = r.minimalWrites;
+    const secretWrites = countWhere(requests, [m.secretVerb], ['secrets']);
+    const saWrites = countWhere(requests, ['PUT'], ['serviceaccounts']);
+    const otherWrites =
+      countWhere(requests, MUTATING_VERBS, ['secrets', 'serviceaccounts']) -
+      secretWrites -
+      saWrites;
+    const credWrites = countWhere(requests, ['PUT', 'PATCH', 'APPLY'], ['registrycredentials']);
+    const credLimit = STATUS_WRITE_LIMIT * Math.max(1, Number(r.details?.credentials ?? 1));
+    add(
+      `exactly ${m.secrets} Secret ${m.secretVerb} + ${m.serviceAccounts} SA PUT, no other, ≤ ${credLimit} credential writes`,
+      `${secretWrites} ${m.secretVerb} secrets, ${saWrites} PUT sa, ${otherWrites} other, ${credWrites} credential`,
+      check(
+        secretWrites === m.secrets &&
+          saWrites === m.serviceAccounts &&
+          otherWrites === 0 &&
+          credWrites <= credLimit,
+      ),
+    );
+  }
+  if (r.scenario === 'onboarding-under-load' && r.latencyMs) {
+    add(
+      `SA entry p99 ≤ ${ONBOARDING_P99_MS} ms during the rotation`,
+      `p99 ${fmt(r.latencyMs.p99, 0)} ms of ${r.latencyMs.count}/${r.details?.burst ?? '?'}`,
+      check(r.latencyMs.p99 <= ONBOARDING_P99_MS && r.latencyMs.count === Number(r.details?.burst)),
+    );
+  }
+  if (r.scenario === 'scale-memory' && r.details) {
+    const without = Number(r.details.peakRssWithoutMB);
+    const withUnrelated = Number(r.details.peakRssWithUnrelatedMB);
+    const peak = r.operatorPeakRssMB ?? Number.NaN;
+    add(
+      `peak RSS ≤ ${SCALE_MEMORY_LIMIT_MB} MB (fan-out, fresh without, fresh with unrelated)`,
+      `${fmt(peak, 1)} MB`,
+      check(peak <= SCALE_MEMORY_LIMIT_MB),
+    );
+    const growth = (withUnrelated - without) / without;
+    add(
+      `unrelated Secrets + ConfigMaps add < ${UNRELATED_GROWTH_LIMIT * 100} %`,
+      `${fmt(without, 1)} → ${fmt(withUnrelated, 1)} MB (${fmt(growth * 100, 1)} %)`,
+      check(growth < UNRELATED_GROWTH_LIMIT),
+    );
+  }
+  if (r.scenario === 'scale-restart' || r.scenario === 'scale-idle') {
+    const apiWrites = countWhere(requests, MUTATING_VERBS, WRITTEN_RESOURCES);
+    const own = Object.values(r.operatorWrites ?? {}).reduce((a, b) => a + b, 0);
+    add(
+      '0 writes (apiserver and regcred_api_writes_total)',
+      `${apiWrites} apiserver, ${own} operator`,
+      check(apiWrites === 0 && own === 0),
+    );
+  }
+  if (r.scenario === 'scale-restart') {
+    add(
+      `restart to idle ≤ ${SCALE_RESTART_SECONDS} s`,
+      `${fmt(r.wallSeconds, 1)} s`,
+      check((r.wallSeconds ?? Number.POSITIVE_INFINITY) <= SCALE_RESTART_SECONDS),
+    );
+  }
+  if (r.scenario === 'scale-idle') {
+    const lists = Object.entries(requests)
+      .filter(([key]) => key.startsWith('LIST '))
+      .reduce((sum, [, v]) => sum + v, 0);
+    const expiries = Number(r.details?.watchExpiries ?? 0);
+    add(
+      'LISTs only on watch expiry (410), none periodic',
+      `${lists} LIST at the apiserver (all clients), ${expiries} expiries in the operator's log`,
+      check(lists <= expiries),
+    );
+  }
+  return checks;
 }

@@ -11,6 +11,11 @@ export interface SyncTrackerOptions {
   password?: string;
   /** Track the default ServiceAccount's entry (fan-out, onboarding). */
   serviceAccounts: boolean;
+  /**
+   * The ServiceAccounts that must all carry the entry (default: only `default`); latencies
+   * are measured from `default` appearing.
+   */
+  serviceAccountNames?: readonly string[];
 }
 
 export class SyncTracker {
@@ -22,11 +27,15 @@ export class SyncTracker {
   /** Resolves when every namespace is synced. */
   readonly done: Promise<void>;
   private readonly options: SyncTrackerOptions;
+  private readonly accountNames: ReadonlySet<string>;
+  /** Per namespace, the tracked ServiceAccounts seen carrying the entry. */
+  private readonly carrying = new Map<string, Set<string>>();
   private resolveDone: () => void = () => {};
 
   constructor(namespaces: Iterable<string>, options: SyncTrackerOptions) {
     this.namespaces = new Set(namespaces);
     this.options = options;
+    this.accountNames = new Set(options.serviceAccountNames ?? ['default']);
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
@@ -55,9 +64,19 @@ export class SyncTracker {
   onServiceAccount = (type: WatchEventType, sa: V1ServiceAccount, at: number): void => {
     const ns = sa.metadata?.namespace ?? '';
     if (type === 'DELETED' || !this.options.serviceAccounts || !this.namespaces.has(ns)) return;
-    if (sa.metadata?.name !== 'default') return;
-    if (!this.serviceAccountSeenAt.has(ns)) this.serviceAccountSeenAt.set(ns, at);
+    const name = sa.metadata?.name ?? '';
+    if (!this.accountNames.has(name)) return;
+    if (name === 'default' && !this.serviceAccountSeenAt.has(ns)) {
+      this.serviceAccountSeenAt.set(ns, at);
+    }
     if (this.entryAt.has(ns) || !hasPullSecret(sa, this.options.secretName)) return;
+    let carrying = this.carrying.get(ns);
+    if (!carrying) {
+      carrying = new Set();
+      this.carrying.set(ns, carrying);
+    }
+    carrying.add(name);
+    if (carrying.size < this.accountNames.size) return;
     this.entryAt.set(ns, at);
     this.check(ns, at);
   };
