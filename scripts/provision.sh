@@ -3,11 +3,12 @@
 # pinned versions and cached outside the repository:
 #
 #   controlplane  etcd, kube-apiserver, kube-controller-manager, kubectl   (npm run dev, all suites)
+#   helm          the helm CLI   (the integration suite's chart tests)
 #   registry      the distribution registry, crane, an htpasswd (bcrypt) helper   (e2e)
 #   node          the kubelet, containerd + its runc shim + ctr, a pause binary, and runc from the
 #                 system's package manager (e2e; needs root)
 #
-#   bash scripts/provision.sh [controlplane|registry|node|e2e|all]...    (default: all)
+#   bash scripts/provision.sh [controlplane|helm|registry|node|e2e|all]...    (default: all)
 #
 # Prints "<component>=<folder>" lines on stdout, progress on stderr (at least every 15 s while
 # building, and the times at the end). Only what is missing is built; a warm run only checks
@@ -37,16 +38,17 @@ have_all() {
 }
 
 # --- what to provision ---------------------------------------------------------------------
-want_controlplane=false want_registry=false want_node=false
+want_controlplane=false want_helm=false want_registry=false want_node=false
 [ $# -gt 0 ] || set -- all
 for component in "$@"; do
   case "$component" in
     controlplane) want_controlplane=true ;;
+    helm) want_helm=true ;;
     registry) want_registry=true ;;
     node) want_node=true ;;
     e2e) want_registry=true want_node=true ;;
-    all) want_controlplane=true want_registry=true want_node=true ;;
-    *) fail "unknown component '$component' (controlplane, registry, node, e2e or all)" ;;
+    all) want_controlplane=true want_helm=true want_registry=true want_node=true ;;
+    *) fail "unknown component '$component' (controlplane, helm, registry, node, e2e or all)" ;;
   esac
 done
 
@@ -54,6 +56,7 @@ done
 require_version() { awk -v m="$2" '($1=="require" && $2==m){print $3} ($1==m && NF>=2 && $2 ~ /^v/){print $2}' "$1" | head -1; }
 k8s_version="$(require_version "$modules/kubernetes/go.mod" k8s.io/kubernetes)"
 etcd_version="$(require_version "$modules/etcd/go.mod" go.etcd.io/etcd/server/v3)"
+helm_version="$(require_version "$modules/helm/go.mod" helm.sh/helm/v4)"
 distribution_version="$(require_version "$modules/registry/go.mod" github.com/distribution/distribution/v3)"
 crane_version="$(require_version "$modules/registry/go.mod" github.com/google/go-containerregistry)"
 containerd_version="$(require_version "$modules/containerd/go.mod" github.com/containerd/containerd/v2)"
@@ -63,6 +66,7 @@ htpasswd_version="src-$(cat "$modules/registry/htpasswd/main.go" | sha256sum | c
 
 cache_root="${REGCRED_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/regcred-operator}"
 controlplane_dir="$cache_root/kubernetes-$k8s_version-etcd-$etcd_version"
+helm_dir="$cache_root/helm-$helm_version"
 registry_dir="$cache_root/registry-distribution-$distribution_version-crane-$crane_version-htpasswd-$htpasswd_version"
 kubelet_dir="$cache_root/kubelet-$k8s_version"
 containerd_dir="$cache_root/containerd-$containerd_version"
@@ -113,6 +117,7 @@ fi
 missing() {
   local need=()
   if $want_controlplane && ! have_all "$controlplane_dir" etcd kube-apiserver kube-controller-manager; then need+=(controlplane); fi
+  if $want_helm && ! have_all "$helm_dir" helm; then need+=(helm); fi
   if $want_registry && ! have_all "$registry_dir" "${registry_binaries[@]}"; then need+=(registry); fi
   if $want_node && ! have_all "$kubelet_dir" kubelet; then need+=(kubelet); fi
   if $want_node && ! have_all "$containerd_dir" "${containerd_binaries[@]}"; then need+=(containerd); fi
@@ -122,6 +127,7 @@ missing() {
 
 print_dirs() {
   if $want_controlplane; then echo "controlplane=$controlplane_dir"; fi
+  if $want_helm; then echo "helm=$helm_dir"; fi
   if $want_registry; then echo "registry=$registry_dir"; fi
   if $want_node; then
     echo "kubelet=$kubelet_dir"
@@ -225,6 +231,12 @@ for step in $todo; do
         k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
         k8s.io/kubernetes/cmd/kubectl
       finish "$controlplane_dir"
+      ;;
+    helm)
+      go_build "helm $helm_version" "3-6 min cold; about 1 min after the control plane" "$modules/helm" \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+        -o @STAGING@/helm helm.sh/helm/v4/cmd/helm
+      finish "$helm_dir"
       ;;
     registry)
       go_build "the distribution registry $distribution_version, crane $crane_version and htpasswd" \

@@ -34,6 +34,7 @@ describe('npm run provision', () => {
     assert.deepEqual(Object.keys(folders).sort(), [
       'containerd',
       'controlplane',
+      'helm',
       'kubelet',
       'pause',
       'registry',
@@ -45,6 +46,7 @@ describe('npm run provision', () => {
       ['containerd', 'containerd'],
       ['registry', 'registry'],
       ['registry', 'crane'],
+      ['helm', 'helm'],
     ] as const) {
       assert.ok(existsSync(join(folders[component] ?? '', binary)), `${component}: ${binary}`);
     }
@@ -54,6 +56,7 @@ describe('npm run provision', () => {
     }
     assert.match(folders.containerd ?? '', /containerd-v2\.4\.2$/);
     assert.match(folders.registry ?? '', /distribution-v3\.1\.2-crane-v0\.22\.1/);
+    assert.match(folders.helm ?? '', /helm-v4\.3\.2$/);
   });
 
   it('stops within seconds without root, before building anything, naming the command', async () => {

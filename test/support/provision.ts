@@ -5,10 +5,12 @@ import { join, resolve } from 'node:path';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 
-export type ProvisionComponent = 'controlplane' | 'registry' | 'node' | 'e2e' | 'all';
+export type ProvisionComponent = 'controlplane' | 'helm' | 'registry' | 'node' | 'e2e' | 'all';
 
 export interface Provisioned {
   controlplane?: string;
+  /** The helm CLI's folder (the chart's tests). */
+  helm?: string;
   registry?: string;
   kubelet?: string;
   containerd?: string;
