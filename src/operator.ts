@@ -9,14 +9,18 @@ import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
 import { ORPHANED_ENTRIES_KEY, Reconciler } from './controller/reconciler.ts';
 import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
+import { imageMatchesServer } from './credentials/kubelet-keyring.ts';
 import { TokenCache } from './credentials/token-cache.ts';
 import { KubeApi } from './kube/api.ts';
 import { ApiServerProbe } from './kube/api-probe.ts';
 import { ClusterCaches } from './kube/cluster-view.ts';
 import { EventRecorder } from './kube/events.ts';
+import { KubeRest } from './kube/rest.ts';
 import type { Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import { PodAdmission } from './webhook/pod-admission.ts';
+import type { ImageMatcher } from './webhook/pod-mutation.ts';
+import { StuckPodRecovery } from './webhook/stuck-pod-recovery.ts';
 
 /** The work queue of the per-namespace fast path (workqueue_* metrics' `name`). */
 const NAMESPACE_QUEUE = 'registrycredential_namespace';
@@ -58,6 +62,8 @@ export class Operator {
   private leading = false;
   /** The Pod webhook (every replica serves it), when enabled. */
   readonly admission?: PodAdmission;
+  /** Pods stuck pulling for want of a Secret: Events, and evictions with --evict-stuck-pods. */
+  readonly stuckPods?: StuckPodRecovery;
 
   constructor({ config, kc, log, metrics }: OperatorOptions) {
     this.config = config;
@@ -109,6 +115,9 @@ export class Operator {
       isSourceNamespace: (namespace) => caches.isSourceNamespace(namespace),
       upToDate: (secret, credential) => namespaces.upToDate(secret, credential),
     });
+    // The kubelet's own matching of an image to an auths key (kubelet-keyring.ts).
+    const matchesImage: ImageMatcher = (image, servers) =>
+      servers.some((server) => imageMatchesServer(image, server));
     if (config.podWebhook) {
       this.admission = new PodAdmission({
         config: config.podWebhook,
@@ -118,6 +127,21 @@ export class Operator {
         metrics: this.metrics,
         log,
         leading: () => operator.leading,
+        matchesImage,
+      });
+    }
+    if (config.podWebhook || config.evictStuckPods) {
+      this.stuckPods = new StuckPodRecovery({
+        kc,
+        rest: new KubeRest(kc),
+        caches,
+        log,
+        registry: this.metrics.registry,
+        matchesImage,
+        evict: config.evictStuckPods,
+        webhookServing: () => operator.admission?.port !== undefined && operator.admission.port > 0,
+        unhealthyAfterMs,
+        identity: config.identity,
       });
     }
   }
@@ -149,8 +173,9 @@ export class Operator {
     );
     this.subscription = subscription;
     caches.start();
+    this.stuckPods?.start();
     this.apiProbe.start();
-    await caches.synced();
+    await Promise.all([caches.synced(), this.stuckPods?.synced]);
     this.watchSecretNames();
     this.log.info('caches synced', {
       registryCredentials: caches.cachedCredentials().length,
@@ -173,6 +198,7 @@ export class Operator {
     });
     for (const cred of this.caches.cachedCredentials()) this.queue.add(cred.metadata.name ?? '');
     void this.admission?.becameLeader();
+    this.stuckPods?.lead(this.leadership.signal);
     // A credential deleted while no leader ran left no key behind: look for its entries once.
     this.queue.add(ORPHANED_ENTRIES_KEY);
     const options = {
@@ -214,11 +240,20 @@ export class Operator {
       ]);
     }
     this.subscription?.unsubscribe();
-    await Promise.all([this.apiProbe.stop(), this.caches.stop(), this.admission?.stop()]);
+    await Promise.all([
+      this.apiProbe.stop(),
+      this.caches.stop(),
+      this.admission?.stop(),
+      this.stuckPods?.stop(),
+    ]);
   }
 
   health(): { synced: boolean; healthy: boolean; detail: string } {
-    const states = [...this.caches.health(), this.apiProbe.health()];
+    const states = [
+      ...this.caches.health(),
+      ...(this.stuckPods ? [this.stuckPods.informer.health()] : []),
+      this.apiProbe.health(),
+    ];
     const broken = states.filter((s) => !s.healthy);
     return {
       synced: states.every((s) => s.synced),

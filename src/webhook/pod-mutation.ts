@@ -99,6 +99,16 @@ export function applicableCredentials(
   );
 }
 
+/** The servers a credential's Secret holds keys for: explicit ones and imported ones. */
+export function credentialServers(cred: RegistryCredential): string[] {
+  const servers = new Set<string>();
+  for (const registry of cred.spec.registries) if (registry.server) servers.add(registry.server);
+  for (const registry of cred.status?.registries ?? []) {
+    if (!registry.shadowed) servers.add(registry.server);
+  }
+  return [...servers];
+}
+
 /** The ServiceAccount a Pod runs as: `default` when it names none. */
 export function podServiceAccount(pod: V1Pod): string {
   return pod.spec?.serviceAccountName || pod.spec?.serviceAccount || 'default';
@@ -148,7 +158,7 @@ export function podMutation(input: PodMutationInput): PodMutation {
         const image = container.image ?? '';
         let setAlways = false;
         for (const cred of creds) {
-          const servers = cred.spec.registries.flatMap((r) => (r.server ? [r.server] : []));
+          const servers = credentialServers(cred);
           if (servers.length === 0 || !matches(image, servers)) continue;
           const arrivedWith = container.imagePullPolicy ?? '';
           const wantsAlways = cred.spec.imagePullPolicy === 'Always' && arrivedWith !== 'Always';
