@@ -39,7 +39,7 @@ export interface PodMutation {
   patch: JsonPatchOperation[];
   /** Secret names appended to imagePullSecrets, in the order appended. */
   addedSecrets: string[];
-  /** The credentials that apply to this Pod, oldest first. */
+  /** The credentials whose Secret applies to this Pod, oldest first. */
   credentials: string[];
   privateImages: PrivateImageUse[];
 }
@@ -116,10 +116,11 @@ export function podServiceAccount(pod: V1Pod): string {
 
 export function podMutation(input: PodMutationInput): PodMutation {
   const { pod, namespace } = input;
+  const allCredentials = [...input.credentials];
   const creds = applicableCredentials(
     namespace,
     podServiceAccount(pod),
-    input.credentials,
+    allCredentials,
     input.unmanagedSecret,
   );
   const patch: JsonPatchOperation[] = [];
@@ -149,6 +150,9 @@ export function podMutation(input: PodMutationInput): PodMutation {
   const privateImages: PrivateImageUse[] = [];
   const matches = input.matchesImage;
   if (matches) {
+    const active = [...allCredentials].filter(
+      (cred) => !cred.metadata.deletionTimestamp && !cred.spec.suspend,
+    );
     const lists: Array<[ContainerList, V1Container[] | undefined]> = [
       ['initContainers', pod.spec?.initContainers],
       ['containers', pod.spec?.containers],
@@ -157,7 +161,9 @@ export function podMutation(input: PodMutationInput): PodMutation {
       (containers ?? []).forEach((container, index) => {
         const image = container.image ?? '';
         let setAlways = false;
-        for (const cred of creds) {
+        // Every active credential, targeted here or not: isolation is about the tenants
+        // without the credential, whose Pods would otherwise run its image from the cache.
+        for (const cred of active) {
           const servers = credentialServers(cred);
           if (servers.length === 0 || !matches(image, servers)) continue;
           const arrivedWith = container.imagePullPolicy ?? '';

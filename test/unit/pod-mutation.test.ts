@@ -237,6 +237,18 @@ describe('the Pod webhook patch', () => {
     );
   });
 
+  it('sets Always in namespaces the credential does not target too: those are the tenants without it', () => {
+    const result = mutate({
+      namespace: ns('team-b', { tenant: 'other' }),
+      credentials: [cred('acme', { imagePullPolicy: 'Always' })],
+      matchesImage: hostMatcher,
+    });
+    assert.deepEqual(result.addedSecrets, []);
+    assert.deepEqual(result.patch, [
+      { op: 'add', path: '/spec/containers/0/imagePullPolicy', value: 'Always' },
+    ]);
+  });
+
   it('without the policy, reports private images arriving IfNotPresent and changes no policy', () => {
     const result = mutate({ credentials: [cred('acme', {})], matchesImage: hostMatcher });
     assert.ok(result.patch.every((op) => !op.path.endsWith('imagePullPolicy')));
