@@ -7,7 +7,7 @@ import { CLEANUP_FINALIZER, type RegistryCredential } from '../api/types.ts';
 import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
 import { CredentialError } from '../credentials/errors.ts';
 import { KubeApiError } from '../kube/rest.ts';
-import { updateServiceAccount } from '../kube/service-accounts.ts';
+import { ServiceAccountWrites } from '../kube/service-accounts.ts';
 import { safeMessage } from '../observability/redact.ts';
 import { desiredSecret, effectiveSecretName, secretNeedsUpdate } from './desired.ts';
 import { classifySecret, decideSecretWrite } from './ownership.ts';
@@ -37,9 +37,15 @@ export class NamespaceSync {
   private readonly inFlight = new Map<string, Promise<unknown>>();
   /** The dockerconfigjson each RegistryCredential's latest reconcile resolved, by name. */
   private readonly latestJson = new Map<string, string>();
+  /**
+   * ServiceAccount writes of every credential, one at a time per ServiceAccount: entries that
+   * several credentials add to it at once go in one write instead of racing into 409s.
+   */
+  private readonly serviceAccountWrites: ServiceAccountWrites;
 
   constructor(ctx: ReconcileContext) {
     this.ctx = ctx;
+    this.serviceAccountWrites = new ServiceAccountWrites(ctx.api);
   }
 
   /** Records the bytes a reconcile resolved for `credName` (what its Secrets should hold). */
@@ -264,12 +270,12 @@ export class NamespaceSync {
         writes.secrets += 1;
       }
       for (const { sa, selected } of this.serviceAccountChanges(cred, ns, secretName)) {
-        const result = await updateServiceAccount(api, sa, (current) =>
+        const result = await this.serviceAccountWrites.update(sa, (current) =>
           entryEdit(current, secretName, selected),
         );
         if (result.kind === 'written') {
           view.wroteServiceAccount(result.sa);
-          writes.serviceAccounts += 1;
+          if (!result.merged) writes.serviceAccounts += 1;
         }
       }
       return { kind: 'synced', wrote: 1 };

@@ -21,7 +21,8 @@ export interface ServiceAccountWriter {
 export type ServiceAccountEdit = (sa: V1ServiceAccount) => V1ServiceAccount | undefined;
 
 export type ServiceAccountUpdate =
-  | { kind: 'written'; sa: V1ServiceAccount }
+  /** merged: the write was another caller's too (ServiceAccountWrites): count it once. */
+  | { kind: 'written'; sa: V1ServiceAccount; merged?: boolean }
   | { kind: 'unchanged' }
   /** Deleted before or while we wrote: nothing of ours can be on it. */
   | { kind: 'gone' };
@@ -51,4 +52,81 @@ export async function updateServiceAccount(
     }
   }
   throw new KubeApiError(409, 'Conflict', `ServiceAccount ${ns}/${name} kept changing; will retry`);
+}
+
+interface Waiting {
+  cached: V1ServiceAccount;
+  edit: ServiceAccountEdit;
+  resolve: (update: ServiceAccountUpdate) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * updateServiceAccount for many writers of the same ServiceAccounts (several
+ * RegistryCredentials targeting one namespace): one write per ServiceAccount at a time, and
+ * the edits that arrive while it is in flight go together in the next write, applied to what
+ * the previous one returned. Without it, each credential's sync PUT the same object at once:
+ * all but one got a 409, a GET and a second PUT (bench --scale, scenario 2). Each caller's
+ * edit is applied as it would be alone; a caller whose edit rode on another's write gets
+ * `merged: true` (count the write once).
+ */
+export class ServiceAccountWrites {
+  readonly #api: ServiceAccountWriter;
+  readonly #queues = new Map<string, Waiting[]>();
+
+  constructor(api: ServiceAccountWriter) {
+    this.#api = api;
+  }
+
+  update(cached: V1ServiceAccount, edit: ServiceAccountEdit): Promise<ServiceAccountUpdate> {
+    const key = `${cached.metadata?.namespace ?? ''}/${cached.metadata?.name ?? ''}`;
+    return new Promise<ServiceAccountUpdate>((resolve, reject) => {
+      const queue = this.#queues.get(key);
+      const waiting = { cached, edit, resolve, reject };
+      if (queue) {
+        queue.push(waiting);
+        return;
+      }
+      this.#queues.set(key, [waiting]);
+      void this.#drain(key);
+    });
+  }
+
+  async #drain(key: string): Promise<void> {
+    let latest: V1ServiceAccount | undefined;
+    for (;;) {
+      // Edits queued in the same turn (several syncs finishing their Secrets) join this write.
+      await new Promise<void>((r) => setImmediate(r));
+      const queue = this.#queues.get(key) ?? [];
+      const batch = queue.splice(0);
+      if (batch.length === 0) {
+        this.#queues.delete(key);
+        return;
+      }
+      const first = batch[0] as Waiting;
+      let changed: Waiting[] = [];
+      try {
+        const result = await updateServiceAccount(this.#api, latest ?? first.cached, (sa) => {
+          changed = [];
+          let next = sa;
+          for (const w of batch) {
+            const edited = w.edit(next);
+            if (edited === undefined) continue;
+            next = edited;
+            changed.push(w);
+          }
+          return changed.length > 0 ? next : undefined;
+        });
+        latest = result.kind === 'written' ? result.sa : undefined;
+        for (const w of batch) {
+          if (result.kind !== 'written') w.resolve(result);
+          else if (!changed.includes(w)) w.resolve({ kind: 'unchanged' });
+          else w.resolve({ ...result, merged: w !== changed[0] });
+        }
+      } catch (error) {
+        latest = undefined;
+        for (const w of batch) w.reject(error);
+      }
+    }
+  }
 }
