@@ -139,7 +139,8 @@ export class Operator {
         registry: this.metrics.registry,
         matchesImage,
         evict: config.evictStuckPods,
-        webhookServing: () => operator.admission?.port !== undefined && operator.admission.port > 0,
+        // Proven only by an answered review: the API server reached us and trusted our cert.
+        webhookServing: () => (operator.admission?.server.answered ?? 0) > 0,
         unhealthyAfterMs,
         identity: config.identity,
       });

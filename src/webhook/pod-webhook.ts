@@ -124,6 +124,8 @@ export class PodWebhookServer {
   private readonly server: Server;
   private readonly o: PodAdmissionOptions;
   private served?: ServingPair;
+  /** Reviews answered: one proves the API server reaches us and trusts what we serve. */
+  answered = 0;
 
   constructor(o: PodAdmissionOptions) {
     this.o = o;
@@ -201,6 +203,7 @@ export class PodWebhookServer {
       response,
     });
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    this.answered += 1;
     this.o.metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 }
