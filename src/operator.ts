@@ -20,6 +20,7 @@ import type { Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
 import { PodAdmission } from './webhook/pod-admission.ts';
 import type { ImageMatcher } from './webhook/pod-mutation.ts';
+import { PullIsolationWriter } from './webhook/pull-isolation.ts';
 import { StuckPodRecovery } from './webhook/stuck-pod-recovery.ts';
 
 /** The work queue of the per-namespace fast path (workqueue_* metrics' `name`). */
@@ -64,6 +65,7 @@ export class Operator {
   readonly admission?: PodAdmission;
   /** Pods stuck pulling for want of a Secret: Events, and evictions with --evict-stuck-pods. */
   readonly stuckPods?: StuckPodRecovery;
+  private readonly pullIsolation?: PullIsolationWriter;
 
   constructor({ config, kc, log, metrics }: OperatorOptions) {
     this.config = config;
@@ -128,6 +130,12 @@ export class Operator {
         log,
         leading: () => operator.leading,
         matchesImage,
+      });
+      this.pullIsolation = new PullIsolationWriter({
+        rest: new KubeRest(kc),
+        caches,
+        observations: this.admission.observations,
+        log,
       });
     }
     if (config.podWebhook || config.evictStuckPods) {
@@ -200,6 +208,7 @@ export class Operator {
     for (const cred of this.caches.cachedCredentials()) this.queue.add(cred.metadata.name ?? '');
     void this.admission?.becameLeader();
     this.stuckPods?.lead(this.leadership.signal);
+    this.pullIsolation?.lead(this.leadership.signal);
     // A credential deleted while no leader ran left no key behind: look for its entries once.
     this.queue.add(ORPHANED_ENTRIES_KEY);
     const options = {
@@ -247,6 +256,7 @@ export class Operator {
       this.admission?.stop(),
       this.stuckPods?.stop(),
     ]);
+    this.pullIsolation?.stop();
   }
 
   health(): { synced: boolean; healthy: boolean; detail: string } {

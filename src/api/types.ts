@@ -97,7 +97,8 @@ export interface RegistryCredentialSpec {
   registries: Registry[];
 }
 
-export type ConditionType = 'Ready' | 'CredentialsReady' | 'Synced';
+/** PullIsolation is advisory (the Pod webhook's report) and never affects Ready. */
+export type ConditionType = 'Ready' | 'CredentialsReady' | 'Synced' | 'PullIsolation';
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 /** Reasons a condition may carry; the False ones are API.md's list. */
@@ -113,7 +114,12 @@ export type ConditionReason =
   | 'NoTargets'
   | 'Ready'
   | 'CredentialsResolved'
-  | 'Synced';
+  | 'Synced'
+  // PullIsolation
+  | 'PullPolicyAlways'
+  | 'AlwaysPullSeen'
+  | 'IfNotPresentSeen'
+  | 'NoPodsSeen';
 
 export interface Condition {
   type: ConditionType;

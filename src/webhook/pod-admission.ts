@@ -10,6 +10,7 @@ import { admissionCaches } from './admission-caches.ts';
 import { CertificateFiles } from './certificate-files.ts';
 import type { ImageMatcher } from './pod-mutation.ts';
 import { PodWebhookServer } from './pod-webhook.ts';
+import { PullPolicyObservations } from './pull-isolation.ts';
 import { ServingCertificates } from './serving-certificates.ts';
 import { WebhookMetrics } from './webhook-metrics.ts';
 
@@ -27,6 +28,8 @@ export interface PodAdmissionWiring {
 export class PodAdmission {
   readonly server: PodWebhookServer;
   readonly webhookMetrics: WebhookMetrics;
+  /** Pull policies seen for private images (the PullIsolation condition). */
+  readonly observations = new PullPolicyObservations();
   private readonly o: PodAdmissionWiring;
   private readonly log: Logger;
   private certificates?: ServingCertificates;
@@ -42,6 +45,7 @@ export class PodAdmission {
       metrics: this.webhookMetrics,
       log: this.log,
       ...(o.matchesImage ? { matchesImage: o.matchesImage } : {}),
+      observe: (uses) => this.observations.observe(uses),
     });
   }
 

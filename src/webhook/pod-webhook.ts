@@ -9,7 +9,12 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { RegistryCredential } from '../api/types.ts';
 import type { NamespaceInfo } from '../controller/selection.ts';
 import type { Logger } from '../observability/logger.ts';
-import { type ImageMatcher, podMutation, type UnmanagedSecretLookup } from './pod-mutation.ts';
+import {
+  type ImageMatcher,
+  type PrivateImageUse,
+  podMutation,
+  type UnmanagedSecretLookup,
+} from './pod-mutation.ts';
 import type { WebhookMetrics } from './webhook-metrics.ts';
 
 export const MUTATE_PODS_PATH = '/mutate-pods';
@@ -35,6 +40,8 @@ export interface PodAdmissionOptions {
   matchesImage?: ImageMatcher;
   /** How long a Pod in a namespace the cache has not seen yet waits for it. */
   namespaceWaitMs?: number;
+  /** Told the pull policies of containers using a credential's registries (PullIsolation). */
+  observe?: (uses: readonly PrivateImageUse[]) => void;
 }
 
 interface AdmissionRequest {
@@ -83,6 +90,7 @@ export async function admitPod(
     ...(o.matchesImage ? { matchesImage: o.matchesImage } : {}),
   });
   if (!request.dryRun) {
+    o.observe?.(mutation.privateImages);
     for (const use of mutation.privateImages) {
       o.metrics.privateImagePulls.inc({
         registrycredential: use.credential,

@@ -50,7 +50,7 @@ export class WebhookOperator {
       args: this.args,
       logLevel: 'info',
     });
-    await this.operator.waitReady();
+    await this.operator.waitReady(120_000);
     const f = new Fixtures(cluster.kc);
     // Ignore hides a failed call: wait until the API server's call succeeds (caBundle loaded).
     await waitUntil(

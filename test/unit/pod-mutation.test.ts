@@ -18,6 +18,10 @@ import {
   type PodMutationInput,
   podMutation,
 } from '../../src/webhook/pod-mutation.ts';
+import {
+  PullPolicyObservations,
+  pullIsolationCondition,
+} from '../../src/webhook/pull-isolation.ts';
 
 function ns(name: string, labels: Record<string, string> = {}, annotations = {}): NamespaceInfo {
   return { name, labels, annotations, terminating: false };
@@ -288,5 +292,41 @@ describe('the Pod webhook patch', () => {
         },
       ),
     );
+  });
+});
+
+describe('the PullIsolation condition', () => {
+  const acme = cred('acme', {});
+  const uses = (...arrived: string[]) =>
+    arrived.map((arrivedWith) => ({
+      credential: 'acme',
+      list: 'containers' as const,
+      container: 'app',
+      arrivedWith,
+      setAlways: false,
+    }));
+
+  it('is True when the credential asks for Always, whatever Pods arrive with', () => {
+    const c = pullIsolationCondition(cred('acme', { imagePullPolicy: 'Always' }), {
+      protected: 0,
+      unprotected: 5,
+    });
+    assert.deepEqual([c.type, c.status, c.reason], ['PullIsolation', 'True', 'PullPolicyAlways']);
+  });
+
+  it('is Unknown before any Pod using the registries was admitted', () => {
+    const observations = new PullPolicyObservations();
+    const c = pullIsolationCondition(acme, observations.of('acme'));
+    assert.deepEqual([c.status, c.reason], ['Unknown', 'NoPodsSeen']);
+  });
+
+  it('is True when every such Pod arrived with Always (AlwaysPullImages), False once one arrives IfNotPresent', () => {
+    const observations = new PullPolicyObservations();
+    observations.observe(uses('Always', 'Always'));
+    assert.deepEqual([pullIsolationCondition(acme, observations.of('acme')).status], ['True']);
+    observations.observe(uses('IfNotPresent'));
+    const c = pullIsolationCondition(acme, observations.of('acme'));
+    assert.deepEqual([c.status, c.reason], ['False', 'IfNotPresentSeen']);
+    assert.match(c.message, /KubeletEnsureSecretPulledImages/);
   });
 });
