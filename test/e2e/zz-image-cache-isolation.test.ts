@@ -3,7 +3,8 @@
 // private image onto a node, may tenant B's Pod, which has no credential for it, run it from the
 // node's cache with imagePullPolicy IfNotPresent? Observed here with the real kubelet, against
 // the matrix a cluster admin chooses from: the kubelet's KubeletEnsureSecretPulledImages (beta,
-// on by default since 1.35) and the AlwaysPullImages admission plugin. Runs last (zz): it
+// on by default since 1.35), the AlwaysPullImages admission plugin, and a credential's own
+// imagePullPolicy: Always applied by the operator's Pod webhook. Runs last (zz): it
 // restarts the kubelet and the API server, and puts both back as they were.
 import assert from 'node:assert/strict';
 import { cluster, OPERATOR_NAMESPACE } from '../integration/hooks.ts';
@@ -11,9 +12,11 @@ import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { NODE_API_SERVER_FLAGS, type TestNode } from '../support/node.ts';
 import type { TestRegistry } from '../support/registry.ts';
+import { waitUntil } from '../support/wait.ts';
 import { e2eNode } from './hooks.ts';
 import { createPod, PULL_UNAUTHORIZED, waitPullRefused, waitRunning } from './pods.ts';
 import { newPassword, PullTestbed } from './testbed.ts';
+import { WebhookOperator } from './webhook-operator.ts';
 
 describe("image cache isolation: tenant B and the image tenant A's credential pulled", () => {
   let f: Fixtures;
@@ -25,6 +28,9 @@ describe("image cache isolation: tenant B and the image tenant A's credential pu
   const robot = { username: 'tenant-a-robot', password: newPassword() };
   const matrix: string[] = [];
   let originalFlags: string[] = [];
+  /** Tenant A's credential and the label its namespaces carry. */
+  let credentialA = '';
+  let tenantA = '';
 
   before(async () => {
     f = new Fixtures(cluster.kc);
@@ -76,9 +82,11 @@ describe("image cache isolation: tenant B and the image tenant A's credential pu
 
   it("tenant A's Pod pulls the private image onto the node with the operator's Secret", async () => {
     const tenant = uniqueName('tenant-a');
+    tenantA = tenant;
     const source = uniqueName('tenant-a');
     await f.basicSecret(OPERATOR_NAMESPACE, source, robot.username, robot.password);
     const credential = uniqueName('tenant-a');
+    credentialA = credential;
     await f.createCredential(credential, {
       namespaceSelector: { matchLabels: { tenant } },
       registries: [{ server: registry.host, basic: { secretRef: { name: source } } }],
@@ -144,6 +152,43 @@ describe("image cache isolation: tenant B and the image tenant A's credential pu
       'B, no credential, KubeletEnsureSecretPulledImages=false, no AlwaysPullImages',
     );
     assert.equal(outcome.ran, true, 'the cached image ran for a tenant without a credential');
+  });
+
+  it("refuses tenant B with that kubelet when tenant A's credential asks for imagePullPolicy Always (the Pod webhook, no AlwaysPullImages)", async function () {
+    this.timeout(300_000);
+    const webhook = await WebhookOperator.install();
+    const [labelKey] = Object.keys(webhook.label);
+    try {
+      await f.patchCredential(credentialA, { spec: { imagePullPolicy: 'Always' } });
+      await f.labelNamespace(tenantB, webhook.label);
+      const probe = await f.namespace('isolation-probe', { tenant: tenantA, ...webhook.label });
+      await webhook.start(probe, credentialA);
+      // The webhook's cache holds the new spec once a dry-run Pod of tenant B gets Always.
+      await waitUntil("the webhook to apply the credential's pull policy", async () => {
+        const pod = await f.core.createNamespacedPod({
+          namespace: tenantB,
+          dryRun: 'All',
+          body: {
+            metadata: { generateName: 'dry-' },
+            spec: { containers: [{ name: 'app', image, imagePullPolicy: 'IfNotPresent' }] },
+          },
+        });
+        return pod.spec?.containers[0]?.imagePullPolicy === 'Always';
+      });
+      const outcome = await tenantBPod(
+        "B, no credential, KubeletEnsureSecretPulledImages=false, no AlwaysPullImages, A's credential imagePullPolicy Always (Pod webhook)",
+      );
+      assert.equal(outcome.ran, false);
+      assert.match(outcome.error, PULL_UNAUTHORIZED, outcome.error);
+      await f.waitCondition(credentialA, 'PullIsolation', 'True', 'PullPolicyAlways');
+      const ready = await f.waitCondition(credentialA, 'Ready', 'True');
+      assert.ok(ready.status?.conditions?.some((c) => c.type === 'PullIsolation'));
+      await f.core.deleteNamespace({ name: probe });
+    } finally {
+      await webhook.uninstall();
+      if (labelKey) await f.labelNamespace(tenantB, { [labelKey]: null });
+      await f.patchCredential(credentialA, { spec: { imagePullPolicy: null } });
+    }
   });
 
   it('refuses tenant B again with the AlwaysPullImages admission plugin, even with that kubelet', async function () {
