@@ -73,7 +73,7 @@ export class RetryableSyncError extends Error {
 export function resolveFor(
   ctx: ReconcileContext,
   cred: RegistryCredential,
-  onRefresh?: (source: CloudSource, ok: boolean, error?: string) => void,
+  onRefresh?: (source: CloudSource, ok: boolean, error?: string, detail?: string) => void,
 ): Promise<ResolvedWithTokens> {
   return resolveCredentials(cred, ctx.view, ctx.policy, {
     tokens: ctx.tokens,

@@ -113,10 +113,14 @@ export class Reconciler {
     // When to try the cloud again, kept even when nothing is written for lack of any token.
     let nextAttemptAt: Date | undefined;
     try {
-      resolved = await resolveFor(this.ctx, current, (source, ok, error) => {
+      resolved = await resolveFor(this.ctx, current, (source, ok, error, detail) => {
         this.ctx.onRefresh?.(name, source, ok);
         if (ok) log.info('token refreshed', { source });
-        else log.warn('token refresh failed', { source, error: error ?? 'unknown error' });
+        else {
+          log.warn('token refresh failed', { source, error: error ?? 'unknown error' });
+          // The SDK's own words, for whoever debugs the sentence above (scrubbed like it).
+          if (detail) log.debug('token refresh failed: the cloud SDK said', { source, detail });
+        }
       });
       registryStatuses = resolved.registries;
       nextAttemptAt = resolved.nextAttemptAt;

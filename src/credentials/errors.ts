@@ -17,15 +17,24 @@ export const CREDENTIAL_ERROR_REASONS: readonly CredentialErrorReason[] = [
   'RefreshFailed',
 ];
 
+export interface CredentialErrorOptions extends ErrorOptions {
+  /** What the cloud SDK said, scrubbed: for the debug log, never for status or Events. */
+  detail?: string;
+}
+
 export class CredentialError extends Error {
   readonly reason: CredentialErrorReason;
+  /** The SDK's own error behind a RefreshFailed sentence (scrubbed), for the debug log. */
+  readonly detail?: string;
 
   /** `options.cause` is for logs of SDK failures; never pass an error that quotes secret data
    * (JSON.parse's SyntaxError quotes its input). */
-  constructor(reason: CredentialErrorReason, message: string, options?: ErrorOptions) {
-    super(message, options);
+  constructor(reason: CredentialErrorReason, message: string, options?: CredentialErrorOptions) {
+    const { detail, ...errorOptions } = options ?? {};
+    super(message, errorOptions);
     this.name = 'CredentialError';
     this.reason = reason;
+    if (detail !== undefined) this.detail = detail;
   }
 }
 

@@ -250,8 +250,9 @@ export interface CloudResolution {
   tokens: TokenCache;
   now: Date;
   endpoints?: CloudEndpoints;
-  /** Called for every cloud call, for metrics. */
-  onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean, error?: string) => void;
+  /** Called for every cloud call, for metrics; `detail` is what the cloud SDK said (scrubbed),
+   * for the debug log only. */
+  onRefresh?: (source: 'ecr' | 'gcp' | 'acr', ok: boolean, error?: string, detail?: string) => void;
   /**
    * The auths this credential last wrote (one of its managed Secrets), to adopt tokens from
    * after a restart. A function: it is read only when a cloud token is not cached yet, and
@@ -358,7 +359,12 @@ export async function resolveCredentials(
           cloud.onRefresh?.(kind, true);
           return token;
         } catch (error) {
-          cloud.onRefresh?.(kind, false, error instanceof Error ? error.message : String(error));
+          cloud.onRefresh?.(
+            kind,
+            false,
+            error instanceof Error ? error.message : String(error),
+            error instanceof CredentialError ? error.detail : undefined,
+          );
           throw error;
         }
       },

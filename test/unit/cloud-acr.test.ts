@@ -140,7 +140,7 @@ describe('ACR tokens', function () {
       assert.equal(err.reason, 'RefreshFailed');
       assert.equal(
         err.message,
-        'acr (client secret): invalid_client: AADSTS7000215: Invalid client secret provided.',
+        `Entra ID tenant ${TENANT}, client ${CLIENT}: the client secret in key clientSecret of the Secret is not a secret of this app (HTTP 401 invalid_client AADSTS7000215)`,
       );
       assert.ok(!err.message.includes(wrong));
       assert.equal(acr.exchangeCalls, 0);
@@ -154,7 +154,7 @@ describe('ACR tokens', function () {
       assert.equal(err.reason, 'RefreshFailed');
       assert.equal(
         err.message,
-        'acr token exchange: HTTP 401 UNAUTHORIZED: authentication required',
+        `ACR ${REGISTRY_HOST}: the registry refused the Entra ID token of client ${CLIENT} in tenant ${TENANT} (HTTP 401 UNAUTHORIZED): authentication required: give that identity the AcrPull role on the registry`,
       );
       const aadToken = entra.issued[0]?.accessToken ?? '';
       assert.ok(aadToken.length > 0 && !err.message.includes(aadToken));
@@ -168,7 +168,10 @@ describe('ACR tokens', function () {
       );
       const aadToken = entra.issued[0]?.accessToken ?? '';
       assert.ok(aadToken.length > 0);
-      assert.equal(err.message, 'acr token exchange: HTTP 400 DENIED: rejected: [REDACTED]');
+      assert.equal(
+        err.message,
+        `ACR ${REGISTRY_HOST}: the token exchange refused the Entra ID token of client ${CLIENT} in tenant ${TENANT} (HTTP 400 DENIED): rejected: [REDACTED]`,
+      );
     });
 
     it('needs tenantId and clientId with a secret', async () => {
@@ -272,7 +275,10 @@ describe('ACR tokens', function () {
         }),
       );
       assert.equal(err.reason, 'RefreshFailed');
-      assert.match(err.message, /^acr \(workload identity\): invalid_client: AADSTS700211/);
+      assert.match(
+        err.message,
+        /^Entra ID tenant \S+, client \S+: no federated credential of the app names the ServiceAccount token's issuer: .*\(HTTP 401 invalid_client AADSTS700211\)$/,
+      );
       assert.ok(!err.message.includes(federated));
     });
 

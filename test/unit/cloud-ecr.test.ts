@@ -287,7 +287,7 @@ describe('ECR tokens', function () {
     assert.equal(err.reason, 'RefreshFailed');
     assert.match(
       err.message,
-      /^ecr: AccessDeniedException: User: .* is not authorized to perform: ecr:GetAuthorizationToken/,
+      /^ECR in eu-west-1: arn:aws:sts::123456789012:assumed-role\/pull\/x may not call ecr:GetAuthorizationToken \(AccessDeniedException, HTTP 400\)/,
     );
     assertNoSecrets(
       err.message,
@@ -352,7 +352,7 @@ describe('ECR tokens', function () {
       }),
     );
     assert.equal(err.reason, 'RefreshFailed');
-    assert.match(err.message, /^ecr: /);
+    assert.match(err.message, /^ECR in eu-west-1: no AWS credentials in the default chain/);
     assert.equal(ecr.tokenCalls, 0);
   });
 

@@ -146,7 +146,10 @@ describe('Google tokens', function () {
         }),
       );
       assert.equal(err.reason, 'RefreshFailed');
-      assert.equal(err.message, 'gcp: invalid_grant: Invalid JWT Signature.');
+      assert.equal(
+        err.message,
+        'key key.json: Google refused the service-account key (HTTP 400 invalid_grant: Invalid JWT Signature.): it was deleted or disabled; create a new key for the service account',
+      );
       assertNoKeyMaterial(err.message, stranger);
     });
 
@@ -163,7 +166,10 @@ describe('Google tokens', function () {
         }),
       );
       assert.equal(err.reason, 'RefreshFailed');
-      assert.match(err.message, /^gcp: invalid_grant: bad key/);
+      assert.match(
+        err.message,
+        /^key key\.json: Google refused the service-account key \(HTTP 400 invalid_grant: bad key /,
+      );
       assertNoKeyMaterial(err.message, key);
     });
 
@@ -222,7 +228,10 @@ describe('Google tokens', function () {
       metadata.failWith = { status: 403, body: 'scopes not allowed' };
       const err = await failure(fetchGcpToken({ registry: adcRegistry }));
       assert.equal(err.reason, 'RefreshFailed');
-      assert.match(err.message, /^gcp \(metadata server\): /);
+      assert.match(
+        err.message,
+        /^Google \(metadata server\): Google denied the token request \(HTTP 403/,
+      );
     });
 
     it('uses a service-account key file named by GOOGLE_APPLICATION_CREDENTIALS', async () => {

@@ -22,10 +22,18 @@ import {
   cleanMessage,
   jwtClaim,
   jwtExpiry,
-  refreshFailed,
   registryHost,
   requireSecretKey,
 } from './cloud-token.ts';
+import {
+  cannotReach,
+  explained,
+  hostOf,
+  type NetworkFailure,
+  networkFailure,
+  transient,
+  transientSentence,
+} from './failure.ts';
 
 export const ACR_USERNAME = '00000000-0000-0000-0000-000000000000';
 export const ARM_SCOPE = 'https://management.azure.com/.default';
@@ -50,10 +58,12 @@ export async function fetchAcrToken(input: CloudTokenInput): Promise<CloudToken>
   }
   const endpoints = input.endpoints ?? {};
   const held: string[] = [];
-  const options = credentialOptions(endpoints);
+  const observed: Observed = {};
+  const options = credentialOptions(endpoints, observed);
   let credential: TokenCredential;
   let what: string;
   let tenantId = acr.tenantId || undefined;
+  let secretKey: string | undefined;
 
   if (acr.clientSecretRef) {
     if (!acr.tenantId || !acr.clientId) {
@@ -63,6 +73,10 @@ export async function fetchAcrToken(input: CloudTokenInput): Promise<CloudToken>
       );
     }
     const key = acr.clientSecretRef.key || DEFAULT_ACR_SECRET_KEY;
+    secretKey =
+      input.secretName === undefined
+        ? `key ${key} of the Secret`
+        : `Secret ${input.secretName} key ${key}`;
     const secret = requireSecretKey(input, key, 'acr.clientSecretRef').trim();
     secretValues.add(secret);
     held.push(secret);
@@ -105,7 +119,31 @@ export async function fetchAcrToken(input: CloudTokenInput): Promise<CloudToken>
     aadToken = token.token;
     secretValues.add(aadToken);
   } catch (err) {
-    throw refreshFailed(what, azureError(err), ...held);
+    if (err instanceof CredentialError) throw err;
+    const mode = acr.clientSecretRef
+      ? 'client secret'
+      : process.env.AZURE_FEDERATED_TOKEN_FILE
+        ? 'workload identity'
+        : 'managed identity';
+    const clientId =
+      acr.clientId ||
+      (mode === 'workload identity' ? process.env.AZURE_CLIENT_ID || undefined : undefined);
+    throw explained(
+      explainEntraFailure(err, {
+        mode,
+        ...(tenantId ? { tenantId } : {}),
+        ...(clientId ? { clientId } : {}),
+        ...(secretKey ? { secretKey } : {}),
+        authorityHost: hostOf(
+          endpoints.azureAuthorityHost ||
+            process.env.AZURE_AUTHORITY_HOST ||
+            'https://login.microsoftonline.com',
+        ),
+        observed,
+      }),
+      err,
+      ...held,
+    );
   }
   held.push(aadToken);
   // Managed identity knows no tenant up front: the token says which one it belongs to.
@@ -120,14 +158,27 @@ export async function fetchAcrToken(input: CloudTokenInput): Promise<CloudToken>
   });
   if (tenantId) form.set('tenant', tenantId);
   let refreshToken: string;
+  const exchange = {
+    host,
+    who: `client ${acr.clientId || jwtClaim(aadToken, 'appid') || 'of the managed identity'}${tenantId ? ` in tenant ${tenantId}` : ''}`,
+  };
   try {
     const response = await abortable(
       postForm(url, form, endpoints.tlsCa, input.signal),
       input.signal,
     );
-    refreshToken = exchangeResult(response);
+    refreshToken = exchangeResult(response, exchange);
   } catch (err) {
-    throw refreshFailed('acr token exchange', err, ...held);
+    if (err instanceof CredentialError) throw err;
+    const net = networkFailure(err);
+    const message = err instanceof Error ? err.message.split(/\r?\n/, 1)[0] : String(err);
+    throw explained(
+      net
+        ? `ACR ${host}: ${cannotReach(net, hostOf(url))}`
+        : `ACR ${host}: the token exchange failed: ${message}`,
+      err,
+      ...held,
+    );
   }
   // The token, and the `auth` it becomes (base64 of "00000000-…:token"), from the moment it exists.
   secretValues.addLogin(ACR_USERNAME, refreshToken);
@@ -141,15 +192,108 @@ export async function fetchAcrToken(input: CloudTokenInput): Promise<CloudToken>
   return { username: ACR_USERNAME, password: refreshToken, expiresAt };
 }
 
+type PipelinePolicy = NonNullable<TokenCredentialOptions['additionalPolicies']>[number]['policy'];
+
+/** What the Entra ID requests of one fetch got last: an HTTP status, or no answer at all. */
+interface Observed {
+  host?: string;
+  status?: number;
+  network?: NetworkFailure;
+}
+
+/** Records each request's outcome: MSAL's errors carry neither the HTTP status nor the cause. */
+function observer(observed: Observed): PipelinePolicy {
+  return {
+    name: 'regcred-observe-entra',
+    async sendRequest(request, next) {
+      observed.host = hostOf(request.url);
+      try {
+        const response = await next(request);
+        observed.status = response.status;
+        delete observed.network;
+        return response;
+      } catch (err) {
+        const network = networkFailure(err);
+        delete observed.status;
+        if (network) observed.network = network;
+        throw err;
+      }
+    },
+  };
+}
+
 function credentialOptions(
   endpoints: CloudEndpoints,
+  observed: Observed,
 ): TokenCredentialOptions & { disableInstanceDiscovery?: boolean } {
   return {
     ...(endpoints.azureAuthorityHost
       ? { authorityHost: endpoints.azureAuthorityHost, disableInstanceDiscovery: true }
       : {}),
     ...(endpoints.tlsCa ? { tlsOptions: { ca: endpoints.tlsCa } } : {}),
+    additionalPolicies: [{ policy: observer(observed), position: 'perRetry' }],
   };
+}
+
+export interface EntraFailureContext {
+  mode: 'client secret' | 'workload identity' | 'managed identity';
+  tenantId?: string;
+  clientId?: string;
+  /** "Secret ns/name key clientSecret" with a client secret. */
+  secretKey?: string;
+  /** The authority's host, for a failure that names none. */
+  authorityHost: string;
+  observed: Observed;
+}
+
+/** What an AADSTS code means for whoever set this credential up. */
+const AADSTS: Record<string, (c: EntraFailureContext) => string> = {
+  '7000215': (c) =>
+    `the client secret in ${c.secretKey ?? 'the Secret'} is not a secret of this app`,
+  '7000222': (c) =>
+    `the client secret in ${c.secretKey ?? 'the Secret'} has expired: add a new one to the app registration and put it in the Secret`,
+  '700016': () => 'there is no app with this client id in the tenant',
+  '90002': () => 'the tenant does not exist',
+  '900023': () => 'the tenant id is not a tenant',
+  '700024': () =>
+    'the ServiceAccount token is expired or not yet valid: check that the projected token file (AZURE_FEDERATED_TOKEN_FILE) is refreshed',
+  '70021': () =>
+    "no federated credential of the app matches the ServiceAccount token (issuer, subject, audience): add one for the operator's ServiceAccount",
+  '700211': () =>
+    "no federated credential of the app names the ServiceAccount token's issuer: add one for this cluster's OIDC issuer",
+  '700213': () =>
+    "no federated credential of the app matches the ServiceAccount token's subject: add one for the operator's ServiceAccount",
+};
+
+/** One sentence for a failed Entra ID token request: tenant, client, HTTP status, what to do. */
+export function explainEntraFailure(err: unknown, c: EntraFailureContext): string {
+  const who =
+    c.mode === 'managed identity'
+      ? `Entra ID (managed identity${c.clientId ? `, client ${c.clientId}` : ''})`
+      : `Entra ID tenant ${c.tenantId ?? '(unset: AZURE_TENANT_ID)'}, client ${c.clientId ?? '(unset: AZURE_CLIENT_ID)'}`;
+  const net = c.observed.network ?? networkFailure(err);
+  if (net) {
+    const reach = cannotReach(net, c.observed.host ?? c.authorityHost);
+    return c.mode === 'managed identity'
+      ? `${who}: ${reach}; not on Azure? set acr.clientSecretRef`
+      : `${who}: ${reach}`;
+  }
+  const text = azureMessage(err);
+  const code = /^([a-z_]+):/.exec(text)?.[1];
+  const aadsts = /AADSTS(\d+)/.exec(text)?.[1];
+  const status = c.observed.status;
+  const tag = ` (${[
+    status === undefined ? '' : `HTTP ${status}`,
+    code ?? '',
+    aadsts ? `AADSTS${aadsts}` : '',
+  ]
+    .filter((p) => p !== '')
+    .join(' ')})`.replace(' ()', '');
+  if (transient(status, code)) return transientSentence(`${who}: Entra ID`, status, code);
+  const meaning = aadsts === undefined ? undefined : AADSTS[aadsts];
+  if (meaning) return `${who}: ${meaning(c)}${tag}`;
+  const description = text.replace(/^[a-z_]+:\s*/, '').replace(/^AADSTS\d+:\s*/, '');
+  return `${who}: Entra ID refused the token request${tag}${description ? `: ${description}` : ''}`;
 }
 
 /** Credential constructors throw on bad arguments (a malformed tenant id, a missing client id). */
@@ -166,7 +310,10 @@ interface ExchangeResponse {
   body: string;
 }
 
-function exchangeResult(response: ExchangeResponse): string {
+function exchangeResult(
+  response: ExchangeResponse,
+  exchange: { host: string; who: string },
+): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(response.body);
@@ -180,7 +327,7 @@ function exchangeResult(response: ExchangeResponse): string {
     if (typeof token === 'string' && token !== '') return token;
     throw new CredentialError(
       'RefreshFailed',
-      'acr token exchange: no refresh_token in the response',
+      `ACR ${exchange.host}: the token exchange answered without a refresh_token`,
     );
   }
   // {"errors":[{"code":"UNAUTHORIZED","message":"..."}]} or an OAuth {"error":..., "error_description":...}.
@@ -189,13 +336,17 @@ function exchangeResult(response: ExchangeResponse): string {
     : undefined;
   const code = first?.code ?? fields.error;
   const message = first?.message ?? fields.error_description;
-  const detail = [code, message]
-    .filter((part): part is string => typeof part === 'string')
-    .join(': ');
-  throw new CredentialError(
-    'RefreshFailed',
-    cleanMessage(`acr token exchange: HTTP ${response.status}${detail ? ` ${detail}` : ''}`),
-  );
+  const said = [`HTTP ${response.status}`, typeof code === 'string' ? code : undefined]
+    .filter((part) => part !== undefined)
+    .join(' ');
+  const detail = typeof message === 'string' && message !== '' ? `: ${message}` : '';
+  const status = response.status;
+  const sentence = transient(status, typeof code === 'string' ? code : undefined)
+    ? transientSentence(`ACR ${exchange.host}: the registry's token exchange`, status, undefined)
+    : status === 401 || status === 403
+      ? `ACR ${exchange.host}: the registry refused the Entra ID token of ${exchange.who} (${said})${detail}: give that identity the AcrPull role on the registry`
+      : `ACR ${exchange.host}: the token exchange refused the Entra ID token of ${exchange.who} (${said})${detail}`;
+  throw new CredentialError('RefreshFailed', cleanMessage(sentence));
 }
 
 /** POST a form; the https module rather than fetch, so that a test CA can be trusted per call. */
@@ -255,13 +406,6 @@ function postForm(
     req.on('error', reject);
     req.end(body);
   });
-}
-
-/** An Entra error reduced to its code and description: MSAL's wrapping, timestamps and
- * trace ids dropped. The error's class name is left out: MSAL's are misleading here. */
-function azureError(err: unknown): unknown {
-  if (err instanceof CredentialError || !(err instanceof Error)) return err;
-  return new Error(azureMessage(err));
 }
 
 function azureMessage(err: unknown): string {

@@ -7,6 +7,7 @@
 // ADC is resolved here rather than by GoogleAuth.getClient(): that also looks up a project id
 // (running `gcloud` and asking the metadata server) on every call, and it would load any
 // credentials file unvalidated. A file's token URLs must be Google's before it is used.
+import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -28,9 +29,16 @@ import {
   type CloudEndpoints,
   type CloudToken,
   type CloudTokenInput,
-  refreshFailed,
   requireSecretKey,
 } from './cloud-token.ts';
+import {
+  cannotReach,
+  explained,
+  hostOf,
+  networkFailure,
+  transient,
+  transientSentence,
+} from './failure.ts';
 
 export const GCP_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 export const GCP_USERNAME = 'oauth2accesstoken';
@@ -51,6 +59,8 @@ export async function fetchGcpToken(input: CloudTokenInput): Promise<CloudToken>
   const held: string[] = [];
   let client: AuthClient;
   let what = 'gcp';
+  let subject: string;
+  let metadataServer = false;
   if (ref) {
     const key = ref.key || DEFAULT_GCP_KEY;
     const raw = requireSecretKey(input, key, 'gcp.serviceAccountKeySecretRef');
@@ -65,13 +75,16 @@ export async function fetchGcpToken(input: CloudTokenInput): Promise<CloudToken>
     client = serviceAccountClient(
       json,
       transporterOptions,
-      (message) => new CredentialError('SourceInvalid', `${where} ${message}`),
+      (message) => new CredentialError('SourceInvalid', joined(where, message)),
       held,
     );
+    subject = where;
   } else {
     const adc = await applicationDefaultClient(endpoints, transporterOptions, held);
     client = adc.client;
     what = `gcp (${adc.source})`;
+    subject = `Google (${adc.source})`;
+    metadataServer = adc.client instanceof Compute;
   }
 
   try {
@@ -85,8 +98,79 @@ export async function fetchGcpToken(input: CloudTokenInput): Promise<CloudToken>
     }
     return { username: GCP_USERNAME, password: token, expiresAt: new Date(expiry) };
   } catch (err) {
-    throw refreshFailed(what, googleError(err), ...held);
+    if (err instanceof CredentialError) throw err;
+    throw explained(
+      explainGoogleFailure(err, {
+        subject,
+        fromKey: ref !== undefined,
+        metadataServer,
+        tokenHost: hostOf(endpoints.gcpTokenUrl ?? GOOGLE_TOKEN_URL),
+      }),
+      err,
+      ...held,
+    );
   }
+}
+
+/** `<where> <message>`, or `<where>: <rest>` for a message that starts with a colon. */
+function joined(where: string, message: string): string {
+  return message.startsWith(':') ? `${where}${message}` : `${where} ${message}`;
+}
+
+export interface GoogleFailureContext {
+  /** "Google (key in Secret ns/name key key.json)", "Google (metadata server)", … */
+  subject: string;
+  /** The credential is a service-account key (from a Secret or an ADC file). */
+  fromKey: boolean;
+  metadataServer: boolean;
+  /** Where Google's token URL requests really go (REGCRED_GCP_TOKEN_URL moves them). */
+  tokenHost: string;
+}
+
+/** One sentence for a failed Google token fetch: what is wrong, and what to do. */
+export function explainGoogleFailure(err: unknown, c: GoogleFailureContext): string {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    status?: unknown;
+    response?: { status?: unknown };
+    config?: { url?: unknown };
+  };
+  const url = e.config?.url;
+  let requested = url === undefined ? undefined : hostOf(String(url));
+  if (requested === hostOf(GOOGLE_TOKEN_URL)) requested = c.tokenHost;
+  const net = networkFailure(err);
+  if (net) {
+    if (c.metadataServer) {
+      const host = requested ?? process.env.GCE_METADATA_HOST ?? '169.254.169.254';
+      return `${c.subject}: ${cannotReach(net, host)}; not on GKE or Compute Engine? set gcp.serviceAccountKeySecretRef`;
+    }
+    return `${c.subject}: ${cannotReach(net, requested ?? c.tokenHost)}`;
+  }
+  const status =
+    typeof e.status === 'number'
+      ? e.status
+      : typeof e.response?.status === 'number'
+        ? e.response.status
+        : undefined;
+  const { code, description } = googleError(err);
+  if (status === undefined && !code) {
+    const message = err instanceof Error ? err.message.split(/\r?\n/, 1)[0] : String(err);
+    return `${c.subject}: the Google token request failed: ${message}`;
+  }
+  if (transient(status, code)) return transientSentence(`${c.subject}: Google`, status, code);
+  // (HTTP 400 invalid_grant: Invalid JWT Signature.)
+  const head = [status === undefined ? '' : `HTTP ${status}`, code ?? ''].join(' ').trim();
+  const said = ` (${head}${description ? `: ${description}` : ''})`;
+  if (code === 'invalid_grant' && c.fromKey) {
+    const hint = /Invalid JWT Signature/i.test(description ?? '')
+      ? ': it was deleted or disabled; create a new key for the service account'
+      : /account not found/i.test(description ?? '')
+        ? ': its service account no longer exists'
+        : '';
+    return `${c.subject}: Google refused the service-account key${said}${hint}`;
+  }
+  if (status === 401 || status === 403)
+    return `${c.subject}: Google denied the token request${said}`;
+  return `${c.subject}: Google refused the token request${said}`;
 }
 
 /** Requests to Google's fixed token URL go to `gcpTokenUrl` instead (tests). */
@@ -134,6 +218,12 @@ function serviceAccountClient(
   if (key === undefined) throw invalid('has no private_key');
   secretValues.add(key);
   held.push(key);
+  try {
+    createPrivateKey(key);
+  } catch {
+    // OpenSSL's "DECODER routines::unsupported" when it is signed with, much later.
+    throw invalid(': private_key is not a PEM private key');
+  }
   const keyId = stringField(json, 'private_key_id');
   return new JWT({
     email,
@@ -191,7 +281,7 @@ async function applicationDefaultClient(
   secretValues.add(file.text);
   held.push(file.text);
   const invalid = (message: string): CredentialError =>
-    new CredentialError('RefreshFailed', `gcp: the ${file.source} file ${message}`);
+    new CredentialError('RefreshFailed', joined(`gcp: the ${file.source} file`, message));
   const json = parseJson(file.text, () => invalid('is not valid JSON'));
   const allowLoopback = endpoints.gcpAllowLoopbackUrls === true;
   switch (json.type) {
@@ -295,21 +385,24 @@ export function isGoogleApisUrl(value: string, allowLoopback = false): boolean {
 }
 
 /** The OAuth error and description of a Google error response, when there is one. */
-function googleError(err: unknown): unknown {
-  if (!(err instanceof Error)) return err;
+function googleError(err: unknown): { code?: string; description?: string } {
+  if (!(err instanceof Error)) return {};
   const data = (err as { response?: { data?: unknown } }).response?.data;
   if (typeof data === 'object' && data !== null) {
     const { error, error_description: description } = data as Record<string, unknown>;
     if (typeof error === 'string') {
-      const text =
-        typeof description === 'string' && description !== '' ? `${error}: ${description}` : error;
-      return new Error(text);
+      return {
+        code: error,
+        ...(typeof description === 'string' && description !== '' ? { description } : {}),
+      };
     }
     if (typeof error === 'object' && error !== null) {
       const { status, message } = error as Record<string, unknown>;
-      if (typeof message === 'string')
-        return new Error(typeof status === 'string' ? `${status}: ${message}` : message);
+      return {
+        ...(typeof status === 'string' ? { code: status } : {}),
+        ...(typeof message === 'string' ? { description: message } : {}),
+      };
     }
   }
-  return err;
+  return {};
 }
