@@ -4,11 +4,13 @@
 // created without one refused, and the latency the API server measures.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { availableParallelism, loadavg } from 'node:os';
+import { mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
+import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/x509.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { type OperatorProcess, startOperator } from '../support/operator.ts';
@@ -258,5 +260,129 @@ describe('the Pod webhook, called by the real API server', () => {
     assert.ok((calls.get(0.005) ?? 0) >= total / 2, 'median within 5 ms at the API server');
     assert.ok((calls.get(0.025) ?? 0) >= 0.99 * total, '99 % within 25 ms at the API server');
     assert.ok(quantile(own, 0.5) < 0.005, `operator p50 ${ms(quantile(own, 0.5))}`);
+  });
+});
+
+describe('the Pod webhook serving certificates from files (the cert-manager overlay)', () => {
+  let f: Fixtures;
+  let operator: OperatorProcess;
+  let dir = '';
+  let port = 0;
+  let credential = '';
+  const tenant = uniqueName('files');
+  const configuration = 'regcred-operator-pod-webhook';
+  const testLabel = { 'regcred.dev/webhook-test': uniqueName('files') };
+  const ca = createCertificateAuthority('cert-manager stand-in', {
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_600_000),
+  });
+
+  /** Writes a new pair as the kubelet updates a mounted Secret: all at once (a rename). */
+  async function writePair(): Promise<string> {
+    const pair = issueServingCertificate(ca, ['127.0.0.1'], {
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 3_600_000),
+    });
+    const next = await mkdtemp(join(dir, 'pair-'));
+    await writeFile(join(next, 'tls.crt'), pair.cert);
+    await writeFile(join(next, 'tls.key'), pair.key);
+    await rm(join(dir, 'current.tmp'), { force: true });
+    await symlink(next, join(dir, 'current.tmp'));
+    await rename(join(dir, 'current.tmp'), join(dir, 'current'));
+    return new X509Certificate(pair.cert).serialNumber;
+  }
+
+  before(async function () {
+    this.timeout(120_000);
+    f = new Fixtures(cluster.kc);
+    await cluster.stopOperator();
+    await cluster.kubectlOk(['apply', '-f', join(WEBHOOK_CONFIG_DIR, 'rbac.yaml')]);
+    dir = await mkdtemp(join(tmpdir(), 'regcred-webhook-certs-'));
+    await writePair();
+    const webhook = await podWebhookArgs(configuration, [
+      `--pod-webhook-cert-dir=${join(dir, 'current')}`,
+      '--pod-webhook-configuration=',
+    ]);
+    port = webhook.port;
+    operator = await startOperator({
+      kubeconfigPath: cluster.operatorKubeconfigPath,
+      namespace: OPERATOR_NAMESPACE,
+      sourceNamespaces: [EXTRA_SOURCE_NAMESPACE],
+      args: webhook.args,
+      logLevel: 'info',
+    });
+    await cluster.kubectlOk(['apply', '-f', '-'], {
+      input: webhookConfigurationYaml({
+        name: configuration,
+        port,
+        matchLabels: testLabel,
+        failurePolicy: 'Fail',
+        caBundle: ca.cert,
+      }),
+    });
+    credential = uniqueName('files');
+    const source = uniqueName('files-src');
+    await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 'integration-files-password');
+    await f.createCredential(credential, {
+      namespaceSelector: { matchLabels: { tenant } },
+      registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+    });
+    await f.waitCondition(credential, 'Ready', 'True');
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    await cluster.kc
+      .makeApiClient(AdmissionregistrationV1Api)
+      .deleteMutatingWebhookConfiguration({ name: configuration })
+      .catch(() => undefined);
+    await operator?.stop();
+    if (credential) await f.deleteCredential(credential).catch(() => undefined);
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await cluster.startOperator();
+  });
+
+  it('serves the mounted pair, picks up a new one without a restart, and makes no CA, Secret or caBundle of its own', async function () {
+    this.timeout(120_000);
+    const ns = await f.namespace('files', { ...testLabel, tenant });
+    await waitUntil(
+      `ServiceAccount default in ${ns}`,
+      async () => (await f.serviceAccount(ns)) !== undefined,
+    );
+    const create = () =>
+      f.core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { generateName: 'app-' },
+          spec: { containers: [{ name: 'app', image: 'registry.example.com/app:1' }] },
+        },
+      });
+    assert.deepEqual(
+      (await create()).spec?.imagePullSecrets?.map((s) => s.name),
+      [credential],
+    );
+    const pid = operator.pid;
+    const serial = await writePair();
+    await waitUntil(
+      'the new pair to be served',
+      async () => (await servedCertificate(port)).serialNumber === serial,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      },
+    );
+    assert.equal(operator.pid, pid);
+    assert.deepEqual(
+      (await create()).spec?.imagePullSecrets?.map((s) => s.name),
+      [credential],
+    );
+    assert.equal(await f.secret(OPERATOR_NAMESPACE, `${configuration}-tls`), undefined);
+    const config = await cluster.kc
+      .makeApiClient(AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: configuration });
+    assert.equal(
+      Buffer.from(config.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString(),
+      ca.cert,
+    );
   });
 });

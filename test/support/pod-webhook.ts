@@ -31,6 +31,8 @@ export interface WebhookConfigurationOptions {
   matchLabels: Record<string, string>;
   /** Default: as shipped (Ignore). Fail turns any failed call into a refused Pod. */
   failurePolicy?: 'Ignore' | 'Fail';
+  /** PEM CA(s) to trust; absent: the operator fills the caBundle. */
+  caBundle?: string;
 }
 
 /** The shipped configuration, with a loopback url, a test selector, and no caBundle yet. */
@@ -40,7 +42,10 @@ export function webhookConfigurationYaml(o: WebhookConfigurationOptions): string
   ) as WebhookManifest;
   manifest.metadata.name = o.name;
   for (const webhook of manifest.webhooks) {
-    webhook.clientConfig = { url: `https://127.0.0.1:${o.port}/mutate-pods` };
+    webhook.clientConfig = {
+      url: `https://127.0.0.1:${o.port}/mutate-pods`,
+      ...(o.caBundle ? { caBundle: Buffer.from(o.caBundle).toString('base64') } : {}),
+    };
     webhook.namespaceSelector = {
       ...webhook.namespaceSelector,
       matchLabels: o.matchLabels,
