@@ -1,7 +1,8 @@
 // Carries out decideStuckPod on the leader: a cache of Pods (trimmed to what the decision
 // reads), a set of those currently failing to pull, and a periodic pass over that set. An
 // eviction goes through the Eviction API, so PodDisruptionBudgets are respected (a 429 is
-// retried on a later pass); evictions are rate-limited; each Pod gets one Event.
+// retried on a later pass); evictions are rate-limited; each Pod gets one Event. Only Pending
+// Pods are cached (a field selector), trimmed to what the decision reads.
 import type { CoreV1Event, KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import { TokenBucket } from '../controller/rate-limiter.ts';
@@ -60,6 +61,8 @@ export class StuckPodRecovery {
     this.log = o.log.child({ component: 'stuck-pods' });
     this.informer = new Informer<V1Pod>(o.kc, {
       path: '/api/v1/pods',
+      // A Pod stuck pulling is Pending: running and finished Pods are never cached.
+      fieldSelector: 'status.phase=Pending',
       transform: compactPod,
       logger: this.log,
       unhealthyAfterMs: o.unhealthyAfterMs,
