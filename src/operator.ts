@@ -117,9 +117,20 @@ export class Operator {
       isSourceNamespace: (namespace) => caches.isSourceNamespace(namespace),
       upToDate: (secret, credential) => namespaces.upToDate(secret, credential),
     });
-    // The kubelet's own matching of an image to an auths key (kubelet-keyring.ts).
+    // The kubelet's own matching of an image to an auths key (kubelet-keyring.ts), remembered:
+    // a few microseconds each, for every container and credential of every Pod admitted.
+    const matched = new Map<string, boolean>();
     const matchesImage: ImageMatcher = (image, servers) =>
-      servers.some((server) => imageMatchesServer(image, server));
+      servers.some((server) => {
+        const key = `${server}\u0000${image}`;
+        let hit = matched.get(key);
+        if (hit === undefined) {
+          if (matched.size >= 10_000) matched.clear();
+          hit = imageMatchesServer(image, server);
+          matched.set(key, hit);
+        }
+        return hit;
+      });
     if (config.podWebhook) {
       this.admission = new PodAdmission({
         config: config.podWebhook,
