@@ -125,6 +125,9 @@ export class PullIsolationWriter {
       const name = cred.metadata.name ?? '';
       const want = pullIsolationCondition(cred, this.observations.of(name));
       const have = cred.status?.conditions?.find((c) => c.type === PULL_ISOLATION);
+      // A new leader has seen no Pod yet: what an earlier one saw stays until it sees some.
+      const seenBefore = have?.reason === 'AlwaysPullSeen' || have?.reason === 'IfNotPresentSeen';
+      if (want.reason === 'NoPodsSeen' && seenBefore) continue;
       if (
         have &&
         have.status === want.status &&
