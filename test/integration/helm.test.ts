@@ -7,9 +7,9 @@
 // install command as the README gives it: the CRD comes from the chart's crds/.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { type ControlPlane, startControlPlane } from '../support/controlplane.ts';
 import { uniqueName } from '../support/names.ts';
@@ -73,7 +73,10 @@ function withoutHelmLabels(value: Json): Json {
   const out: JsonObject = {};
   for (const [key, inner] of Object.entries(value)) {
     if (HELM_LABELS.has(key)) continue;
-    out[key] = withoutHelmLabels(inner);
+    const stripped = withoutHelmLabels(inner);
+    // Objects config/ labels with nothing carry Helm's labels alone.
+    if (key === 'labels' && Object.keys(stripped as JsonObject).length === 0) continue;
+    out[key] = stripped;
   }
   return out;
 }
@@ -158,39 +161,84 @@ describe('Helm chart charts/regcred-operator', function () {
     const defaults = await helm(['lint', '--strict', chart]);
     assert.equal(defaults.code, 0, defaults.stdout + defaults.stderr);
     assert.match(defaults.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
-    const everything = await helm(['lint', '--strict', chart, ...everyValue()]);
+    const everything = await helm([
+      'lint',
+      '--strict',
+      chart,
+      ...everyValue(),
+      '--set',
+      'podWebhook.enabled=true',
+      '--set',
+      'podWebhook.certManager.enabled=true',
+    ]);
     assert.equal(everything.code, 0, everything.stdout + everything.stderr);
   });
 
-  it('renders with default values exactly what kubectl kustomize config/default renders (less the Namespace, plus Helm labels)', async () => {
-    const kustomize = await cluster.kubectl(['kustomize', join(repoRoot, 'config', 'default')]);
-    assert.equal(kustomize.code, 0, kustomize.stderr);
-    const fromConfig = objects(kustomize.stdout);
-    const fromChart = await template(['--include-crds']);
-
-    const namespace = fromConfig.filter((o) => o.kind === 'Namespace');
-    assert.deepEqual(
-      namespace.map((o) => o.metadata.name),
-      ['regcred-system'],
-      'config/default makes the namespace; the chart installs into the release namespace',
-    );
-    const expected = byKey(fromConfig.filter((o) => o.kind !== 'Namespace'));
-    const actual = byKey(fromChart);
-    assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
-    for (const [key, object] of expected) {
-      assert.deepEqual(
-        withoutHelmLabels(actual.get(key) as Json),
-        object,
-        `${key} differs between the chart and config/`,
+  /** config/default with kustomize components, as a user's overlay would add them. */
+  async function kustomizeWith(components: string[]): Promise<K8sObject[]> {
+    const overlay = mkdtempSync(join(tmpdir(), 'regcred-overlay-'));
+    try {
+      // kustomize takes only relative paths to bases and components.
+      const rel = (dir: string): string => relative(overlay, join(repoRoot, 'config', dir));
+      writeFileSync(
+        join(overlay, 'kustomization.yaml'),
+        [
+          'apiVersion: kustomize.config.k8s.io/v1beta1',
+          'kind: Kustomization',
+          `resources: [${rel('default')}]`,
+          `components: [${components.map(rel).join(', ')}]`,
+          '',
+        ].join('\n'),
       );
+      const result = await cluster.kubectl(['kustomize', overlay]);
+      assert.equal(result.code, 0, result.stderr);
+      return objects(result.stdout);
+    } finally {
+      rmSync(overlay, { recursive: true, force: true });
     }
-    // Helm's labels are the only addition: each chart object carries them.
-    for (const o of fromChart.filter((x) => x.kind !== 'CustomResourceDefinition')) {
-      const labels = (o.metadata.labels ?? {}) as JsonObject;
-      assert.equal(labels['app.kubernetes.io/managed-by'], 'Helm', keyOf(o));
-      assert.equal(labels['app.kubernetes.io/instance'], 'regcred-operator', keyOf(o));
-    }
-  });
+  }
+
+  for (const variant of [
+    { values: 'default values', components: [], set: [] },
+    { values: 'podWebhook.enabled', components: ['webhook'], set: ['podWebhook.enabled=true'] },
+    {
+      values: 'podWebhook.enabled and podWebhook.certManager.enabled',
+      components: ['webhook', 'webhook/cert-manager'],
+      set: ['podWebhook.enabled=true', 'podWebhook.certManager.enabled=true'],
+    },
+  ]) {
+    const what = ['config/default', ...variant.components.map((c) => `config/${c}`)].join(' + ');
+    it(`renders with ${variant.values} exactly what kubectl kustomize renders of ${what} (less the Namespace, plus Helm labels)`, async () => {
+      const fromConfig = await kustomizeWith(variant.components);
+      const fromChart = await template([
+        '--include-crds',
+        ...variant.set.flatMap((value) => ['--set', value]),
+      ]);
+
+      const namespace = fromConfig.filter((o) => o.kind === 'Namespace');
+      assert.deepEqual(
+        namespace.map((o) => o.metadata.name),
+        ['regcred-system'],
+        'config/default makes the namespace; the chart installs into the release namespace',
+      );
+      const expected = byKey(fromConfig.filter((o) => o.kind !== 'Namespace'));
+      const actual = byKey(fromChart);
+      assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
+      for (const [key, object] of expected) {
+        assert.deepEqual(
+          withoutHelmLabels(actual.get(key) as Json),
+          object,
+          `${key} differs between the chart and config/`,
+        );
+      }
+      // Helm's labels are the only addition: each chart object carries them.
+      for (const o of fromChart.filter((x) => x.kind !== 'CustomResourceDefinition')) {
+        const labels = (o.metadata.labels ?? {}) as JsonObject;
+        assert.equal(labels['app.kubernetes.io/managed-by'], 'Helm', keyOf(o));
+        assert.equal(labels['app.kubernetes.io/instance'], 'regcred-operator', keyOf(o));
+      }
+    });
+  }
 
   it('renders no PodDisruptionBudget and no ServiceMonitor unless asked', async () => {
     const rendered = await template();
@@ -276,21 +324,17 @@ describe('Helm chart charts/regcred-operator', function () {
     );
   });
 
-  it('refuses podWebhook.enabled, naming why, while the operator has no Pod webhook', async () => {
-    const result = await helm([
-      'template',
-      'regcred-operator',
-      chart,
-      '--set',
-      'podWebhook.enabled=true',
-    ]);
-    assert.notEqual(result.code, 0);
-    assert.match(result.stderr, /podWebhook\.enabled: the Pod webhook is not in this version/);
-  });
-
   it('names a second release’s cluster-wide objects after it, so two never collide', async () => {
     const rendered = objects(
-      await helmOk(['template', 'staging', chart, '--namespace', 'regcred-staging']),
+      await helmOk([
+        'template',
+        'staging',
+        chart,
+        '--namespace',
+        'regcred-staging',
+        '--set',
+        'podWebhook.enabled=true',
+      ]),
     );
     const clusterScoped = rendered
       .filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')
@@ -300,8 +344,38 @@ describe('Helm chart charts/regcred-operator', function () {
       'ClusterRole staging-regcred-operator',
       'ClusterRole staging-regcred-operator-edit',
       'ClusterRole staging-regcred-operator-view',
+      'ClusterRole staging-regcred-operator-webhook',
       'ClusterRoleBinding staging-regcred-operator',
+      'ClusterRoleBinding staging-regcred-operator-webhook',
     ]);
+    // The operator is told the webhook's names, which are not its defaults here.
+    const webhook = must(rendered, 'MutatingWebhookConfiguration');
+    assert.equal(webhook.metadata.name, 'staging-regcred-operator-pod-webhook');
+    const service = must(rendered, 'Service', 'staging-regcred-operator-webhook');
+    const hook = (webhook.webhooks as JsonObject[])[0] as JsonObject;
+    assert.deepEqual((hook.clientConfig as JsonObject).service, {
+      name: service.metadata.name,
+      namespace: 'regcred-staging',
+      path: '/mutate-pods',
+      port: 443,
+    });
+    const args = container(must(rendered, 'Deployment')).args as string[];
+    assert.deepEqual(
+      args.filter((a) => a.startsWith('--pod-webhook')),
+      [
+        '--pod-webhook-address=:9443',
+        '--pod-webhook-service=staging-regcred-operator-webhook',
+        '--pod-webhook-cert-secret=staging-regcred-operator-webhook-tls',
+        '--pod-webhook-configuration=staging-regcred-operator-pod-webhook',
+      ],
+    );
+    const webhookRole = must(rendered, 'ClusterRole', 'staging-regcred-operator-webhook');
+    assert.deepEqual((webhookRole.rules as JsonObject[])[0]?.resourceNames, [
+      'staging-regcred-operator-pod-webhook',
+    ]);
+    // Its own namespace's Pods never wait on it.
+    const selector = (hook.namespaceSelector as JsonObject).matchExpressions as JsonObject[];
+    assert.ok(((selector[0] as JsonObject).values as string[]).includes('regcred-staging'));
     const binding = must(rendered, 'ClusterRoleBinding');
     assert.deepEqual((binding.subjects as JsonObject[])[0], {
       kind: 'ServiceAccount',
@@ -324,10 +398,13 @@ describe('Helm chart charts/regcred-operator', function () {
         '--dry-run=server',
         '--set',
         'podDisruptionBudget.enabled=true',
+        '--set',
+        'podWebhook.enabled=true',
       ]);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /STATUS: pending-install/);
       assert.match(ok.stdout, /kind: PodDisruptionBudget/);
+      assert.match(ok.stdout, /kind: MutatingWebhookConfiguration/);
       const clusterRole = await cluster.kubectl([
         'get',
         'clusterrole',
@@ -457,7 +534,7 @@ describe('Helm chart charts/regcred-operator', function () {
       await plane?.stop();
     });
 
-    it('installs the CRD from crds/ with the release, and a sample RegistryCredential applies', async () => {
+    it('installs the CRD from crds/ and the Pod webhook with the release, and a sample RegistryCredential applies', async () => {
       const p = plane as ControlPlane;
       const installed = await helm(
         [
@@ -467,6 +544,8 @@ describe('Helm chart charts/regcred-operator', function () {
           '--namespace',
           'regcred-system',
           '--create-namespace',
+          '--set',
+          'podWebhook.enabled=true',
           '--wait=false',
         ],
         p.kubeconfigPath,
@@ -487,7 +566,7 @@ describe('Helm chart charts/regcred-operator', function () {
       // Names as config/ has them, so the README's kubectl commands apply unchanged.
       const names = await p.kubectl([
         'get',
-        'clusterrole,clusterrolebinding,serviceaccount,role,rolebinding,deployment,service',
+        'clusterrole,clusterrolebinding,serviceaccount,role,rolebinding,deployment,service,mutatingwebhookconfiguration',
         '--all-namespaces',
         '-l',
         'app.kubernetes.io/instance=regcred-operator',
@@ -497,12 +576,16 @@ describe('Helm chart charts/regcred-operator', function () {
       assert.deepEqual(names.stdout.trim().split('\n').sort(), [
         'clusterrole.rbac.authorization.k8s.io/regcred-edit',
         'clusterrole.rbac.authorization.k8s.io/regcred-operator',
+        'clusterrole.rbac.authorization.k8s.io/regcred-operator-webhook',
         'clusterrole.rbac.authorization.k8s.io/regcred-view',
         'clusterrolebinding.rbac.authorization.k8s.io/regcred-operator',
+        'clusterrolebinding.rbac.authorization.k8s.io/regcred-operator-webhook',
         'deployment.apps/regcred-operator',
+        'mutatingwebhookconfiguration.admissionregistration.k8s.io/regcred-operator-pod-webhook',
         'role.rbac.authorization.k8s.io/regcred-operator',
         'rolebinding.rbac.authorization.k8s.io/regcred-operator',
         'service/regcred-operator-metrics',
+        'service/regcred-operator-webhook',
         'serviceaccount/regcred-operator',
       ]);
       const sample = await p.kubectl([

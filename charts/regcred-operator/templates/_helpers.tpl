@@ -25,10 +25,29 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "regcred-operator.labels" -}}
-{{ include "regcred-operator.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "regcred-operator.name" . }}
+{{ include "regcred-operator.releaseLabels" . }}
+{{- end -}}
+
+{{/* Helm's own labels alone, for objects config/ labels with nothing. */}}
+{{- define "regcred-operator.releaseLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The webhook's object names are the operator's defaults for the default release name;
+another release passes its own (an empty line otherwise). */}}
+{{- define "regcred-operator.webhookNameArgs" -}}
+{{- $full := include "regcred-operator.fullname" . -}}
+{{- if ne $full .Chart.Name -}}
+- --pod-webhook-service={{ $full }}-webhook
+- --pod-webhook-cert-secret={{ $full }}-webhook-tls
+{{- if not .Values.podWebhook.certManager.enabled }}
+- --pod-webhook-configuration={{ $full }}-pod-webhook
+{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{- define "regcred-operator.image" -}}
