@@ -83,6 +83,23 @@ describe('work queue guarantees', () => {
     assert.equal(await take(queue), 'a');
   });
 
+  it('many keys delayed to the same instant come out in the order they were added', async () => {
+    // A burst of retries with one backoff (a hundred namespaces failing alike) is served in
+    // the order it failed, not reshuffled by the timer's internals.
+    const clock = new FakeClock();
+    const queue = new WorkQueue({ clock });
+    const keys = Array.from({ length: 12 }, (_, i) => `ns-${i}`);
+    for (const key of keys) queue.addAfter(key, 100);
+    clock.advance(100);
+    const order: string[] = [];
+    while (queue.len() > 0) {
+      const key = await take(queue);
+      order.push(key);
+      queue.done(key);
+    }
+    assert.deepEqual(order, keys);
+  });
+
   it('delayed keys come out in deadline order, first added first on a tie', async () => {
     const clock = new FakeClock();
     const queue = new WorkQueue({ clock });
