@@ -4,12 +4,16 @@
 // the credential came from, what is wrong and what to do. The SDK's own error is kept, scrubbed,
 // for the debug log (CredentialError.detail), and no credential shows up in either.
 import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
 import type { Registry } from '../../src/api/types.ts';
+import { Reconciler } from '../../src/controller/reconciler.ts';
 import { fetchAcrToken } from '../../src/credentials/cloud/acr.ts';
 import type { CloudEndpoints, CloudTokenInput } from '../../src/credentials/cloud/cloud-token.ts';
 import { fetchEcrToken } from '../../src/credentials/cloud/ecr.ts';
 import { fetchGcpToken } from '../../src/credentials/cloud/gcp.ts';
 import { CredentialError } from '../../src/credentials/errors.ts';
+import { TokenCache } from '../../src/credentials/token-cache.ts';
+import { createLogger, type LogLevel } from '../../src/observability/logger.ts';
 import { freePort } from '../support/controlplane.ts';
 import { AwsKeyring, type AwsKeys, FakeEcr, FakeSts } from '../support/fakes/aws.ts';
 import { FakeAcr, FakeEntraId, IssuedAadTokens } from '../support/fakes/azure.ts';
@@ -26,6 +30,7 @@ import {
   type ServiceAccountKey,
 } from '../support/fakes/google.ts';
 import { testCertificates } from '../support/fakes/test-ca.ts';
+import { InMemoryCluster } from '../support/in-memory-cluster.ts';
 
 const ECR_SERVER = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
 const ROLE = 'arn:aws:iam::123456789012:role/pull';
@@ -639,6 +644,90 @@ describe('Cloud errors a person can act on', function () {
       expect: new RegExp(
         `^ACR ${escaped(ACR_HOST)}: cannot reach 127\\.0\\.0\\.1:\\d+ \\(connection refused\\): check egress$`,
       ),
+    });
+  });
+
+  describe('in the operator’s log', () => {
+    let keyring: AwsKeyring;
+    let ecr: FakeEcr;
+
+    beforeEach(async () => {
+      keyring = new AwsKeyring();
+      ecr = await FakeEcr.start(keyring);
+      closers.push(() => ecr.close());
+    });
+
+    /** Reconciles an ECR credential whose keys AWS does not know; returns the JSON log lines. */
+    async function reconcileAt(level: LogLevel, secretAccessKey: string): Promise<string[]> {
+      const cluster = new InMemoryCluster();
+      cluster.addNamespace('regcred-system');
+      cluster.addNamespace('team-a', { tenant: 'acme' });
+      cluster.addServiceAccount('team-a', 'default', []);
+      const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+      cluster.addSecret({
+        metadata: {
+          name: 'aws-keys',
+          namespace: 'regcred-system',
+          labels: { 'regcred.dev/source': 'true' },
+        },
+        type: 'Opaque',
+        data: {
+          AWS_ACCESS_KEY_ID: b64('AKIAUNKNOWNKEY000000'),
+          AWS_SECRET_ACCESS_KEY: b64(secretAccessKey),
+        },
+      });
+      cluster.addCredential('acme', {
+        namespaceSelector: { matchLabels: { tenant: 'acme' } },
+        registries: [{ server: ECR_SERVER, ecr: { credentialsSecretRef: { name: 'aws-keys' } } }],
+      });
+      const out = new PassThrough();
+      let text = '';
+      out.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      const reconciler = new Reconciler({
+        view: cluster,
+        api: cluster,
+        events: { record: async () => {} },
+        log: createLogger(level, out),
+        policy: {
+          operatorNamespace: 'regcred-system',
+          allowedSourceNamespaces: new Set(['regcred-system']),
+        },
+        fanoutConcurrency: 4,
+        tokens: new TokenCache(),
+        endpoints: { ecrEndpoint: ecr.url, stsEndpoint: ecr.url },
+        now: () => new Date(),
+      });
+      await reconciler.reconcile('acme');
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return text.split('\n').filter((line) => line.trim() !== '');
+    }
+
+    const sentence =
+      'ECR in eu-west-1: AWS does not know the access key id in Secret regcred-system/aws-keys key AWS_ACCESS_KEY_ID (UnrecognizedClientException, HTTP 400): the key was deleted or deactivated, or belongs to another partition';
+
+    it('warns with the sentence; the SDK’s own error only at debug, scrubbed', async () => {
+      const secret = distinctive('aws-secret');
+      const info = await reconcileAt('info', secret);
+      const warned = info
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.message === 'token refresh failed');
+      assert.equal(warned.length, 1, info.join('\n'));
+      assert.equal(warned[0].error, sentence);
+      assert.ok(!info.some((l) => l.includes('the cloud SDK said')), 'no SDK error at info');
+
+      const debug = await reconcileAt('debug', secret);
+      const said = debug
+        .map((l) => JSON.parse(l))
+        .filter((l) => l.message === 'token refresh failed: the cloud SDK said');
+      assert.equal(said.length, 1, debug.join('\n'));
+      assert.equal(said[0].level, 'debug');
+      assert.equal(
+        said[0].detail,
+        '[UnrecognizedClientException] The security token included in the request is invalid.',
+      );
+      for (const line of [...info, ...debug]) assert.ok(!line.includes(secret), line);
     });
   });
 });
