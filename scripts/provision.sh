@@ -233,7 +233,7 @@ for step in $todo; do
       finish "$controlplane_dir"
       ;;
     helm)
-      go_build "helm $helm_version" "3-6 min cold; about 1 min after the control plane" "$modules/helm" \
+      go_build "helm $helm_version" "about 4 min after the control plane on 2 cores; more from empty Go caches" "$modules/helm" \
         -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
         -o @STAGING@/helm helm.sh/helm/v4/cmd/helm
       finish "$helm_dir"
