@@ -27,7 +27,11 @@ rmSync(outdir, { recursive: true, force: true });
 const started = performance.now();
 const result = await build({
   absWorkingDir: root,
-  entryPoints: ['src/main.ts'],
+  // The kubectl plugin (package.json `bin`) shares chunks with the operator.
+  entryPoints: [
+    { in: 'src/main.ts', out: 'main' },
+    { in: 'src/cli/kubectl-regcred.ts', out: 'kubectl-regcred' },
+  ],
   outdir,
   bundle: true,
   splitting: true,
