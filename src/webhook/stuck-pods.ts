@@ -87,6 +87,11 @@ export function decideStuckPod(pod: V1Pod, view: StuckPodView): StuckPodDecision
       if (!found || classifySecret(found, credential).kind !== 'ours') {
         return { kind: 'wait', credential, secret, image, why: `Secret ${secret} not written yet` };
       }
+      const ready = cred.status?.conditions?.find((c) => c.type === 'CredentialsReady');
+      if (ready?.status !== 'True') {
+        // A Secret whose credentials do not resolve would fail the new Pod the same way.
+        return { kind: 'wait', credential, secret, image, why: 'credentials not ready' };
+      }
       const owner = (pod.metadata?.ownerReferences ?? []).find((ref) => ref.controller === true);
       if (!owner || !RECREATING_OWNERS.has(owner.kind)) {
         return { kind: 'report', credential, secret, image };

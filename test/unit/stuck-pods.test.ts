@@ -20,6 +20,17 @@ const credential: RegistryCredential = {
     namespaceSelector: { matchLabels: { tenant: 'acme' } },
     registries: [{ server: 'registry.example.com:5000', basic: { secretRef: { name: 's' } } }],
   },
+  status: {
+    conditions: [
+      {
+        type: 'CredentialsReady',
+        status: 'True',
+        reason: 'CredentialsResolved',
+        message: '',
+        lastTransitionTime: '2026-01-01T00:00:00Z',
+      },
+    ],
+  },
 };
 
 const ours: V1Secret = {
@@ -130,6 +141,8 @@ describe('Pods stuck pulling without a credential', () => {
       decideStuckPod(stuckPod(), view({ serviceAccount: bare, webhookServing: true })).kind,
       'evict',
     );
+    const failing = { ...credential, status: { conditions: [] } };
+    assert.equal(decideStuckPod(stuckPod(), view({ credentials: [failing] })).kind, 'wait');
     const foreign: V1Secret = { metadata: { name: 'acme', namespace: 'team-a' }, type: 'Opaque' };
     assert.equal(decideStuckPod(stuckPod(), view({ managedSecret: () => foreign })).kind, 'wait');
   });
