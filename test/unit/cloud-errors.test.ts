@@ -282,6 +282,22 @@ describe('Cloud errors a person can act on', function () {
     });
 
     check({
+      name: 'no credentials anywhere in the default chain',
+      run: async () => ({
+        error: await failure(
+          fetchEcrToken({
+            registry: { server: ECR_SERVER, ecr: {} },
+            endpoints: { ecrEndpoint: ecr.url, stsEndpoint: sts.url },
+          }),
+        ),
+        secrets: [],
+      }),
+      expect:
+        "ECR in eu-west-1: no AWS credentials in the default chain (IRSA web identity, EKS Pod Identity, environment, instance metadata): set ecr.credentialsSecretRef, or give the operator's ServiceAccount an IAM role",
+      detail: /CredentialsProviderError/,
+    });
+
+    check({
       name: 'throttling',
       run: async () => {
         ecr.failWith = { code: 'ThrottlingException', message: 'Rate exceeded' };
@@ -442,6 +458,19 @@ describe('Cloud errors a person can act on', function () {
       },
       expect:
         'Secret regcred-system/gcp-key key key.json: Google failed on its side (internal_failure, HTTP 503): retrying with backoff',
+    });
+
+    check({
+      name: 'no metadata server (not on GKE or Compute Engine)',
+      run: async () => {
+        env.set({ GCE_METADATA_HOST: new URL(await closedPortUrl('http')).host });
+        return {
+          error: await failure(fetchGcpToken({ registry: { server: GCP_SERVER, gcp: {} } })),
+          secrets: [],
+        };
+      },
+      expect:
+        /^Google \(metadata server\): cannot reach 127\.0\.0\.1:\d+ \(connection refused\): check egress; not on GKE or Compute Engine\? set gcp\.serviceAccountKeySecretRef$/,
     });
 
     check({
