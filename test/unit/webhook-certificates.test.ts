@@ -5,6 +5,7 @@ import {
   type CertificateState,
   planCertificates,
   type RotationPolicy,
+  stateFromSecret,
 } from '../../src/webhook/serving-certificates.ts';
 import { createCertificateAuthority, issueServingCertificate } from '../../src/webhook/x509.ts';
 
@@ -86,6 +87,24 @@ describe('webhook certificates', () => {
     assert.equal(planCertificates(first, short, new Date(t0.getTime() + 7_000)), undefined);
     const renewed = planCertificates(first, short, new Date(t0.getTime() + 8_500));
     assert.ok(renewed && renewed.serving?.cert !== first.serving?.cert);
+  });
+
+  it('asks for no write at rest once its state went through the Secret and back', () => {
+    const first = plan({ bundle: [] }, t0);
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const secret = {
+      metadata: { annotations: { 'regcred.dev/ca-published-at': t0.toISOString() } },
+      data: {
+        'ca.crt': b64(first.ca?.cert ?? ''),
+        'ca.key': b64(first.ca?.key ?? ''),
+        'tls.crt': b64(first.serving?.cert ?? ''),
+        'tls.key': b64(first.serving?.key ?? ''),
+        'ca-bundle.crt': b64(first.bundle.join('')),
+      },
+    };
+    const read = stateFromSecret(secret);
+    assert.deepEqual(read, first);
+    assert.equal(planCertificates(read, policy, at(10)), undefined);
   });
 
   it('renews the serving certificate at two thirds of its lifetime under the same CA: the bundle stays', () => {
