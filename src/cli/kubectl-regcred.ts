@@ -76,9 +76,9 @@ async function runExplain(args: ExplainArgs): Promise<number> {
       pullSecrets: (sa.imagePullSecrets ?? []).map((r) => r.name ?? '').filter((n) => n !== ''),
     };
   });
-  if (!args.pod && !serviceAccount.ok && serviceAccount.status !== 'Forbidden') {
+  if (!serviceAccount.ok && serviceAccount.status === 'Failed') {
     process.stderr.write(
-      `error: ServiceAccount ${namespace}/${saName}: ${serviceAccount.message}\n`,
+      `error: cannot read ServiceAccount ${namespace}/${saName}: ${serviceAccount.message}\n`,
     );
     return 1;
   }

@@ -75,6 +75,7 @@ export type ReasonCode =
   | 'CredentialFailedInNamespace'
   | 'TokenExpired'
   | 'PortOrPathMismatch'
+  | 'ServiceAccountMissing'
   | 'NoMatchingEntry'
   | 'NoPullSecrets';
 
