@@ -78,6 +78,18 @@ export class Metrics {
     labelNames: ['registrycredential'] as const,
     registers: [this.registry],
   });
+  readonly failedNamespaces = new Gauge({
+    name: 'regcred_failed_namespaces',
+    help: 'Target namespaces that could not be synced (the full count, not only those listed in status)',
+    labelNames: ['registrycredential'] as const,
+    registers: [this.registry],
+  });
+  readonly lastSyncTimestamp = new Gauge({
+    name: 'regcred_last_sync_timestamp_seconds',
+    help: 'When a RegistryCredential last finished a sync (its status computed), in Unix seconds; not moved while it is suspended',
+    labelNames: ['registrycredential'] as const,
+    registers: [this.registry],
+  });
   /** registrycredential → its cloud registries' expiry, read at scrape time. */
   private readonly expiries = new Map<
     string,
@@ -182,9 +194,13 @@ export class Metrics {
       | {
           targetNamespaces?: number;
           syncedNamespaces?: number;
+          failedNamespaceCount?: number;
+          failedNamespaces?: readonly unknown[];
+          conditions?: ReadonlyArray<{ type: string; reason: string }>;
           registries?: ReadonlyArray<{ server: string; source: string; expiresAt?: string }>;
         }
       | undefined,
+    now: () => number = Date.now,
   ): void {
     if (!status) {
       this.forgetCredential(name);
@@ -193,11 +209,21 @@ export class Metrics {
     this.targetNamespaces.set({ registrycredential: name }, status.targetNamespaces ?? 0);
     this.tokenExpiries(name, status.registries ?? []);
     this.syncedNamespaces.set({ registrycredential: name }, status.syncedNamespaces ?? 0);
+    this.failedNamespaces.set(
+      { registrycredential: name },
+      status.failedNamespaceCount ?? status.failedNamespaces?.length ?? 0,
+    );
+    const suspended = status.conditions?.some(
+      (c) => c.type === 'Synced' && c.reason === 'Suspended',
+    );
+    if (!suspended) this.lastSyncTimestamp.set({ registrycredential: name }, now() / 1000);
   }
 
   forgetCredential(name: string): void {
     this.expiries.delete(name);
     this.targetNamespaces.remove({ registrycredential: name });
     this.syncedNamespaces.remove({ registrycredential: name });
+    this.failedNamespaces.remove({ registrycredential: name });
+    this.lastSyncTimestamp.remove({ registrycredential: name });
   }
 }

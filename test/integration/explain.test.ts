@@ -9,7 +9,7 @@ import { CREDENTIAL_LABEL, type RegistryCredentialSpec } from '../../src/api/typ
 import type { Explanation } from '../../src/explain/explain.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
-import { buildDist } from '../support/operator.ts';
+import { buildDist, metricSum } from '../support/operator.ts';
 import { waitFor } from '../support/wait.ts';
 import { cluster, OPERATOR_NAMESPACE } from './hooks.ts';
 
@@ -294,6 +294,49 @@ describe('kubectl regcred explain', function () {
     const reason = e.reasons.find((r) => r.code === 'CredentialFailedInNamespace');
     assert.ok(reason, JSON.stringify(e.reasons));
     assert.match(reason.message, new RegExp(`${credential} reports Conflict in ${ns}`));
+  });
+
+  it('exports failed namespaces and the last sync per RegistryCredential, until it is deleted', async () => {
+    const source = uniqueName('explain-metrics-src');
+    await f.basicSecret(OPERATOR_NAMESPACE, source, USERNAME, PASSWORD);
+    const name = uniqueName('explain-metrics');
+    const ns = await f.namespace('explain-metrics', {});
+    namespaces.push(ns);
+    await f.core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name }, type: 'Opaque', stringData: { note: 'not yours' } },
+    });
+    const before = Date.now() / 1000;
+    await f.createCredential(name, {
+      namespaces: [ns],
+      registries: [{ server: SERVER, basic: { secretRef: { name: source } } }],
+    });
+    const labels = { registrycredential: name };
+    const samples = await waitFor(
+      'regcred_failed_namespaces of the credential at 1',
+      () => cluster.operator.samples(),
+      (s) => metricSum(s, 'regcred_failed_namespaces', labels) === 1,
+    );
+    const lastSync = metricSum(samples, 'regcred_last_sync_timestamp_seconds', labels) ?? 0;
+    assert.ok(lastSync >= before - 1 && lastSync <= Date.now() / 1000 + 1, `last sync ${lastSync}`);
+    // The conflict resolved: the count drops to 0 and the timestamp moves on.
+    await f.core.deleteNamespacedSecret({ namespace: ns, name });
+    await waitFor(
+      'regcred_failed_namespaces at 0 after a later sync',
+      () => cluster.operator.samples(),
+      (s) =>
+        metricSum(s, 'regcred_failed_namespaces', labels) === 0 &&
+        (metricSum(s, 'regcred_last_sync_timestamp_seconds', labels) ?? 0) > lastSync,
+    );
+    await f.deleteCredential(name);
+    await f.waitCredentialGone(name);
+    await waitFor(
+      'both series gone with the credential',
+      () => cluster.operator.samples(),
+      (s) =>
+        metricSum(s, 'regcred_failed_namespaces', labels) === undefined &&
+        metricSum(s, 'regcred_last_sync_timestamp_seconds', labels) === undefined,
+    );
   });
 
   it('shows both ports, and both paths, when only the host matches', async () => {
