@@ -225,9 +225,14 @@ function whyNothingMatches(
       });
     }
   }
-  if (input.credentials.ok)
-    reasons.push(...credentialReasons(input, repository, input.credentials.value));
+  const fromCredentials = input.credentials.ok
+    ? credentialReasons(input, repository, input.credentials.value)
+    : [];
+  // "No credential has this registry at all" is the least specific: a near miss explains it.
+  const general = fromCredentials.filter((r) => r.code === 'NoRegistryCredentialForImage');
+  reasons.push(...fromCredentials.filter((r) => r.code !== 'NoRegistryCredentialForImage'));
   reasons.push(...nearMisses(present, repository));
+  reasons.push(...general);
   if (reasons.length === 0) {
     reasons.push(
       pullSecrets.length === 0
