@@ -5,7 +5,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { CREDENTIAL_LABEL, type RegistryCredentialSpec } from '../../src/api/types.ts';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  CREDENTIAL_LABEL,
+  GROUP,
+  PLURAL,
+  type RegistryCredentialSpec,
+  VERSION,
+} from '../../src/api/types.ts';
 import type { Explanation } from '../../src/explain/explain.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
@@ -337,6 +344,37 @@ describe('kubectl regcred explain', function () {
         metricSum(s, 'regcred_failed_namespaces', labels) === undefined &&
         metricSum(s, 'regcred_last_sync_timestamp_seconds', labels) === undefined,
     );
+  });
+
+  it('says a candidate’s token expired, from its RegistryCredential’s status', async () => {
+    const ns = await tenantNamespace();
+    await f.waitPullSecrets(ns, 'default', (names) => names.includes(credential));
+    // A basic credential has no expiry: with the operator stopped, status is made to say the
+    // token expired a minute ago, as a cloud credential's does when refreshing keeps failing.
+    await cluster.stopOperator();
+    try {
+      const expiresAt = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+      await f.custom.patchClusterCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          name: credential,
+          body: { status: { registries: [{ server: SERVER, source: 'basic', expiresAt }] } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const e = await explainJson(['explain', `${SERVER}/app`, '-n', ns]);
+      assert.deepEqual(
+        e.candidates.map((c) => [c.secret, c.expiresAt, c.expired]),
+        [[credential, expiresAt, true]],
+      );
+      assert.deepEqual(codes(e), ['TokenExpired']);
+      const text = await kubectlRegcred(['explain', `${SERVER}/app`, '-n', ns]);
+      assert.match(text.stdout, new RegExp(`token EXPIRED at ${expiresAt}`));
+    } finally {
+      await cluster.startOperator();
+    }
   });
 
   it('shows both ports, and both paths, when only the host matches', async () => {
