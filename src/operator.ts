@@ -9,7 +9,6 @@ import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
 import { ORPHANED_ENTRIES_KEY, Reconciler } from './controller/reconciler.ts';
 import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
-import { imageMatchesServer } from './credentials/kubelet-keyring.ts';
 import { TokenCache } from './credentials/token-cache.ts';
 import { KubeApi } from './kube/api.ts';
 import { ApiServerProbe } from './kube/api-probe.ts';
@@ -18,6 +17,7 @@ import { EventRecorder } from './kube/events.ts';
 import { KubeRest } from './kube/rest.ts';
 import type { Logger } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import { memoizedImageMatcher } from './webhook/image-matcher.ts';
 import { PodAdmission } from './webhook/pod-admission.ts';
 import type { ImageMatcher } from './webhook/pod-mutation.ts';
 import { PullIsolationWriter } from './webhook/pull-isolation.ts';
@@ -117,20 +117,9 @@ export class Operator {
       isSourceNamespace: (namespace) => caches.isSourceNamespace(namespace),
       upToDate: (secret, credential) => namespaces.upToDate(secret, credential),
     });
-    // The kubelet's own matching of an image to an auths key (kubelet-keyring.ts), remembered:
-    // a few microseconds each, for every container and credential of every Pod admitted.
-    const matched = new Map<string, boolean>();
-    const matchesImage: ImageMatcher = (image, servers) =>
-      servers.some((server) => {
-        const key = `${server}\u0000${image}`;
-        let hit = matched.get(key);
-        if (hit === undefined) {
-          if (matched.size >= 10_000) matched.clear();
-          hit = imageMatchesServer(image, server);
-          matched.set(key, hit);
-        }
-        return hit;
-      });
+    // The kubelet's own matching of an image to an auths key (kubelet-keyring.ts), remembered,
+    // bounded in bytes, and refused for images longer than any valid reference (image-matcher.ts).
+    const matchesImage: ImageMatcher = memoizedImageMatcher({ log }).matches;
     if (config.podWebhook) {
       this.admission = new PodAdmission({
         config: config.podWebhook,

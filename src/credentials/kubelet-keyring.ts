@@ -712,19 +712,31 @@ function compare(a: string, b: string): number {
 }
 
 /**
+ * Longer than any reference the kubelet can pull (a domain of at most 253 characters and a
+ * port, a path of at most 255, a tag of 128, a sha512 digest of 135): what the operator refuses
+ * to parse at all. Parsing is not linear in the length, and a Pod's image is a tenant's string.
+ */
+export const MAX_IMAGE_REFERENCE_LENGTH = 1024;
+
+/**
  * Whether the kubelet would offer a credential filed under `server` (an `auths` key) for
  * `image`, were it the only one: the key matches the image's repository, or it is Docker Hub's
  * fallback key and the image is on Docker Hub. False when either cannot be parsed.
  */
 export function imageMatchesServer(image: string, server: string): boolean {
-  const key = kubeletKeyringKey(server);
-  if (key === undefined) return false;
   let repository: string;
   try {
     repository = parseImageReference(image).repository;
   } catch {
     return false;
   }
+  return repositoryMatchesServer(repository, server);
+}
+
+/** imageMatchesServer for a repository already parsed (parseImageReference's `repository`). */
+export function repositoryMatchesServer(repository: string, server: string): boolean {
+  const key = kubeletKeyringKey(server);
+  if (key === undefined) return false;
   const filed = [
     {
       key: toBytes(key),
