@@ -73,6 +73,7 @@ export type ReasonCode =
   | 'NoRegistryCredentialTargetsNamespace'
   | 'NoRegistryCredentialForImage'
   | 'CredentialFailedInNamespace'
+  | 'CredentialNotReady'
   | 'TokenExpired'
   | 'PortOrPathMismatch'
   | 'ServiceAccountMissing'
@@ -271,7 +272,7 @@ function credentialReasons(
   const ns = input.namespaceInfo.ok ? input.namespaceInfo.value : undefined;
   const targeting = ns ? covering.filter((rc) => targets(rc, ns)) : [];
   if (ns && targeting.length === 0) {
-    const closest = covering[0] as RegistryCredential;
+    const closest = closestCredential(covering, ns);
     const selector = closest.spec.namespaceSelector;
     reasons.push({
       code: 'NoRegistryCredentialTargetsNamespace',
@@ -284,6 +285,20 @@ function credentialReasons(
       reasons.push({
         code: 'CredentialFailedInNamespace',
         message: `RegistryCredential ${rc.metadata.name} reports ${failed.reason} in ${namespace}: ${failed.message}`,
+      });
+    }
+    // A credential that cannot resolve its sources (SourceInvalid, SourceNotFound, …) writes
+    // nowhere; per-namespace failures are the entry above.
+    const ready = rc.status?.conditions?.find((c) => c.type === 'Ready');
+    const perNamespace = ['Conflict', 'PartiallySynced', 'NoTargets'];
+    if (
+      ready?.status === 'False' &&
+      !perNamespace.includes(ready.reason) &&
+      (!ns || targets(rc, ns))
+    ) {
+      reasons.push({
+        code: 'CredentialNotReady',
+        message: `RegistryCredential ${rc.metadata.name} is not Ready (${ready.reason}): ${ready.message}`,
       });
     }
     for (const r of rc.status?.registries ?? []) {
@@ -300,6 +315,15 @@ function credentialReasons(
     }
   }
   return reasons;
+}
+
+/** The credential whose matchLabels agree with most of the namespace's labels. */
+function closestCredential(covering: RegistryCredential[], ns: NamespaceInfo): RegistryCredential {
+  const agreeing = (rc: RegistryCredential) =>
+    Object.entries(rc.spec.namespaceSelector?.matchLabels ?? {}).filter(
+      ([k, v]) => ns.labels[k] === v,
+    ).length;
+  return covering.reduce((best, rc) => (agreeing(rc) > agreeing(best) ? rc : best));
 }
 
 function registriesOf(rc: RegistryCredential): string[] {

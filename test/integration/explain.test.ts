@@ -303,6 +303,43 @@ describe('kubectl regcred explain', function () {
     assert.match(reason.message, new RegExp(`${credential} reports Conflict in ${ns}`));
   });
 
+  it('reports a RegistryCredential that cannot read its source (SourceInvalid)', async () => {
+    const source = uniqueName('explain-bad-src');
+    // A basic source without a password key.
+    await f.core.createNamespacedSecret({
+      namespace: OPERATOR_NAMESPACE,
+      body: {
+        metadata: { name: source, labels: { 'regcred.dev/source': 'true' } },
+        type: 'Opaque',
+        stringData: { username: 'someone' },
+      },
+    });
+    const name = uniqueName('explain-invalid');
+    const ns = await f.namespace('explain-invalid', {});
+    namespaces.push(ns);
+    await f.createCredential(name, {
+      namespaces: [ns],
+      registries: [{ server: 'invalid.example.com', basic: { secretRef: { name: source } } }],
+    });
+    try {
+      await f.waitCondition(name, 'Ready', 'False', 'SourceInvalid');
+      await waitFor(
+        'the default ServiceAccount',
+        () => f.serviceAccount(ns),
+        (sa) => sa !== undefined,
+      );
+      const e = await explainJson(['explain', 'invalid.example.com/app:1', '-n', ns]);
+      const reason = e.reasons.find((r) => r.code === 'CredentialNotReady');
+      assert.ok(reason, JSON.stringify(e.reasons));
+      assert.match(
+        reason.message,
+        new RegExp(`${name} is not Ready \\(SourceInvalid\\): .*has no key password`),
+      );
+    } finally {
+      await f.deleteCredential(name);
+    }
+  });
+
   it('exports failed namespaces and the last sync per RegistryCredential, until it is deleted', async () => {
     const source = uniqueName('explain-metrics-src');
     await f.basicSecret(OPERATOR_NAMESPACE, source, USERNAME, PASSWORD);

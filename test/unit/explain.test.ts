@@ -225,6 +225,58 @@ describe('explain', () => {
     );
   });
 
+  it('a credential that cannot resolve its source, and the closest of several by their labels', () => {
+    const broken = rc(
+      'acme',
+      {},
+      {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'SourceInvalid',
+            message: 'Secret regcred-system/acme-config is not valid JSON',
+            lastTransitionTime: '2026-12-06T11:00:00Z',
+          },
+        ],
+      },
+    );
+    const e = explain(
+      input({
+        serviceAccount: ok({ name: 'default', pullSecrets: [] }),
+        secrets: new Map(),
+        credentials: ok([broken]),
+      }),
+    );
+    assert.deepEqual(
+      e.reasons.map((r) => r.code),
+      ['CredentialNotReady'],
+    );
+    assert.match(
+      e.reasons[0]?.message ?? '',
+      /acme is not Ready \(SourceInvalid\): Secret regcred-system\/acme-config is not valid JSON/,
+    );
+
+    const far = rc('far', { namespaceSelector: { matchLabels: { tenant: 'zeta' } } });
+    const near = rc('near', {
+      namespaceSelector: { matchLabels: { tenant: 'zeta', region: 'eu' } },
+    });
+    const closest = explain(
+      input({
+        serviceAccount: ok({ name: 'default', pullSecrets: [] }),
+        secrets: new Map(),
+        namespaceInfo: ok({
+          name: 'tenant-a',
+          labels: { region: 'eu' },
+          annotations: {},
+          terminating: false,
+        }),
+        credentials: ok([far, near]),
+      }),
+    );
+    assert.match(closest.reasons[0]?.message ?? '', /closest: near, selector/);
+  });
+
   it('shows port and path side by side when only the host matches', () => {
     const e = explain(
       input({
