@@ -23,6 +23,9 @@ import type { ImageMatcher } from './webhook/pod-mutation.ts';
 import { PullIsolationWriter } from './webhook/pull-isolation.ts';
 import { StuckPodRecovery } from './webhook/stuck-pod-recovery.ts';
 
+/** How recent a Pod review must be to prove the API server is calling the webhook. */
+const WEBHOOK_PROOF_WINDOW_MS = 5 * 60_000;
+
 /** The work queue of the per-namespace fast path (workqueue_* metrics' `name`). */
 const NAMESPACE_QUEUE = 'registrycredential_namespace';
 /** How long a full reconcile that only updates the status waits, to coalesce a burst. */
@@ -147,8 +150,12 @@ export class Operator {
         registry: this.metrics.registry,
         matchesImage,
         evict: config.evictStuckPods,
-        // Proven only by an answered review: the API server reached us and trusted our cert.
-        webhookServing: () => (operator.admission?.server.answered ?? 0) > 0,
+        // Proven only by a well-formed Pod review lately (not any POST: every Pod can reach the
+        // Service), so a configuration deleted or broken stops counting; a replacement Pod
+        // that comes back without the Secret stops evictions of its owner anyway.
+        webhookServing: () =>
+          operator.admission?.server.reviewedWithin(WEBHOOK_PROOF_WINDOW_MS) ?? false,
+        operatorNamespace: config.namespace,
         unhealthyAfterMs,
         identity: config.identity,
       });

@@ -42,6 +42,12 @@ export interface PodAdmissionOptions {
   namespaceWaitMs?: number;
   /** Told the pull policies of containers using a credential's registries (PullIsolation). */
   observe?: (uses: readonly PrivateImageUse[]) => void;
+  /**
+   * Called for a well-formed review of a Pod being created in a namespace the cache knows (a
+   * uid, kind Pod, CREATE, an object): what the API server sends. Not proof of who sent it
+   * (any Pod can reach the Service; see the NetworkPolicy), only that it is not a stray POST.
+   */
+  reviewed?: () => void;
 }
 
 interface AdmissionRequest {
@@ -82,6 +88,7 @@ export async function admitPod(
     o.metrics.requests.inc({ result: 'error' });
     return { uid, allowed: true };
   }
+  if (uid !== '') o.reviewed?.();
   const mutation = podMutation({
     pod,
     namespace,
@@ -132,11 +139,22 @@ export class PodWebhookServer {
   private readonly server: Server;
   private readonly o: PodAdmissionOptions;
   private served?: ServingPair;
-  /** Reviews answered: one proves the API server reaches us and trusts what we serve. */
+  private readonly now: () => number;
+  /** When the last well-formed Pod review was answered (see `reviewed`). */
+  private lastReview = Number.NEGATIVE_INFINITY;
+  /** Requests answered with a review, well-formed or not (for tests and logs only). */
   answered = 0;
 
-  constructor(o: PodAdmissionOptions) {
-    this.o = o;
+  constructor(o: PodAdmissionOptions & { now?: () => number }) {
+    this.now = o.now ?? Date.now;
+    const reviewed = o.reviewed;
+    this.o = {
+      ...o,
+      reviewed: () => {
+        this.lastReview = this.now();
+        reviewed?.();
+      },
+    };
     this.server = createServer({ minVersion: 'TLSv1.2' }, (req, res) => {
       void this.handle(req, res);
     });
@@ -149,6 +167,16 @@ export class PodWebhookServer {
     if (this.served?.cert === pair.cert && this.served.key === pair.key) return;
     this.server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: 'TLSv1.2' });
     this.served = pair;
+  }
+
+  /**
+   * A well-formed Pod review was answered within `windowMs`: the API server is calling us now
+   * (an empty or malformed POST, which any Pod could send, proves nothing). Evidence that a
+   * recreated Pod would get its Secret at admission, with a bounded age: a webhook
+   * configuration deleted or broken stops counting after the window.
+   */
+  reviewedWithin(windowMs: number): boolean {
+    return this.now() - this.lastReview <= windowMs;
   }
 
   get certificate(): ServingPair | undefined {

@@ -5,9 +5,11 @@
 // Pods are cached (a field selector), trimmed to what the decision reads.
 import type { CoreV1Event, KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
+import type { Observable } from 'rxjs';
+import { type Clock, systemClock } from '../clock.ts';
 import { TokenBucket } from '../controller/rate-limiter.ts';
 import type { ClusterCaches } from '../kube/cluster-view.ts';
-import { Informer } from '../kube/informer.ts';
+import { Informer, type InformerEvent, type InformerHealth } from '../kube/informer.ts';
 import { KubeApiError, type KubeRest, segment } from '../kube/rest.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ImageMatcher } from './pod-mutation.ts';
@@ -20,6 +22,18 @@ import {
 
 const PASS_INTERVAL_MS = 2_000;
 const COMPONENT = 'regcred-operator';
+/** After an eviction, how long a replacement stuck the same way stops evictions of its owner. */
+export const EVICTION_LOOP_WINDOW_MS = 10 * 60_000;
+
+/** The cache of Pending Pods (an Informer; tests give their own). */
+export interface PodSource {
+  readonly events$: Observable<InformerEvent<V1Pod>>;
+  readonly synced: Promise<void>;
+  get(key: string): V1Pod | undefined;
+  health(): InformerHealth;
+  start(): void;
+  stop(): Promise<void>;
+}
 
 export interface StuckPodRecoveryOptions {
   kc: KubeConfig;
@@ -30,10 +44,15 @@ export interface StuckPodRecoveryOptions {
   matchesImage: ImageMatcher;
   evict: boolean;
   webhookServing: () => boolean;
+  /** The operator's namespace (the webhook's namespaceSelector leaves it out). */
+  operatorNamespace?: string;
   unhealthyAfterMs: number;
   /** Evictions per second, and the burst allowed. */
   evictionRate?: { qps: number; burst: number };
   identity: string;
+  clock?: Clock;
+  /** Instead of an Informer over the API server (tests). */
+  pods?: PodSource;
 }
 
 function failing(pod: V1Pod): boolean {
@@ -44,7 +63,7 @@ function failing(pod: V1Pod): boolean {
 }
 
 export class StuckPodRecovery {
-  readonly informer: Informer<V1Pod>;
+  readonly informer: PodSource;
   private readonly o: StuckPodRecoveryOptions;
   private readonly log: Logger;
   private readonly candidates = new Set<string>();
@@ -55,20 +74,30 @@ export class StuckPodRecovery {
   private readonly reported: Counter<'registrycredential' | 'action'>;
   private timer?: NodeJS.Timeout;
   private signal?: AbortSignal;
+  private readonly clock: Clock;
+  /**
+   * Per controller (its uid): when we first evicted one of its Pods in the current window, and
+   * whether a replacement came back stuck the same way (then none of its Pods is evicted again
+   * until the window ends: the webhook is not adding the Secret, whatever proved it serving).
+   */
+  private readonly ownerEvictions = new Map<string, { at: number; looping: boolean }>();
 
   constructor(o: StuckPodRecoveryOptions) {
     this.o = o;
     this.log = o.log.child({ component: 'stuck-pods' });
-    this.informer = new Informer<V1Pod>(o.kc, {
-      path: '/api/v1/pods',
-      // A Pod stuck pulling is Pending: running and finished Pods are never cached.
-      fieldSelector: 'status.phase=Pending',
-      transform: compactPod,
-      logger: this.log,
-      unhealthyAfterMs: o.unhealthyAfterMs,
-    });
+    this.clock = o.clock ?? systemClock;
+    this.informer =
+      o.pods ??
+      new Informer<V1Pod>(o.kc, {
+        path: '/api/v1/pods',
+        // A Pod stuck pulling is Pending: running and finished Pods are never cached.
+        fieldSelector: 'status.phase=Pending',
+        transform: compactPod,
+        logger: this.log,
+        unhealthyAfterMs: o.unhealthyAfterMs,
+      });
     const rate = o.evictionRate ?? { qps: 1, burst: 5 };
-    this.limiter = new TokenBucket(rate.qps, rate.burst);
+    this.limiter = new TokenBucket(rate.qps, rate.burst, this.clock);
     this.evicted = new Counter({
       name: 'regcred_stuck_pods_evicted_total',
       help: "Pods stuck pulling for want of a credential's Secret that were evicted so their controller recreates them",
@@ -124,6 +153,10 @@ export class StuckPodRecovery {
   /** One pass over the Pods failing to pull. */
   async pass(): Promise<void> {
     const { caches } = this.o;
+    const now = this.clock.now();
+    for (const [owner, record] of this.ownerEvictions) {
+      if (now - record.at >= EVICTION_LOOP_WINDOW_MS) this.ownerEvictions.delete(owner);
+    }
     for (const key of [...this.candidates]) {
       const pod = this.informer.get(key);
       if (!pod) {
@@ -139,6 +172,7 @@ export class StuckPodRecovery {
         serviceAccount: (ns, name) =>
           caches.serviceAccounts(ns).find((sa) => sa.metadata?.name === name),
         webhookServing: this.o.webhookServing(),
+        ...(this.o.operatorNamespace ? { operatorNamespace: this.o.operatorNamespace } : {}),
         matchesImage: this.o.matchesImage,
       });
       await this.act(pod, decision);
@@ -152,6 +186,40 @@ export class StuckPodRecovery {
     const namespace = pod.metadata?.namespace ?? '';
     const lacks = `was created without imagePullSecret ${d.secret}, which RegistryCredential ${d.credential} provides for ${d.image}`;
     if (d.kind === 'evict' && this.o.evict) {
+      const controller = (pod.metadata?.ownerReferences ?? []).find((r) => r.controller === true);
+      const ownerKey = `${namespace}/${controller?.uid || d.owner}`;
+      const previous = this.ownerEvictions.get(ownerKey);
+      if (previous) {
+        const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
+        // Created after (or about when: timestamps are whole seconds) we evicted a sibling for
+        // this same reason, or of unknown age: a replacement that came without the Secret.
+        const replacement = !(created < previous.at - 1_000);
+        if (replacement || previous.looping) {
+          if (!previous.looping) {
+            previous.looping = true;
+            this.log.warn(
+              'a replacement Pod came back stuck without its pull Secret: not evicting its owner again for now',
+              {
+                namespace,
+                pod: name,
+                owner: d.owner,
+                registryCredential: d.credential,
+              },
+            );
+          }
+          const minutes = Math.ceil(
+            (previous.at + EVICTION_LOOP_WINDOW_MS - this.clock.now()) / 60_000,
+          );
+          await this.tellOnce(
+            pod,
+            'loop',
+            'Warning',
+            `${lacks}; a Pod of ${d.owner} was evicted for this and its replacement was created without the Secret again (the Pod webhook did not add it: is its MutatingWebhookConfiguration in place, and does it select this namespace?). Not evicting Pods of ${d.owner} for ${minutes} min: delete the Pod once its ServiceAccount lists ${d.secret}`,
+            d.credential,
+          );
+          return;
+        }
+      }
       if (this.limiter.when(uid) > 0) return; // the next pass tries again
       try {
         await this.o.rest.send(
@@ -187,6 +255,7 @@ export class StuckPodRecovery {
         throw error;
       }
       this.candidates.delete(`${namespace}/${name}`);
+      if (!previous) this.ownerEvictions.set(ownerKey, { at: this.clock.now(), looping: false });
       this.evicted.inc({ registrycredential: d.credential });
       this.log.info('evicted a Pod stuck pulling without its pull Secret', {
         namespace,
@@ -221,7 +290,7 @@ export class StuckPodRecovery {
     const key = `${uid}/${action}`;
     if (this.told.has(key)) return;
     const namespace = pod.metadata?.namespace ?? '';
-    const now = new Date();
+    const now = new Date(this.clock.now());
     const event: CoreV1Event = {
       metadata: {
         name: `${pod.metadata?.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,

@@ -3,7 +3,7 @@
 // imagePullSecrets, so such a Pod stays in ImagePullBackOff for good. Pure decision here; the
 // StuckPods class (stuck-pod-recovery.ts) carries it out on the leader.
 import type { V1Pod, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
-import type { RegistryCredential } from '../api/types.ts';
+import { IGNORE_ANNOTATION, type RegistryCredential, SYSTEM_NAMESPACES } from '../api/types.ts';
 import { effectiveSecretName } from '../controller/desired.ts';
 import { classifySecret } from '../controller/ownership.ts';
 import type { NamespaceInfo } from '../controller/selection.ts';
@@ -43,9 +43,30 @@ export interface StuckPodView {
   /** The managed Secret of that name in the Pod's namespace, from the cache. */
   managedSecret(namespace: string, name: string): V1Secret | undefined;
   serviceAccount(namespace: string, name: string): V1ServiceAccount | undefined;
-  /** The Pod webhook is serving: a recreated Pod gets the entry at admission. */
+  /**
+   * The API server has been calling the Pod webhook (a well-formed review lately): a recreated
+   * Pod gets the entry at admission, if the webhook's namespaceSelector sends it there.
+   */
   webhookServing: boolean;
+  /** The operator's namespace, which the webhook's namespaceSelector leaves out. */
+  operatorNamespace?: string;
   matchesImage: ImageMatcher;
+}
+
+/**
+ * Whether the webhook configuration's namespaceSelector (config/webhook) sends a namespace's
+ * Pods to the webhook: not the system namespaces nor the operator's, and not a namespace
+ * *labelled* regcred.dev/ignore=true. The reconciler honours only the *annotation* (API.md), so
+ * a namespace with the label alone still gets the Secret and the ServiceAccount entry, but not
+ * the webhook: there only the ServiceAccount entry proves a recreated Pod would carry it.
+ */
+export function webhookSelectsNamespace(
+  namespace: NamespaceInfo,
+  operatorNamespace?: string,
+): boolean {
+  if (namespace.labels[IGNORE_ANNOTATION] === 'true') return false;
+  if (SYSTEM_NAMESPACES.includes(namespace.name)) return false;
+  return namespace.name !== operatorNamespace;
 }
 
 function failingImages(pod: V1Pod): string[] {
@@ -100,7 +121,9 @@ export function decideStuckPod(pod: V1Pod, view: StuckPodView): StuckPodDecision
       // copies it from the ServiceAccount, or the webhook adds it.
       const sa = view.serviceAccount(ns, serviceAccount);
       const saHasEntry = (sa?.imagePullSecrets ?? []).some((e) => e.name === secret);
-      if (!saHasEntry && !view.webhookServing) {
+      const webhookAdds =
+        view.webhookServing && webhookSelectsNamespace(view.namespace, view.operatorNamespace);
+      if (!saHasEntry && !webhookAdds) {
         return {
           kind: 'wait',
           credential,
@@ -133,6 +156,8 @@ export function compactPod(pod: V1Pod): V1Pod {
       namespace: m.namespace,
       uid: m.uid,
       resourceVersion: m.resourceVersion,
+      // Tells a replacement (created after an eviction) from its older siblings.
+      ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
       ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
       ownerReferences: (m.ownerReferences ?? [])
         .filter((ref) => ref.controller === true)

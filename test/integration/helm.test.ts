@@ -170,6 +170,8 @@ describe('Helm chart charts/regcred-operator', function () {
       'podWebhook.enabled=true',
       '--set',
       'podWebhook.certManager.enabled=true',
+      '--set',
+      'podWebhook.networkPolicy.enabled=true',
     ]);
     assert.equal(everything.code, 0, everything.stdout + everything.stderr);
   });
@@ -205,6 +207,11 @@ describe('Helm chart charts/regcred-operator', function () {
       values: 'podWebhook.enabled and podWebhook.certManager.enabled',
       components: ['webhook', 'webhook/cert-manager'],
       set: ['podWebhook.enabled=true', 'podWebhook.certManager.enabled=true'],
+    },
+    {
+      values: 'podWebhook.enabled and podWebhook.networkPolicy.enabled',
+      components: ['webhook', 'webhook/network-policy'],
+      set: ['podWebhook.enabled=true', 'podWebhook.networkPolicy.enabled=true'],
     },
   ]) {
     const what = ['config/default', ...variant.components.map((c) => `config/${c}`)].join(' + ');
