@@ -66,12 +66,28 @@ export class TokenBucket implements RateLimiter {
   }
 
   when(_key: string): number {
+    this.#refill();
+    this.#tokens -= 1;
+    return this.#tokens >= 0 ? 0 : (-this.#tokens / this.qps) * 1000;
+  }
+
+  /**
+   * Takes a token if one is there now, and nothing otherwise: for a caller that skips the work
+   * when told to wait (when() reserves the token, so skipping after it leaves a debt that grows
+   * with every skipped call and never lets anything through).
+   */
+  tryTake(): boolean {
+    this.#refill();
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #refill(): void {
     const now = this.#clock.now();
     const elapsed = Math.max(0, now - this.#last);
     this.#tokens = Math.min(this.burst, this.#tokens + (elapsed / 1000) * this.qps);
     this.#last = now;
-    this.#tokens -= 1;
-    return this.#tokens >= 0 ? 0 : (-this.#tokens / this.qps) * 1000;
   }
 
   forget(_key: string): void {}

@@ -220,7 +220,8 @@ export class StuckPodRecovery {
           return;
         }
       }
-      if (this.limiter.when(uid) > 0) return; // the next pass tries again
+      // Only a token there now: a Pod skipped here must not leave a debt for the next ones.
+      if (!this.limiter.tryTake()) return; // the next pass tries again
       try {
         await this.o.rest.send(
           {

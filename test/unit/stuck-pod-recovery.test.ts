@@ -311,4 +311,17 @@ describe('stuck-Pod recovery against what a tenant can do', () => {
     await h.recovery.pass();
     assert.equal(h.evictions().length, 3);
   });
+
+  it('10 stuck evictable Pods (burst 5, 1 per second): all evicted within ~10 s of passes, none left stuck', async () => {
+    const h = harness();
+    for (let i = 1; i <= 10; i++) {
+      h.pods.add(stuckPod(`app-${i}`, h.now() - 60_000, `rs-${i}`));
+    }
+    // A pass every 2 s, as lead() schedules them.
+    for (let pass = 0; pass < 6; pass++) {
+      await h.recovery.pass();
+      h.advance(2_000);
+    }
+    assert.equal(h.evictions().length, 10);
+  });
 });
