@@ -29,8 +29,11 @@ export interface PrivateImageUse {
   credential: string;
   list: ContainerList;
   container: string;
-  /** imagePullPolicy as the Pod arrived (defaulted by the API server before admission). */
-  arrivedWith: string;
+  /**
+   * imagePullPolicy as the Pod arrived (defaulted by the API server before admission), as one
+   * of a fixed set: mutating admission runs before validation, so it may be any string.
+   */
+  arrivedWith: PullPolicyClass;
   /** The webhook set Always because the credential asks for it. */
   setAlways: boolean;
 }
@@ -49,6 +52,14 @@ export type UnmanagedSecretLookup = (
   namespace: string,
   name: string,
 ) => V1Secret | null | undefined;
+
+/** An imagePullPolicy as the webhook reports it: the valid values, unset, or anything else. */
+export type PullPolicyClass = 'Always' | 'IfNotPresent' | 'Never' | 'unset' | 'other';
+
+export function pullPolicyClass(policy: string | undefined | null): PullPolicyClass {
+  if (policy === undefined || policy === null || policy === '') return 'unset';
+  return policy === 'Always' || policy === 'IfNotPresent' || policy === 'Never' ? policy : 'other';
+}
 
 /** Decides whether an image is one of these registries' (the kubelet's matching). */
 export type ImageMatcher = (image: string, servers: readonly string[]) => boolean;
@@ -166,7 +177,7 @@ export function podMutation(input: PodMutationInput): PodMutation {
         for (const cred of active) {
           const servers = credentialServers(cred);
           if (servers.length === 0 || !matches(image, servers)) continue;
-          const arrivedWith = container.imagePullPolicy ?? '';
+          const arrivedWith = pullPolicyClass(container.imagePullPolicy);
           const wantsAlways = cred.spec.imagePullPolicy === 'Always' && arrivedWith !== 'Always';
           if (wantsAlways && !setAlways) {
             patch.push({

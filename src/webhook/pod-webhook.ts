@@ -101,7 +101,8 @@ export async function admitPod(
     for (const use of mutation.privateImages) {
       o.metrics.privateImagePulls.inc({
         registrycredential: use.credential,
-        policy: use.setAlways ? 'Always' : use.arrivedWith || 'unset',
+        // A fixed set of values: the Pod's own string would make one series per tenant string.
+        policy: use.setAlways ? 'Always' : use.arrivedWith,
       });
     }
     if (mutation.addedSecrets.length > 0) {

@@ -71,6 +71,8 @@ export class PullPolicyObservations {
 
   observe(uses: readonly PrivateImageUse[]): void {
     for (const use of uses) {
+      // Not a valid policy: the API server refuses the Pod right after admission.
+      if (!use.setAlways && use.arrivedWith === 'other') continue;
       const counts = this.counts.get(use.credential) ?? { protected: 0, unprotected: 0 };
       if (use.setAlways || use.arrivedWith === 'Always') counts.protected += 1;
       else counts.unprotected += 1;

@@ -297,7 +297,7 @@ describe('the Pod webhook patch', () => {
 
 describe('the PullIsolation condition', () => {
   const acme = cred('acme', {});
-  const uses = (...arrived: string[]) =>
+  const uses = (...arrived: Array<'Always' | 'IfNotPresent'>) =>
     arrived.map((arrivedWith) => ({
       credential: 'acme',
       list: 'containers' as const,
