@@ -27,11 +27,7 @@ rmSync(outdir, { recursive: true, force: true });
 const started = performance.now();
 const result = await build({
   absWorkingDir: root,
-  // The kubectl plugin (package.json `bin`) shares chunks with the operator.
-  entryPoints: [
-    { in: 'src/main.ts', out: 'main' },
-    { in: 'src/cli/kubectl-regcred.ts', out: 'kubectl-regcred' },
-  ],
+  entryPoints: ['src/main.ts'],
   outdir,
   bundle: true,
   splitting: true,
@@ -72,6 +68,37 @@ if (eagerSdks.length > 0) {
   throw new Error(
     `dist/main.js imports cloud SDKs at start-up (${eagerSdks.join(', ')}): load them with import() where they are used`,
   );
+}
+
+// The kubectl plugin (package.json `bin`): one file with nothing outside it but Node's own
+// modules, so a copy of it on PATH is `kubectl regcred`.
+const plugin = await build({
+  absWorkingDir: root,
+  entryPoints: ['src/cli/kubectl-regcred.ts'],
+  outfile: join(outdir, 'kubectl-regcred.js'),
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  minify: !process.argv.includes('--no-minify'),
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+  banner: {
+    js: "import { createRequire as __regcredRequire } from 'node:module'; const require = __regcredRequire(import.meta.url);",
+  },
+});
+for (const [file, output] of Object.entries(plugin.metafile.outputs)) {
+  // Optional require()s inside try blocks (ws's utf-8-validate, bufferutil) may stay unresolved.
+  const outside = output.imports.filter(
+    (imp) => imp.kind !== 'require-call' && !/^node:|^[a-z_]+$/.test(imp.path),
+  );
+  if (file.endsWith('.js') && outside.length > 0) {
+    throw new Error(
+      `${file} imports ${outside.map((imp) => imp.path).join(', ')}: the plugin must be one self-contained file`,
+    );
+  }
+  if (file.endsWith('.js')) outputs.push([file, output]);
 }
 
 for (const [file, output] of outputs) {

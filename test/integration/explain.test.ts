@@ -4,7 +4,9 @@
 // bundle in dist/).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { chmodSync, copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import {
   CREDENTIAL_LABEL,
@@ -31,16 +33,27 @@ interface Run {
   stderr: string;
 }
 
+/** Runs the plugin: from src/, from dist/, or as `kubectl regcred` with a copy of dist's on PATH. */
 function kubectlRegcred(
   args: string[],
-  { kubeconfig = cluster.kubeconfigPath, fromDist = false } = {},
+  { kubeconfig = cluster.kubeconfigPath, from = 'src' as 'src' | 'dist' | 'kubectl' } = {},
 ): Promise<Run> {
-  const entry = fromDist
-    ? join(repoRoot, 'dist', 'kubectl-regcred.js')
-    : join(repoRoot, 'src', 'cli', 'kubectl-regcred.ts');
+  let command = process.execPath;
+  let argv = [join(repoRoot, 'src', 'cli', 'kubectl-regcred.ts'), ...args];
+  let path = process.env.PATH ?? '';
+  if (from === 'dist') argv = [join(repoRoot, 'dist', 'kubectl-regcred.js'), ...args];
+  if (from === 'kubectl') {
+    const bin = mkdtempSync(join(tmpdir(), 'regcred-plugin-'));
+    copyFileSync(join(repoRoot, 'dist', 'kubectl-regcred.js'), join(bin, 'kubectl-regcred'));
+    chmodSync(join(bin, 'kubectl-regcred'), 0o755);
+    command = join(cluster.controlPlane.binDir, 'kubectl');
+    argv = ['regcred', ...args];
+    // The plugin's `#!/usr/bin/env node` finds the Node running this suite.
+    path = `${bin}:${dirname(process.execPath)}:${path}`;
+  }
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [entry, ...args], {
-      env: { ...process.env, KUBECONFIG: kubeconfig },
+    const child = spawn(command, argv, {
+      env: { ...process.env, KUBECONFIG: kubeconfig, PATH: path },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -468,17 +481,17 @@ describe('kubectl regcred explain', function () {
     );
   });
 
-  it('works from the bundle, and refuses bad arguments with a clear message', async function () {
+  it('works as `kubectl regcred` from a copy of the bundle on PATH, and refuses bad arguments', async function () {
     this.timeout(300_000);
     buildDist();
     const ns = await tenantNamespace();
     await f.waitPullSecrets(ns, 'default', (names) => names.includes(credential));
-    const run = await kubectlRegcred(['explain', `${SERVER}/app`, '-n', ns], { fromDist: true });
+    const run = await kubectlRegcred(['explain', `${SERVER}/app`, '-n', ns], { from: 'kubectl' });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, new RegExp(`1\\. Secret ${credential}, key "${SERVER}"`));
 
     const bad = await kubectlRegcred(['explain', 'x', '--pod', 'a', '--service-account', 'b'], {
-      fromDist: true,
+      from: 'dist',
     });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--pod and --service-account are exclusive/);
