@@ -50,11 +50,34 @@ export class BenchOperator {
 
   /** performance.now() just before the process was spawned. */
   readonly spawnedAt: number;
+  /** Date.now() at the same moment (log lines carry wall-clock timestamps). */
+  readonly spawnedWallMs: number;
 
   private constructor(child: OperatorProcess, pid: number, spawnedAt: number) {
     this.child = child;
     this.pid = pid;
     this.spawnedAt = spawnedAt;
+    this.spawnedWallMs = Date.now() - (performance.now() - spawnedAt);
+  }
+
+  /**
+   * Seconds from spawn to the first log line whose message is `message` (and, when given,
+   * whose `field` is `value`), read from the line's timestamp; undefined if none.
+   */
+  logSecondsAfterSpawn(message: string, field?: string, value?: string): number | undefined {
+    for (const line of this.child.logs) {
+      if (!line.includes(message)) continue;
+      try {
+        const entry = JSON.parse(line.slice(line.indexOf('{'))) as Record<string, unknown>;
+        if (entry.message !== message) continue;
+        if (field !== undefined && entry[field] !== value) continue;
+        const at = Date.parse(String(entry.timestamp));
+        if (Number.isFinite(at)) return (at - this.spawnedWallMs) / 1000;
+      } catch {
+        // not a JSON line
+      }
+    }
+    return undefined;
   }
 
   static async start(options: BenchOperatorOptions): Promise<BenchOperator> {

@@ -389,7 +389,7 @@ interface FreshRun {
 }
 
 function describeFresh(f: FreshRun): string {
-  return `restart to idle ${f.restart.wallSeconds?.toFixed(1)} s (CPU ${f.restart.operatorCpuSeconds?.toFixed(2)} s, writes ${JSON.stringify(f.restart.operatorWrites)}), rotation ${describeWindow(f.rotation)}; peak ${f.peakMB.toFixed(1)} MB, RSS ${f.rssMB.toFixed(1)} MB`;
+  return `restart to idle ${f.restart.wallSeconds?.toFixed(1)} s (${JSON.stringify(f.restart.details)}; CPU ${f.restart.operatorCpuSeconds?.toFixed(2)} s, writes ${JSON.stringify(f.restart.operatorWrites)}), rotation ${describeWindow(f.rotation)}; peak ${f.peakMB.toFixed(1)} MB, RSS ${f.rssMB.toFixed(1)} MB`;
 }
 
 /**
@@ -424,7 +424,7 @@ async function freshRun(
     operatorRequests: counters.requests,
     reconciles: counters.reconciles,
     reconcileSeconds: counters.reconcileSeconds,
-    details: { waitIdleQuietSecondsSubtracted: 2 },
+    details: { waitIdleQuietSecondsSubtracted: 2, ...restartMilestones(op) },
     notes,
   };
   const rotation = await measureRotation(cluster, op, run, password);
@@ -437,6 +437,29 @@ async function freshRun(
     rssMB: megabytes(after.rssBytes),
     cpuSeconds: after.cpuSeconds,
   };
+}
+
+/** Seconds from spawn to each startup milestone of the operator's log (where it says so). */
+function restartMilestones(op: BenchOperator): Record<string, number> {
+  const milestones: Record<string, number | undefined> = {
+    startingSeconds: op.logSecondsAfterSpawn('starting'),
+    namespacesSyncedSeconds: op.logSecondsAfterSpawn(
+      'informer synced',
+      'informer',
+      '/api/v1/namespaces',
+    ),
+    serviceAccountsSyncedSeconds: op.logSecondsAfterSpawn(
+      'informer synced',
+      'informer',
+      '/api/v1/serviceaccounts',
+    ),
+    cachesSyncedSeconds: op.logSecondsAfterSpawn('caches synced'),
+    becameLeaderSeconds: op.logSecondsAfterSpawn('became leader'),
+    workersStartedSeconds: op.logSecondsAfterSpawn('workers started'),
+  };
+  return Object.fromEntries(
+    Object.entries(milestones).filter((e): e is [string, number] => e[1] !== undefined),
+  );
 }
 
 /**
