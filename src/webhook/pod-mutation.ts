@@ -22,7 +22,7 @@ export interface JsonPatchOperation {
 }
 
 /** Where a container sits in the Pod spec, as a JSON pointer names it. */
-export type ContainerList = 'containers' | 'initContainers';
+export type ContainerList = 'containers' | 'initContainers' | 'ephemeralContainers';
 
 /** A container whose image one credential's registries cover, as the Pod arrived. */
 export interface PrivateImageUse {
@@ -204,4 +204,58 @@ export function podMutation(input: PodMutationInput): PodMutation {
     credentials: creds.map((cred) => cred.metadata.name ?? ''),
     privateImages,
   };
+}
+
+export interface EphemeralContainersInput {
+  pod: V1Pod;
+  /** The Pod before this update: its ephemeral containers are immutable and left alone. */
+  oldPod?: V1Pod;
+  credentials: Iterable<RegistryCredential>;
+  matchesImage: ImageMatcher;
+}
+
+/**
+ * An ephemeral container added to a running Pod (`kubectl debug`, an UPDATE of the
+ * `pods/ephemeralcontainers` subresource) pulls like any other container: one whose image an
+ * active credential with `imagePullPolicy: Always` covers gets Always, as a container of a new
+ * Pod would. Only containers this update adds are touched (the API server refuses any change to
+ * one already there), and no other field: the subresource may change nothing else.
+ */
+export function ephemeralContainersMutation(input: EphemeralContainersInput): {
+  patch: JsonPatchOperation[];
+  privateImages: PrivateImageUse[];
+} {
+  const existing = new Set((input.oldPod?.spec?.ephemeralContainers ?? []).map((c) => c.name));
+  const active = [...input.credentials].filter(
+    (cred) => !cred.metadata.deletionTimestamp && !cred.spec.suspend,
+  );
+  const patch: JsonPatchOperation[] = [];
+  const privateImages: PrivateImageUse[] = [];
+  (input.pod.spec?.ephemeralContainers ?? []).forEach((container, index) => {
+    if (existing.has(container.name)) return;
+    const image = container.image ?? '';
+    let setAlways = false;
+    for (const cred of active) {
+      const servers = credentialServers(cred);
+      if (servers.length === 0 || !input.matchesImage(image, servers)) continue;
+      const arrivedWith = pullPolicyClass(container.imagePullPolicy);
+      const wantsAlways = cred.spec.imagePullPolicy === 'Always' && arrivedWith !== 'Always';
+      if (wantsAlways && !setAlways) {
+        patch.push({
+          op: 'add',
+          path: `/spec/ephemeralContainers/${index}/imagePullPolicy`,
+          value: 'Always',
+        });
+        setAlways = true;
+      }
+      privateImages.push({
+        credential: cred.metadata.name ?? '',
+        list: 'ephemeralContainers',
+        container: container.name,
+        arrivedWith,
+        setAlways: wantsAlways,
+      });
+    }
+  });
+  return { patch, privateImages };
 }

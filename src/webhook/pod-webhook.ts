@@ -10,6 +10,7 @@ import type { RegistryCredential } from '../api/types.ts';
 import type { NamespaceInfo } from '../controller/selection.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
+  ephemeralContainersMutation,
   type ImageMatcher,
   type PrivateImageUse,
   podMutation,
@@ -54,7 +55,9 @@ interface AdmissionRequest {
   uid?: string;
   operation?: string;
   namespace?: string;
+  subResource?: string;
   object?: V1Pod;
+  oldObject?: V1Pod;
   kind?: { kind?: string };
   dryRun?: boolean;
 }
@@ -74,7 +77,21 @@ export async function admitPod(
   const uid = request.uid ?? '';
   const pod = request.object;
   const nsName = request.namespace ?? pod?.metadata?.namespace ?? '';
-  if (request.operation !== 'CREATE' || !pod || !nsName || request.kind?.kind !== 'Pod') {
+  if (
+    request.operation === 'UPDATE' &&
+    request.subResource === 'ephemeralcontainers' &&
+    pod &&
+    request.kind?.kind === 'Pod'
+  ) {
+    return admitEphemeralContainers(uid, request, pod, o);
+  }
+  if (
+    request.operation !== 'CREATE' ||
+    request.subResource ||
+    !pod ||
+    !nsName ||
+    request.kind?.kind !== 'Pod'
+  ) {
     o.metrics.requests.inc({ result: 'unchanged' });
     return { uid, allowed: true };
   }
@@ -121,6 +138,49 @@ export async function admitPod(
     pod: pod.metadata?.name ?? pod.metadata?.generateName ?? '',
     addedSecrets: mutation.addedSecrets,
     pullAlways: mutation.privateImages.filter((u) => u.setAlways).map((u) => u.container),
+  });
+  return {
+    uid,
+    allowed: true,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(mutation.patch)).toString('base64'),
+  };
+}
+
+/** `kubectl debug`: pull policy Always on added ephemeral containers a credential asks it for. */
+function admitEphemeralContainers(
+  uid: string,
+  request: AdmissionRequest,
+  pod: V1Pod,
+  o: PodAdmissionOptions,
+): AdmissionResponse {
+  if (!o.matchesImage) {
+    o.metrics.requests.inc({ result: 'unchanged' });
+    return { uid, allowed: true };
+  }
+  const mutation = ephemeralContainersMutation({
+    pod,
+    ...(request.oldObject ? { oldPod: request.oldObject } : {}),
+    credentials: o.caches.credentials(),
+    matchesImage: o.matchesImage,
+  });
+  if (!request.dryRun) {
+    o.observe?.(mutation.privateImages);
+    for (const use of mutation.privateImages) {
+      o.metrics.privateImagePulls.inc({
+        registrycredential: use.credential,
+        policy: use.setAlways ? 'Always' : use.arrivedWith,
+      });
+    }
+  }
+  if (mutation.patch.length === 0) {
+    o.metrics.requests.inc({ result: 'unchanged' });
+    return { uid, allowed: true };
+  }
+  o.metrics.requests.inc({ result: 'patched' });
+  o.log.debug('ephemeral containers set to pull Always', {
+    namespace: request.namespace ?? '',
+    pod: pod.metadata?.name ?? '',
   });
   return {
     uid,

@@ -256,6 +256,68 @@ describe('the Pod webhook, called by the real API server', () => {
     );
   });
 
+  it('sets Always on an ephemeral container (kubectl debug) of a credential asking for it, and on no other', async function () {
+    this.timeout(60_000);
+    // Always in every namespace the webhook sees, targeted or not (the tenants without it).
+    const isolated = uniqueName('isolated');
+    const source = uniqueName('isolated-src');
+    await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 'integration-isolated-password');
+    await f.createCredential(isolated, {
+      namespaceSelector: { matchLabels: { tenant: uniqueName('nobody') } },
+      registries: [{ server: 'isolated.example.com', basic: { secretRef: { name: source } } }],
+      imagePullPolicy: 'Always',
+    });
+    try {
+      await f.waitCondition(isolated, 'PullIsolation', 'True', 'PullPolicyAlways', {
+        timeoutMs: 30_000,
+      });
+      const ns = await namespace({});
+      const created = await createPod(ns);
+      const name = created.metadata?.name ?? '';
+      // What kubectl debug does: the ephemeralcontainers subresource (no node needed).
+      const addEphemeral = async (containers: Array<{ name: string; image: string }>) => {
+        const current = await f.core.readNamespacedPod({ namespace: ns, name });
+        current.spec = {
+          ...(current.spec ?? { containers: [] }),
+          ephemeralContainers: [
+            ...(current.spec?.ephemeralContainers ?? []),
+            ...containers.map((c) => ({ ...c, imagePullPolicy: 'IfNotPresent' })),
+          ],
+        };
+        return f.core.replaceNamespacedPodEphemeralcontainers({
+          namespace: ns,
+          name,
+          body: current,
+        });
+      };
+      await addEphemeral([
+        { name: 'debug-private', image: 'isolated.example.com/tools:1' },
+        { name: 'debug-public', image: 'public.example.com/busybox:1' },
+      ]);
+      const policies = async () =>
+        Object.fromEntries(
+          (
+            (await f.core.readNamespacedPod({ namespace: ns, name })).spec?.ephemeralContainers ??
+            []
+          ).map((c) => [c.name, c.imagePullPolicy]),
+        );
+      assert.deepEqual(await policies(), {
+        'debug-private': 'Always',
+        'debug-public': 'IfNotPresent',
+      });
+      // A later kubectl debug: the new container is set, the earlier ones left as they are
+      // (the API server refuses any change to an ephemeral container already there).
+      await addEphemeral([{ name: 'debug-private-2', image: 'isolated.example.com/tools:2' }]);
+      assert.deepEqual(await policies(), {
+        'debug-private': 'Always',
+        'debug-public': 'IfNotPresent',
+        'debug-private-2': 'Always',
+      });
+    } finally {
+      await f.deleteCredential(isolated).catch(() => undefined);
+    }
+  });
+
   it('answers 200 Pods with a median under 5 ms at the API server, and prints its p99', async function () {
     this.timeout(120_000);
     const ns = await namespace({ tenant });
