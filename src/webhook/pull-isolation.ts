@@ -53,7 +53,7 @@ export function pullIsolationCondition(
       status: 'True',
       reason: 'AlwaysPullSeen',
       message:
-        'every Pod using these registries arrived with imagePullPolicy Always (AlwaysPullImages or its own)',
+        'every Pod using these registries that the leading replica admitted arrived with imagePullPolicy Always (AlwaysPullImages or its own); the other replica serves admissions too and its are not counted',
     };
   }
   return {
@@ -61,7 +61,7 @@ export function pullIsolationCondition(
     status: 'False',
     reason: 'IfNotPresentSeen',
     message:
-      'Pods using these registries arrive with imagePullPolicy IfNotPresent: a tenant without this credential may run the image from a node cache unless the kubelets verify pull credentials (KubeletEnsureSecretPulledImages); set spec.imagePullPolicy: Always or enable AlwaysPullImages',
+      "Pods using these registries arrive with imagePullPolicy IfNotPresent: a tenant without this credential may run the image from a node cache unless the kubelets verify pull credentials (KubeletEnsureSecretPulledImages); set spec.imagePullPolicy: Always or enable AlwaysPullImages. Seen by a replica of the Pod webhook; kept until the RegistryCredential's spec changes",
   };
 }
 
@@ -130,6 +130,11 @@ export class PullIsolationWriter {
       // A new leader has seen no Pod yet: what an earlier one saw stays until it sees some.
       const seenBefore = have?.reason === 'AlwaysPullSeen' || have?.reason === 'IfNotPresentSeen';
       if (want.reason === 'NoPodsSeen' && seenBefore) continue;
+      // Each replica counts only the admissions it served: False, once seen by any leader, is
+      // not undone by a later leader that saw only Always Pods, until the spec changes.
+      const falseForThisSpec =
+        have?.reason === 'IfNotPresentSeen' && have.observedGeneration === want.observedGeneration;
+      if (want.reason === 'AlwaysPullSeen' && falseForThisSpec) continue;
       if (
         have &&
         have.status === want.status &&
