@@ -19,8 +19,20 @@ import {
 import type { WebhookMetrics } from './webhook-metrics.ts';
 
 export const MUTATE_PODS_PATH = '/mutate-pods';
-/** A Pod is at most ~1.5 MiB in etcd; the review around it adds the old object (absent on CREATE). */
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/**
+ * The API server's own limit on a request body (3 MiB): no review it sends is larger. The
+ * Service is reachable from every Pod, so anything bigger is refused from its Content-Length,
+ * or cut off once over, never buffered whole.
+ */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+/** How long a client may take over its headers, and over its whole request. */
+export interface ServerLimits {
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  /** Requests being answered at once; more are answered 429 at once (failurePolicy Ignore). */
+  maxConcurrentRequests?: number;
+}
 
 /** What the webhook reads: the caches. */
 export interface AdmissionCaches {
@@ -49,6 +61,8 @@ export interface PodAdmissionOptions {
    * (any Pod can reach the Service; see the NetworkPolicy), only that it is not a stray POST.
    */
   reviewed?: () => void;
+  /** The HTTPS server's timeouts and concurrency (defaults: 5 s, 10 s, 64). */
+  limits?: ServerLimits;
 }
 
 interface AdmissionRequest {
@@ -205,6 +219,9 @@ export class PodWebhookServer {
   private lastReview = Number.NEGATIVE_INFINITY;
   /** Requests answered with a review, well-formed or not (for tests and logs only). */
   answered = 0;
+  /** Requests being read or answered now. */
+  inFlight = 0;
+  private readonly maxConcurrent: number;
 
   constructor(o: PodAdmissionOptions & { now?: () => number }) {
     this.now = o.now ?? Date.now;
@@ -216,11 +233,29 @@ export class PodWebhookServer {
         reviewed?.();
       },
     };
-    this.server = createServer({ minVersion: 'TLSv1.2' }, (req, res) => {
-      void this.handle(req, res);
-    });
+    const limits = o.limits ?? {};
+    // The API server sends a review in one go and waits at most timeoutSeconds (3 s) for it.
+    const headersTimeout = limits.headersTimeoutMs ?? 5_000;
+    const requestTimeout = limits.requestTimeoutMs ?? 10_000;
+    this.maxConcurrent = limits.maxConcurrentRequests ?? 64;
+    this.server = createServer(
+      {
+        minVersion: 'TLSv1.2',
+        headersTimeout,
+        requestTimeout,
+        // How often the two timeouts above are checked (Node's default: every 30 s).
+        connectionsCheckingInterval: Math.min(1_000, Math.max(50, headersTimeout / 4)),
+      },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
     // The API server keeps connections open between calls; a quiet one may close.
     this.server.keepAliveTimeout = 120_000;
+    // A TLS handshake that never completes, or a connection that never sends anything, lasts
+    // no longer than an idle keep-alive one; and there are at most this many at once.
+    this.server.setTimeout(this.server.keepAliveTimeout, (socket) => socket.destroy());
+    this.server.maxConnections = 1_024;
   }
 
   /** Serves `pair` to every new TLS handshake from now on (open connections keep theirs). */
@@ -267,15 +302,46 @@ export class PodWebhookServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.inFlight >= this.maxConcurrent) {
+      // Not read: the API server's failurePolicy (Ignore) admits the Pod unchanged.
+      this.o.metrics.requests.inc({ result: 'error' });
+      refuse(req, res, 429);
+      return;
+    }
+    this.inFlight += 1;
+    try {
+      await this.answer(req, res);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== MUTATE_PODS_PATH) {
-      res.writeHead(404).end();
+      refuse(req, res, 404);
+      return;
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json') {
+      refuse(req, res, 415);
+      return;
+    }
+    const length = Number(req.headers['content-length'] ?? Number.NaN);
+    if (length > MAX_BODY_BYTES) {
+      this.o.metrics.requests.inc({ result: 'error' });
+      refuse(req, res, 413);
       return;
     }
     let review: { apiVersion?: string; request?: AdmissionRequest };
     try {
       review = JSON.parse(await readBody(req)) as typeof review;
     } catch (error) {
+      if (error instanceof BodyTooLarge) {
+        this.o.metrics.requests.inc({ result: 'error' });
+        refuse(req, res, 413);
+        return;
+      }
       this.o.metrics.requests.inc({ result: 'error' });
       this.o.log.warn('Pod admission request unreadable', {
         error: error instanceof Error ? error.message : String(error),
@@ -305,6 +371,21 @@ export class PodWebhookServer {
   }
 }
 
+/** Answers `status` without reading the body, and closes the connection behind it. */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number): void {
+  res.shouldKeepAlive = false;
+  res.writeHead(status, { connection: 'close' }).end();
+  // Whatever the client still sends is dropped, not buffered.
+  req.on('data', () => {});
+  res.on('finish', () => req.socket.destroySoon());
+}
+
+class BodyTooLarge extends Error {
+  constructor() {
+    super(`request body over ${MAX_BODY_BYTES} bytes`);
+  }
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -312,8 +393,9 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        reject(new Error(`request body over ${MAX_BODY_BYTES} bytes`));
-        req.destroy();
+        chunks.length = 0;
+        req.removeAllListeners('data');
+        reject(new BodyTooLarge());
         return;
       }
       chunks.push(chunk);
