@@ -10,6 +10,7 @@ export function admissionCaches(caches: ClusterCaches): AdmissionCaches {
     namespace: (name) => caches.namespace(name),
     credentials: () => caches.credentials(),
     unmanagedSecret: (namespace, name) => caches.unmanagedSecret(namespace, name),
+    managedSecret: (namespace, name) => caches.managedSecret(namespace, name),
     waitForNamespace: (name, timeoutMs) => {
       const wait = firstValueFrom(
         caches.namespaceEvents$.pipe(

@@ -7,7 +7,7 @@
 import type { V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { RegistryCredential } from '../api/types.ts';
 import { effectiveSecretName, olderCredentialWins } from '../controller/desired.ts';
-import { classifySecret } from '../controller/ownership.ts';
+import { classifySecret, isProvablyOurs } from '../controller/ownership.ts';
 import {
   type NamespaceInfo,
   namespaceSelection,
@@ -61,6 +61,9 @@ export function pullPolicyClass(policy: string | undefined | null): PullPolicyCl
   return policy === 'Always' || policy === 'IfNotPresent' || policy === 'Never' ? policy : 'other';
 }
 
+/** The Secret carrying our managed-by label under that name, from the managed cache. */
+export type ManagedSecretLookup = (namespace: string, name: string) => V1Secret | undefined;
+
 /** Decides whether an image is one of these registries' (the kubelet's matching). */
 export type ImageMatcher = (image: string, servers: readonly string[]) => boolean;
 
@@ -69,6 +72,7 @@ export interface PodMutationInput {
   namespace: NamespaceInfo;
   credentials: Iterable<RegistryCredential>;
   unmanagedSecret: UnmanagedSecretLookup;
+  managedSecret?: ManagedSecretLookup;
   /** Absent: no image is matched (pull isolation and its report are off). */
   matchesImage?: ImageMatcher;
 }
@@ -83,6 +87,7 @@ export function applicableCredentials(
   serviceAccount: string,
   credentials: Iterable<RegistryCredential>,
   unmanagedSecret: UnmanagedSecretLookup,
+  managedSecret?: ManagedSecretLookup,
 ): RegistryCredential[] {
   const applicable: RegistryCredential[] = [];
   for (const cred of credentials) {
@@ -100,6 +105,10 @@ export function applicableCredentials(
     // Someone else's Secret under our name: the reconciler reports a conflict and adds no
     // entry; neither does the webhook (the Pod would pull with a Secret we do not manage).
     if (other && classifySecret(other, name).kind === 'unmanaged') continue;
+    // One with our labels that we did not write (no controller ownerReference to this
+    // credential's uid: a tenant's, or another credential's) is not vouched for either.
+    const labelled = managedSecret?.(namespace.name, effectiveSecretName(cred));
+    if (labelled && !isProvablyOurs(labelled, cred)) continue;
     applicable.push(cred);
   }
   return applicable.sort((a, b) =>
@@ -133,6 +142,7 @@ export function podMutation(input: PodMutationInput): PodMutation {
     podServiceAccount(pod),
     allCredentials,
     input.unmanagedSecret,
+    input.managedSecret,
   );
   const patch: JsonPatchOperation[] = [];
   const addedSecrets: string[] = [];

@@ -12,6 +12,7 @@ import type { Logger } from '../observability/logger.ts';
 import {
   ephemeralContainersMutation,
   type ImageMatcher,
+  type ManagedSecretLookup,
   type PrivateImageUse,
   podMutation,
   type UnmanagedSecretLookup,
@@ -39,6 +40,8 @@ export interface AdmissionCaches {
   namespace(name: string): NamespaceInfo | undefined;
   credentials(): Iterable<RegistryCredential>;
   unmanagedSecret: UnmanagedSecretLookup;
+  /** Secrets with our label (absent: not checked). */
+  managedSecret?: ManagedSecretLookup;
   /**
    * Resolves with the namespace once the cache holds it, or undefined after `timeoutMs`: a Pod
    * can be created right after its namespace, before the namespace's watch event arrives here.
@@ -125,6 +128,7 @@ export async function admitPod(
     namespace,
     credentials: o.caches.credentials(),
     unmanagedSecret: o.caches.unmanagedSecret,
+    ...(o.caches.managedSecret ? { managedSecret: o.caches.managedSecret } : {}),
     ...(o.matchesImage ? { matchesImage: o.matchesImage } : {}),
   });
   if (!request.dryRun) {

@@ -5,7 +5,7 @@
 import type { V1Pod, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import { IGNORE_ANNOTATION, type RegistryCredential, SYSTEM_NAMESPACES } from '../api/types.ts';
 import { effectiveSecretName } from '../controller/desired.ts';
-import { classifySecret } from '../controller/ownership.ts';
+import { isProvablyOurs } from '../controller/ownership.ts';
 import type { NamespaceInfo } from '../controller/selection.ts';
 import {
   applicableCredentials,
@@ -105,7 +105,9 @@ export function decideStuckPod(pod: V1Pod, view: StuckPodView): StuckPodDecision
       const credential = cred.metadata.name ?? '';
       const ns = view.namespace.name;
       const found = view.managedSecret(ns, secret);
-      if (!found || classifySecret(found, credential).kind !== 'ours') {
+      // Our labels alone prove nothing (a tenant can write them): the controller ownerReference
+      // to this credential's uid, as before a delete (ADR 0009).
+      if (!found || !isProvablyOurs(found, cred)) {
         return { kind: 'wait', credential, secret, image, why: `Secret ${secret} not written yet` };
       }
       const ready = cred.status?.conditions?.find((c) => c.type === 'CredentialsReady');

@@ -38,6 +38,10 @@ const ours: V1Secret = {
     name: 'acme',
     namespace: 'team-a',
     labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: 'acme' },
+    // As the reconciler writes it: the controller reference to the credential's uid.
+    ownerReferences: [
+      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'u1', controller: true },
+    ],
   },
   type: DOCKER_CONFIG_JSON_TYPE,
 };

@@ -1,0 +1,149 @@
+// A tenant can create a Secret in its own namespace under the name a RegistryCredential writes,
+// carrying our two labels. Labels prove nothing: as before a delete (ADR 0009), only a Secret
+// with the controller ownerReference to the credential's current uid counts as ours. Neither
+// the webhook nor the stuck-Pod check may vouch for anything else.
+import assert from 'node:assert/strict';
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import {
+  API_VERSION,
+  CREDENTIAL_LABEL,
+  KIND,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  type RegistryCredential,
+} from '../../src/api/types.ts';
+import type { NamespaceInfo } from '../../src/controller/selection.ts';
+import { DOCKER_CONFIG_JSON_TYPE } from '../../src/credentials/dockerconfigjson.ts';
+import { silentLogger } from '../../src/observability/logger.ts';
+import { memoizedImageMatcher } from '../../src/webhook/image-matcher.ts';
+import { admitPod } from '../../src/webhook/pod-webhook.ts';
+import { decideStuckPod } from '../../src/webhook/stuck-pods.ts';
+import { WebhookMetrics } from '../../src/webhook/webhook-metrics.ts';
+
+const acme: RegistryCredential = {
+  apiVersion: API_VERSION,
+  kind: KIND,
+  metadata: { name: 'acme', uid: 'u1', creationTimestamp: new Date('2026-01-01T00:00:00Z') },
+  spec: {
+    namespaceSelector: { matchLabels: { tenant: 'acme' } },
+    registries: [{ server: 'registry.example.com', basic: { secretRef: { name: 's' } } }],
+  },
+  status: {
+    conditions: [
+      {
+        type: 'CredentialsReady',
+        status: 'True',
+        reason: 'CredentialsResolved',
+        message: '',
+        lastTransitionTime: '2026-01-01T00:00:00Z',
+      },
+    ],
+  },
+};
+const teamA: NamespaceInfo = {
+  name: 'team-a',
+  labels: { tenant: 'acme' },
+  annotations: {},
+  terminating: false,
+};
+const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: 'acme' };
+/** The tenant's: our labels and type, no ownerReference (or one to an old uid). */
+const forged: V1Secret = {
+  metadata: { name: 'acme', namespace: 'team-a', labels },
+  type: DOCKER_CONFIG_JSON_TYPE,
+};
+const stale: V1Secret = {
+  ...forged,
+  metadata: {
+    ...forged.metadata,
+    ownerReferences: [
+      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'old', controller: true },
+    ],
+  },
+};
+const ours: V1Secret = {
+  ...forged,
+  metadata: {
+    ...forged.metadata,
+    ownerReferences: [
+      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'u1', controller: true },
+    ],
+  },
+};
+
+const stuck: V1Pod = {
+  metadata: {
+    name: 'app-1',
+    namespace: 'team-a',
+    uid: 'p1',
+    ownerReferences: [
+      { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'r1', controller: true },
+    ],
+  },
+  spec: { containers: [{ name: 'app', image: 'registry.example.com/team/app:1' }] },
+  status: {
+    containerStatuses: [
+      {
+        name: 'app',
+        image: 'registry.example.com/team/app:1',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ImagePullBackOff' } },
+      },
+    ],
+  },
+};
+
+describe('a tenant Secret carrying our labels under our name', () => {
+  it('is not evicted for: the stuck-Pod check waits for a Secret provably ours', () => {
+    const decide = (secret: V1Secret) =>
+      decideStuckPod(stuck, {
+        namespace: teamA,
+        credentials: [acme],
+        unmanagedSecret: () => null,
+        managedSecret: () => secret,
+        serviceAccount: () => ({
+          metadata: { name: 'default' },
+          imagePullSecrets: [{ name: 'acme' }],
+        }),
+        webhookServing: false,
+        matchesImage: memoizedImageMatcher().matches,
+      }).kind;
+    assert.equal(decide(forged), 'wait');
+    assert.equal(decide(stale), 'wait');
+    assert.equal(decide(ours), 'evict');
+  });
+
+  it('is not added to Pods by the webhook', async () => {
+    const admit = async (secret: V1Secret | undefined) => {
+      const response = await admitPod(
+        {
+          uid: 'r',
+          operation: 'CREATE',
+          namespace: 'team-a',
+          kind: { kind: 'Pod' },
+          object: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'x' }] } },
+        },
+        {
+          caches: {
+            namespace: () => teamA,
+            credentials: () => [acme],
+            unmanagedSecret: () => null,
+            managedSecret: () => secret,
+            waitForNamespace: async () => teamA,
+          },
+          metrics: new WebhookMetrics(new Registry()),
+          log: silentLogger,
+        },
+      );
+      return response.patchType === 'JSONPatch';
+    };
+    assert.equal(await admit(forged), false);
+    assert.equal(await admit(stale), false);
+    assert.equal(await admit(ours), true);
+    // Not written yet: added, the reconciler writes it a moment later.
+    assert.equal(await admit(undefined), true);
+  });
+});
