@@ -117,6 +117,11 @@ export class KubeApi {
     return new KubeApi(this.rest, this.observe, signal);
   }
 
+  /** The signal given to withSignal: its writers (ServiceAccountWrites) stop queueing on it. */
+  get abortSignal(): AbortSignal | undefined {
+    return this.signal;
+  }
+
   private async call<T>(
     resource: string,
     verb: ApiVerb,

@@ -12,6 +12,8 @@ export const SERVICE_ACCOUNT_ATTEMPTS = 5;
 export interface ServiceAccountWriter {
   readServiceAccount(namespace: string, name: string): Promise<V1ServiceAccount | undefined>;
   replaceServiceAccount(sa: V1ServiceAccount): Promise<V1ServiceAccount>;
+  /** Aborts when this client must stop writing (KubeApi.withSignal: leadership lost). */
+  readonly abortSignal?: AbortSignal | undefined;
 }
 
 /**
@@ -73,13 +75,31 @@ interface Waiting {
 export class ServiceAccountWrites {
   readonly #api: ServiceAccountWriter;
   readonly #queues = new Map<string, Waiting[]>();
+  readonly #signal: AbortSignal | undefined;
 
-  constructor(api: ServiceAccountWriter) {
+  /**
+   * `signal`: leadership. When it aborts, every queued edit is rejected and none is sent (a
+   * write already in flight is cut by the API client's own signal); later calls are refused.
+   * Default: the client's own (the leader's KubeApi, made with withSignal(leadership)).
+   */
+  constructor(api: ServiceAccountWriter, signal: AbortSignal | undefined = api.abortSignal) {
     this.#api = api;
+    this.#signal = signal;
+    signal?.addEventListener(
+      'abort',
+      () => {
+        const error = abortError(signal);
+        for (const queue of this.#queues.values()) {
+          for (const w of queue.splice(0)) w.reject(error);
+        }
+      },
+      { once: true },
+    );
   }
 
   update(cached: V1ServiceAccount, edit: ServiceAccountEdit): Promise<ServiceAccountUpdate> {
     const key = `${cached.metadata?.namespace ?? ''}/${cached.metadata?.name ?? ''}`;
+    if (this.#signal?.aborted) return Promise.reject(abortError(this.#signal));
     return new Promise<ServiceAccountUpdate>((resolve, reject) => {
       const queue = this.#queues.get(key);
       const waiting = { cached, edit, resolve, reject };
@@ -94,19 +114,35 @@ export class ServiceAccountWrites {
 
   async #drain(key: string): Promise<void> {
     let latest: V1ServiceAccount | undefined;
+    // resourceVersions older than `latest`: those our writes replaced, and those the callers
+    // of a written batch had cached. They are opaque: only equality can be compared.
+    const superseded = new Set<string>();
     for (;;) {
       // Edits queued in the same turn (several syncs finishing their Secrets) join this write.
       await new Promise<void>((r) => setImmediate(r));
       const queue = this.#queues.get(key) ?? [];
       const batch = queue.splice(0);
-      if (batch.length === 0) {
+      if (batch.length === 0 || this.#signal?.aborted) {
         this.#queues.delete(key);
         return;
       }
       const first = batch[0] as Waiting;
+      // What our last write returned, unless a caller cached a version we neither wrote nor
+      // wrote over: that one came after (a tenant's edit the watch brought), or before and
+      // the PUT's 409 says so. Starting from `latest` then could find every edit done already
+      // and answer unchanged without asking the server.
+      const rv = (sa: V1ServiceAccount) => sa.metadata?.resourceVersion ?? '';
+      const newer = latest
+        ? batch.findLast(
+            (w) => rv(w.cached) !== rv(latest as V1ServiceAccount) && !superseded.has(rv(w.cached)),
+          )
+        : undefined;
+      const base = newer?.cached ?? latest ?? first.cached;
       let changed: Waiting[] = [];
+      let editedFrom = '';
       try {
-        const result = await updateServiceAccount(this.#api, latest ?? first.cached, (sa) => {
+        const result = await updateServiceAccount(this.#api, base, (sa) => {
+          editedFrom = rv(sa);
           changed = [];
           let next = sa;
           for (const w of batch) {
@@ -118,6 +154,14 @@ export class ServiceAccountWrites {
           return changed.length > 0 ? next : undefined;
         });
         latest = result.kind === 'written' ? result.sa : undefined;
+        if (latest) {
+          superseded.add(editedFrom);
+          superseded.add(rv(base));
+          for (const w of batch) superseded.add(rv(w.cached));
+          superseded.delete(rv(latest));
+        } else {
+          superseded.clear();
+        }
         for (const w of batch) {
           if (result.kind !== 'written') w.resolve(result);
           else if (!changed.includes(w)) w.resolve({ kind: 'unchanged' });
@@ -125,8 +169,14 @@ export class ServiceAccountWrites {
         }
       } catch (error) {
         latest = undefined;
+        superseded.clear();
         for (const w of batch) w.reject(error);
       }
     }
   }
+}
+
+function abortError(signal: AbortSignal): KubeApiError {
+  const why = signal.reason instanceof Error ? signal.reason.message : 'stopped';
+  return new KubeApiError(0, 'Aborted', `ServiceAccount write not sent: ${why}`);
 }

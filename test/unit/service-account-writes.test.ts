@@ -118,3 +118,80 @@ describe('ServiceAccountWrites: one write per ServiceAccount for edits that arri
     assert.deepEqual(results, [{ kind: 'gone' }, { kind: 'gone' }]);
   });
 });
+
+describe('ServiceAccountWrites: what a tenant (or a lost leadership) does meanwhile', () => {
+  it('re-adds an entry a tenant removed right after our write, from the cached object that shows it', async () => {
+    const cluster = new InMemoryCluster();
+    const sa = cluster.addServiceAccount('t', 'default');
+    const writes = new ServiceAccountWrites({
+      readServiceAccount: cluster.readServiceAccount.bind(cluster),
+      replaceServiceAccount: async (next: V1ServiceAccount) => {
+        const written = await cluster.replaceServiceAccount(next);
+        if (names(written).includes('a') && !tenantDone) {
+          tenantDone = true;
+          // The tenant removes our entry at once; the watch brings that version to the cache
+          // before our PUT's answer is processed, and our reconcile asks to add it back.
+          const removed = await cluster.replaceServiceAccount({ ...written, imagePullSecrets: [] });
+          again = writes.update(removed, adds('a'));
+        }
+        return written;
+      },
+    });
+    let tenantDone = false;
+    let again: Promise<unknown> | undefined;
+    await writes.update(sa, adds('a'));
+    await again;
+    assert.deepEqual(names(cluster.accounts.get('t/default')), ['a']);
+  });
+
+  it('rejects queued edits and writes nothing once leadership is lost', async () => {
+    const cluster = new InMemoryCluster();
+    const sa = cluster.addServiceAccount('t', 'default');
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const leadership = new AbortController();
+    const writes = new ServiceAccountWrites(
+      {
+        readServiceAccount: cluster.readServiceAccount.bind(cluster),
+        replaceServiceAccount: async (next: V1ServiceAccount) => {
+          await gate;
+          return cluster.replaceServiceAccount(next);
+        },
+      },
+      leadership.signal,
+    );
+    const first = writes.update(sa, adds('a'));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    const queued = [writes.update(sa, adds('b')), writes.update(sa, adds('c'))];
+    leadership.abort(new Error('leadership lost'));
+    const settled = await Promise.allSettled(queued);
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['rejected', 'rejected'],
+    );
+    release();
+    await first.catch(() => undefined);
+    assert.equal(names(cluster.accounts.get('t/default')).includes('b'), false);
+    // And after: refused at once, nothing sent.
+    const calls = cluster.calls.length;
+    await assert.rejects(writes.update(sa, adds('d')));
+    assert.equal(cluster.calls.length, calls);
+  });
+
+  it("stops with the client's own leadership signal (the leader's KubeApi)", async () => {
+    const cluster = new InMemoryCluster();
+    const sa = cluster.addServiceAccount('t', 'default');
+    const leadership = new AbortController();
+    const writes = new ServiceAccountWrites({
+      readServiceAccount: cluster.readServiceAccount.bind(cluster),
+      replaceServiceAccount: cluster.replaceServiceAccount.bind(cluster),
+      abortSignal: leadership.signal,
+    });
+    leadership.abort();
+    await assert.rejects(writes.update(sa, adds('a')));
+    assert.deepEqual(names(cluster.accounts.get('t/default')), []);
+  });
+});
