@@ -16,6 +16,7 @@ import {
   type ImageReference,
   imageMatchesServer,
   lookupCredentials,
+  MAX_IMAGE_REFERENCE_LENGTH,
   type PullSecret,
   readPullSecret,
 } from '../credentials/kubelet-keyring.ts';
@@ -115,7 +116,17 @@ export function explain(input: ExplainInput): Explanation {
     subject.kind === 'Pod'
       ? `Pod ${namespace}/${subject.name} (ServiceAccount ${saName(input)})`
       : `ServiceAccount ${namespace}/${subject.name} (a Pod created now)`;
-  const base = { image: input.image, namespace, subject: subjectText, pullSecrets, unreadable };
+  // A Pod's image is its author's string: one longer than any valid reference is neither
+  // parsed (not linear in its length) nor printed whole.
+  const tooLong = input.image.length > MAX_IMAGE_REFERENCE_LENGTH;
+  const image = tooLong
+    ? `${input.image.slice(0, 120)}… (${input.image.length} characters)`
+    : input.image;
+  const base = { image, namespace, subject: subjectText, pullSecrets, unreadable };
+  if (tooLong) {
+    const message = `the image reference is ${input.image.length} characters long, longer than any valid one (${MAX_IMAGE_REFERENCE_LENGTH}): the kubelet cannot pull it`;
+    return { ...base, candidates: [], reasons: [{ code: 'InvalidImage', message }] };
+  }
 
   const present: ExplainSecret[] = [];
   for (const name of pullSecrets) {
@@ -138,10 +149,10 @@ export function explain(input: ExplainInput): Explanation {
     return {
       rank: i + 1,
       secret: c.secret,
-      server: c.server,
+      server: withoutUserinfo(c.server),
       username: c.username,
       dockerHubFallback: c.dockerHubFallback,
-      unorderedWith: c.unorderedWith,
+      unorderedWith: c.unorderedWith.map(withoutUserinfo),
       ...(owner ? { registryCredential: owner } : {}),
       ...(expiresAt ? { expiresAt, expired: Date.parse(expiresAt) <= input.now.getTime() } : {}),
     };
@@ -309,7 +320,7 @@ function credentialReasons(
       ) {
         reasons.push({
           code: 'TokenExpired',
-          message: `RegistryCredential ${rc.metadata.name}'s token for ${r.server} expired at ${r.expiresAt}`,
+          message: `RegistryCredential ${rc.metadata.name}'s token for ${withoutUserinfo(r.server)} expired at ${r.expiresAt}`,
         });
       }
     }
@@ -364,7 +375,7 @@ function nearMisses(present: ExplainSecret[], repository: string): Reason[] {
       }
       reasons.push({
         code: 'PortOrPathMismatch',
-        message: `Secret ${secret.name}'s key ${JSON.stringify(entry.server)} matches the host of ${repository} but not its ${comparison.portMatches ? 'path' : comparison.pathMatches ? 'port' : 'port and path'}: ${parts.join('; ')}`,
+        message: `Secret ${secret.name}'s key ${JSON.stringify(withoutUserinfo(entry.server))} matches the host of ${repository} but not its ${comparison.portMatches ? 'path' : comparison.pathMatches ? 'port' : 'port and path'}: ${parts.join('; ')}`,
       });
     }
   }
@@ -377,4 +388,18 @@ function show(part: string): string {
 
 function list(names: string[]): string {
   return names.join(', ');
+}
+
+/**
+ * An auths key (or a RegistryCredential's server) without the user info it may carry
+ * (`https://user:password@host`: the kubelet accepts and ignores it): never printed.
+ */
+export function withoutUserinfo(server: string): string {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(server)?.[0] ?? '';
+  const rest = server.slice(scheme.length);
+  const end = rest.search(/[/?#]/);
+  const authority = end < 0 ? rest : rest.slice(0, end);
+  const at = authority.lastIndexOf('@');
+  if (at < 0) return server;
+  return `${scheme}REDACTED@${rest.slice(at + 1)}`;
 }
