@@ -3,7 +3,9 @@
 // kept in step with it. Rotation never leaves the API server with a bundle that does not trust
 // what is served: a new serving certificate under the same CA needs no bundle change; a new CA
 // is first published next to the old one (the bundle holds both) and signs the serving
-// certificate only after `publishGraceMs`, when every API server has had time to load it.
+// certificate only `publishGraceMs` after the configuration was seen holding that bundle (the
+// Secret's regcred.dev/ca-published-at, written then), when every API server has had time to
+// load it. Until then the old pair is served for as long as it is valid.
 import { X509Certificate } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/types.ts';
@@ -29,6 +31,10 @@ export interface CertificateState {
   serving?: KeyAndCertificate;
   /** PEM certificates, current CA first. */
   bundle: string[];
+  /**
+   * When a caBundle holding the current CA was first seen published in the webhook
+   * configuration; absent while it has not been (then nothing it signs is served yet).
+   */
   caPublishedAt?: Date;
 }
 
@@ -99,7 +105,8 @@ export function planCertificates(
     return cert !== undefined && cert.validToDate.getTime() > t;
   };
   if (t >= renewAt(caCert)) {
-    // A new CA, trusted next to the old one; what is served stays under the old one for now.
+    // A new CA, trusted next to the old one; what is served stays under the old one until
+    // the bundle holding it has been published (caPublishedAt, set then) and the grace passed.
     const ca = createCertificateAuthority(
       'regcred-operator webhook CA',
       window(policy.caLifetimeMs),
@@ -108,7 +115,6 @@ export function planCertificates(
       ca,
       ...(state.serving ? { serving: state.serving } : {}),
       bundle: [ca.cert, caCert.toString()],
-      caPublishedAt: now,
     };
   }
   const bundle = [caCert.toString(), ...state.bundle.filter((pem) => stillValid(pem))];
@@ -116,7 +122,8 @@ export function planCertificates(
     ...new Map(bundle.map((pem) => [new X509Certificate(pem).fingerprint256, pem])).values(),
   ];
   const serving = parse(state.serving?.cert);
-  const published = (state.caPublishedAt?.getTime() ?? 0) + policy.publishGraceMs <= t;
+  const published =
+    state.caPublishedAt !== undefined && state.caPublishedAt.getTime() + policy.publishGraceMs <= t;
   const needsServing =
     !serving ||
     t >= renewAt(serving) ||
@@ -152,6 +159,14 @@ function splitPem(bundle: string | undefined): string[] {
   return (
     (bundle ?? '').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []
   );
+}
+
+function publishedAnnotation(
+  annotations: Record<string, string> | undefined,
+  at: Date | undefined,
+): Record<string, string> {
+  const { [CA_PUBLISHED_ANNOTATION]: _previous, ...others } = annotations ?? {};
+  return at ? { ...others, [CA_PUBLISHED_ANNOTATION]: at.toISOString() } : others;
 }
 
 export function stateFromSecret(secret: V1Secret | undefined): CertificateState {
@@ -254,10 +269,11 @@ export class ServingCertificates {
           name: this.o.secretName,
           namespace: this.o.namespace,
           labels: { ...secret?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE },
-          annotations: {
-            ...secret?.metadata?.annotations,
-            [CA_PUBLISHED_ANNOTATION]: (next.caPublishedAt ?? now).toISOString(),
-          },
+          annotations: publishedAnnotation(
+            secret?.metadata?.annotations,
+            // Without a configuration to publish to, the grace counts from the write.
+            next.caPublishedAt ?? (this.o.webhookConfiguration ? undefined : now),
+          ),
           ...(secret?.metadata?.resourceVersion
             ? { resourceVersion: secret.metadata.resourceVersion }
             : {}),
@@ -295,7 +311,30 @@ export class ServingCertificates {
       this.served = current.serving.cert;
     }
     if (leading && this.o.webhookConfiguration && current.bundle.length > 0) {
-      await this.publishBundle(current.bundle.join(''));
+      const published = await this.publishBundle(current.bundle.join(''));
+      if (published && secret && current.caPublishedAt === undefined) {
+        await this.markPublished(secret, now);
+      }
+    }
+  }
+
+  /** Records that the bundle holding the current CA is published: its grace starts now. */
+  private async markPublished(secret: V1Secret, now: Date): Promise<void> {
+    const body: V1Secret = {
+      ...secret,
+      metadata: {
+        ...secret.metadata,
+        annotations: publishedAnnotation(secret.metadata?.annotations, now),
+      },
+    };
+    try {
+      await this.o.rest.send<V1Secret>(
+        { method: 'PUT', path: this.secretPath, body },
+        'record the webhook caBundle as published',
+      );
+    } catch (error) {
+      // Another replica wrote meanwhile: the next sync publishes and records again.
+      if (!(error instanceof KubeApiError && error.conflict)) throw error;
     }
   }
 
@@ -311,8 +350,11 @@ export class ServingCertificates {
     }
   }
 
-  /** Sets every webhook's caBundle of the configuration to `bundle` where it differs. */
-  private async publishBundle(bundle: string): Promise<void> {
+  /**
+   * Sets every webhook's caBundle of the configuration to `bundle` where it differs; true once
+   * the configuration holds it (false when it is not installed).
+   */
+  private async publishBundle(bundle: string): Promise<boolean> {
     const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${segment(this.o.webhookConfiguration)}`;
     let config: WebhookConfiguration;
     try {
@@ -321,7 +363,7 @@ export class ServingCertificates {
         'read MutatingWebhookConfiguration',
       );
     } catch (error) {
-      if (error instanceof KubeApiError && error.notFound) return; // not installed (yet)
+      if (error instanceof KubeApiError && error.notFound) return false; // not installed (yet)
       throw error;
     }
     const caBundle = Buffer.from(bundle).toString('base64');
@@ -332,7 +374,7 @@ export class ServingCertificates {
       ops.push({ op: 'test', path: `/webhooks/${i}/name`, value: webhook.name });
       ops.push({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: caBundle });
     });
-    if (ops.length === 0) return;
+    if (ops.length === 0) return (config.webhooks ?? []).length > 0;
     await this.o.rest.send(
       { method: 'PATCH', path, body: ops, contentType: 'application/json-patch+json' },
       'update caBundle of MutatingWebhookConfiguration',
@@ -341,5 +383,6 @@ export class ServingCertificates {
       mutatingWebhookConfiguration: this.o.webhookConfiguration,
       certificates: bundle.match(/BEGIN CERTIFICATE/g)?.length ?? 0,
     });
+    return true;
   }
 }
