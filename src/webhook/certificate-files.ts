@@ -1,6 +1,7 @@
 // Serving certificates from files (a mounted Secret that cert-manager or an administrator keeps):
 // the operator makes none and leaves caBundle to whoever issues them (cert-manager's CA
 // injector). A changed pair on disk is served from the next handshake on, without a restart.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../observability/logger.ts';
@@ -44,6 +45,11 @@ export class CertificateFiles {
       readFile(join(this.dir, 'tls.key'), 'utf8'),
     ]);
     if (cert === this.served) return;
+    // Read apart, the two may straddle the kubelet's swap of the mounted files: a certificate
+    // with another key would fail every handshake. Keep the previous pair until they match.
+    if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) {
+      throw new Error('tls.crt and tls.key do not match (files being replaced?)');
+    }
     this.onServing({ cert, key });
     this.served = cert;
     this.log.info('webhook certificate loaded from files', { dir: this.dir });
