@@ -649,6 +649,8 @@ describe('why an image is refused, in the words explain prints', () => {
     [`nginx@md5:${HEX64.slice(0, 32)}`, /unsupported digest algorithm md5/],
     [`nginx@sha256:${HEX64.slice(1)}`, /invalid digest/],
     [`nginx@sha256:${HEX64.toUpperCase()}`, /invalid digest/],
+    [`nginx@sha256:A${HEX64.slice(1)}`, /invalid digest/],
+    ['r.example.com/apP', /the repository name must be lowercase/],
   ];
   for (const [image, reason] of rows) {
     it(`${image.slice(0, 40)}: ${reason.source}`, () => {
@@ -712,5 +714,93 @@ describe('how a key compares with an image, part by part (explain’s near misse
 
   it('a key the kubelet cannot read again compares with nothing', () => {
     assert.equal(compareKeyToRepository('[::1%R]', 'R/app'), undefined);
+  });
+});
+
+describe('why the kubelet cannot read a pull Secret, in the words explain prints', () => {
+  const DCJ = 'kubernetes.io/dockerconfigjson';
+  const CFG = 'kubernetes.io/dockercfg';
+  // [Secret type, data key, JSON text, reason]; each is a Secret the kubelet fails pulls for.
+  const rows: Array<[string, string, string, string]> = [
+    [DCJ, '.dockerconfigjson', '{', 'it is not valid JSON'],
+    [DCJ, '.dockerconfigjson', '[]', 'the config is not a JSON object'],
+    [CFG, '.dockercfg', '"x"', 'the config is not a JSON object'],
+    [DCJ, '.dockerconfigjson', '{"auths":[]}', 'auths is not a JSON object'],
+    [
+      DCJ,
+      '.dockerconfigjson',
+      '{"httpheaders":{"a":"b","c":1}}',
+      'HttpHeaders is not an object of strings',
+    ],
+    [DCJ, '.dockerconfigjson', '{"auths":{"r.example.com":[]}}', 'an auths entry is not an object'],
+    [
+      DCJ,
+      '.dockerconfigjson',
+      '{"auths":{"r.example.com":{"email":5}}}',
+      "an auths entry's email is not a string",
+    ],
+    [
+      DCJ,
+      '.dockerconfigjson',
+      '{"auths":{"r.example.com":{"auth":"bm9jb2xvbg=="}}}',
+      "an auths entry's auth is not base64 of user:password",
+    ],
+  ];
+  for (const [type, key, json, reason] of rows) {
+    it(`${json}: ${reason}`, () => {
+      const pullSecret = {
+        name: 'team-pull',
+        type,
+        data: { [key]: Buffer.from(json).toString('base64') },
+      };
+      assert.deepEqual(readPullSecret(pullSecret), { readable: false, reason });
+      const lookup = lookupCredentials('r.example.com/app', [pullSecret]);
+      assert.deepEqual(lookup, {
+        ok: false,
+        reason: 'UnreadableSecret',
+        secret: 'team-pull',
+        message: `Secret team-pull cannot be read by the kubelet (${reason}), so it fails every pull of the Pod`,
+      });
+    });
+  }
+});
+
+describe('which pull Secrets the kubelet uses at all', () => {
+  const encoded = (json: string) => Buffer.from(json).toString('base64');
+  it('one of another type, or without its type’s key, is skipped (not an error)', () => {
+    const skippedSecrets: PullSecret[] = [
+      { name: 's', type: 'Opaque', data: { '.dockercfg': encoded('{"r.example.com":{}}') } },
+      { name: 's', type: 'Opaque', data: { '.dockerconfigjson': encoded('{"auths":{}}') } },
+      { name: 's', type: 'kubernetes.io/dockerconfigjson', data: {} },
+      { name: 's', type: 'kubernetes.io/dockercfg' },
+    ];
+    for (const skipped of skippedSecrets) {
+      assert.deepEqual(readPullSecret(skipped), { readable: true, used: false, entries: [] });
+    }
+  });
+
+  it('one of the right type with no logins is used, and offers nothing', () => {
+    const empty: Array<[string, string, string]> = [
+      ['kubernetes.io/dockerconfigjson', '.dockerconfigjson', '{}'],
+      ['kubernetes.io/dockerconfigjson', '.dockerconfigjson', '{"auths":null}'],
+      ['kubernetes.io/dockercfg', '.dockercfg', 'null'],
+    ];
+    for (const [type, key, json] of empty) {
+      assert.deepEqual(readPullSecret({ name: 's', type, data: { [key]: encoded(json) } }), {
+        readable: true,
+        used: true,
+        entries: [],
+      });
+    }
+  });
+
+  it('a null login is an empty one: no user, no password', () => {
+    assert.deepEqual(readPullSecret(secret('s', { 'r.example.com': null })), {
+      readable: true,
+      used: true,
+      entries: [
+        { server: 'r.example.com', key: 'r.example.com', username: '', hasPassword: false },
+      ],
+    });
   });
 });
