@@ -2,7 +2,8 @@
 // node step stops within seconds, before anything is built, naming the command to run.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const script = join(import.meta.dirname, '..', '..', 'scripts', 'provision.sh');
@@ -60,7 +61,13 @@ describe('npm run provision', () => {
   });
 
   it('stops within seconds without root, before building anything, naming the command', async () => {
-    // As the unprivileged user nobody, with a cache of its own that holds nothing yet.
+    // As the unprivileged user nobody, with a cache of its own that holds nothing yet. nobody
+    // may not be able to enter the clone (a checkout under a 0700 folder), so it runs a copy of
+    // the script and the wrapper modules it reads its versions from, in a folder nobody can read.
+    const copy = mkdtempSync(join(tmpdir(), 'regcred-provision-'));
+    cpSync(join(script, '..', 'controlplane'), join(copy, 'controlplane'), { recursive: true });
+    cpSync(script, join(copy, 'provision.sh'));
+    chmodSync(copy, 0o755);
     const result = await run('setpriv', [
       '--reuid=65534',
       '--regid=65534',
@@ -69,9 +76,9 @@ describe('npm run provision', () => {
       'HOME=/nonexistent',
       'REGCRED_CACHE_DIR=/nonexistent/cache',
       'bash',
-      script,
+      join(copy, 'provision.sh'),
       'all',
-    ]);
+    ]).finally(() => rmSync(copy, { recursive: true, force: true }));
     assert.notEqual(result.code, 0);
     assert.ok(result.ms < 5_000, `took ${result.ms} ms`);
     assert.match(result.stderr, /need root/);
