@@ -219,6 +219,7 @@ describe('which key matches which image (URLsMatchStr and the Docker Hub fallbac
     ['r.example.com', 'r.example.com.evil/app', false],
     // One '*' matches any run of characters inside a label, however many there are.
     ['*a.example.com', 'baa.example.com/x', true],
+    ['*a.example.com', 'aba.example.com/x', true],
     ['r**x.example.com', 'rabx.example.com/x', true],
     ['*ab.example.com', 'aab.example.com/x', true],
     ['a*b*c.example.com', 'axbyc.example.com/x', true],
@@ -242,6 +243,10 @@ describe('which key matches which image (URLsMatchStr and the Docker Hub fallbac
     ['[::1%2525-]', 'R/app', false],
     ['[::1%2525*]', 'R/app', false],
     ['[::1%2525]*]', 'R/app', false],
+    ['[::1%2525]*]', '[::1]/app', false],
+    ['[::1%2525*R]', 'R/app', true],
+    ['[::1%2525S-Z]', 'R/app', false],
+    ['[::1%2525A-C-R]', 'R/app', false],
     ['[::1%2525\u00e9R]', 'R/app', true],
     // Characters of two, three and four UTF-8 bytes are one character of the class each.
     ['[::1%2525R\u00e9]', 'R/app', true],
@@ -570,6 +575,8 @@ describe('the key the kubelet files an auths key under (BasicDockerKeyring.Add, 
     ['[::1%25%25]', '[::1%%]'],
     ['[::1%25%zz]', undefined],
     ['[::1%25a%2520]', '[::1%a%20]'],
+    ['[::1%25a%20]', '[::1%a ]'],
+    ['[%31::1%25en0]', undefined],
     ['[%66e80::1]', undefined],
     ['[fe80::1%25%C3%A9]', undefined],
     ['[::ffff:1.2.3.4]', '[::ffff:1.2.3.4]'],
@@ -603,6 +610,9 @@ describe('the key the kubelet files an auths key under (BasicDockerKeyring.Add, 
     ['r.example.com/a??', 'r.example.com/a'],
     ['r.example.com/a?b?c', 'r.example.com/a'],
     ['r.example.com/a#?x', 'r.example.com/a'],
+    ['r.example.com/a?%zz', 'r.example.com/a'],
+    ['r.example.com?%zz#x', 'r.example.com'],
+    ['r.example.com?a%#x', 'r.example.com'],
     ['r.example.com#\u0001', 'r.example.com'],
     // ports, /v1/ and /v2/, schemes
     ['r.example.com:5000:6000', undefined],
@@ -802,5 +812,25 @@ describe('which pull Secrets the kubelet uses at all', () => {
         { server: 'r.example.com', key: 'r.example.com', username: '', hasPassword: false },
       ],
     });
+  });
+});
+
+describe('a login without a user name, and images nobody can pull', () => {
+  it('a password alone is offered with an empty user name', () => {
+    const lookup = lookupCredentials('r.example.com/app', [
+      secret('s', { 'r.example.com': { password: 'p' } }),
+    ]);
+    assert.ok(lookup.ok);
+    assert.deepEqual(
+      lookup.candidates.map((c) => [c.username, c.hasPassword]),
+      [['', true]],
+    );
+  });
+
+  it('an image the kubelet refuses matches no server, not even Docker Hub’s fallback', () => {
+    for (const server of ['index.docker.io', '*', 'r.example.com']) {
+      assert.equal(imageMatchesServer('r.example.com/App', server), false);
+      assert.equal(imageMatchesServer('NGINX', server), false);
+    }
   });
 });
