@@ -247,6 +247,11 @@ describe('which key matches which image (URLsMatchStr and the Docker Hub fallbac
     ['[::1%2525*R]', 'R/app', true],
     ['[::1%2525S-Z]', 'R/app', false],
     ['[::1%2525A-C-R]', 'R/app', false],
+    // A range may not end in ']': the whole pattern is malformed and matches nothing.
+    ['[::1%2525A-]R]', 'Q/app', false],
+    // Characters whose UTF-8 starts with 0xC2 or 0xE0 are single class members too.
+    ['[::1%2525\u00a7R]', 'R/app', true],
+    ['[::1%2525\u0905R]', 'R/app', true],
     ['[::1%2525\u00e9R]', 'R/app', true],
     // Characters of two, three and four UTF-8 bytes are one character of the class each.
     ['[::1%2525R\u00e9]', 'R/app', true],
@@ -661,6 +666,7 @@ describe('why an image is refused, in the words explain prints', () => {
     [`nginx@sha256:${HEX64.toUpperCase()}`, /invalid digest/],
     [`nginx@sha256:A${HEX64.slice(1)}`, /invalid digest/],
     ['r.example.com/apP', /the repository name must be lowercase/],
+    ['r.example.com/:X', /invalid reference format/],
   ];
   for (const [image, reason] of rows) {
     it(`${image.slice(0, 40)}: ${reason.source}`, () => {
@@ -832,5 +838,22 @@ describe('a login without a user name, and images nobody can pull', () => {
       assert.equal(imageMatchesServer('r.example.com/App', server), false);
       assert.equal(imageMatchesServer('NGINX', server), false);
     }
+  });
+});
+
+describe('how explain lists a Secret’s logins under one key', () => {
+  it('by server, whatever order the Secret wrote them in', () => {
+    const lookup = lookupCredentials('r.example.com/app', [
+      secret('a', {
+        'https://r.example.com': { username: 'a' },
+        'r.example.com': { username: 'b' },
+        'http://r.example.com/v2/': { username: 'c' },
+      }),
+    ]);
+    assert.ok(lookup.ok);
+    assert.deepEqual(
+      lookup.candidates.map((c) => c.server),
+      ['http://r.example.com/v2/', 'https://r.example.com', 'r.example.com'],
+    );
   });
 });
