@@ -485,7 +485,11 @@ function decodeRune(bytes: string): [number, number] {
   if (size === 0 || bytes.length < size) return [0xfffd, 1];
   const decoded = Buffer.from(bytes.slice(0, size), 'latin1').toString('utf8');
   const rune = decoded.codePointAt(0) ?? 0xfffd;
-  const valid = String.fromCodePoint(rune).length === decoded.length && rune !== 0xfffd;
+  // Node's decoder turns invalid bytes into U+FFFD too: valid is what encodes back to the same
+  // bytes, so a literal U+FFFD is one rune of 3 bytes, as Go's DecodeRune reads it.
+  const valid =
+    String.fromCodePoint(rune).length === decoded.length &&
+    Buffer.from(decoded, 'utf8').toString('latin1') === bytes.slice(0, size);
   return valid ? [rune, size] : [0xfffd, 1];
 }
 

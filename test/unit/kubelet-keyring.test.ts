@@ -234,6 +234,8 @@ describe('which key matches which image (URLsMatchStr and the Docker Hub fallbac
     // An IPv6 key whose zone is escaped twice is filed as "[::1%25...]"; read again to match,
     // the whole bracket is a filepath.Match character class: it matches a one-letter host.
     ['[::1%2525R]', 'R/app', true],
+    // A literal U+FFFD in the class is a rune like any other (Go's DecodeRune: 3 bytes).
+    ['[::1%2525\uFFFDR]', 'R/app', true],
     ['[::1%2525R]', 'X/app', false],
     ['[::1%2525A-Z]', 'Q/app', true],
     ['[::1%2525A-C]', 'Q/app', false],
