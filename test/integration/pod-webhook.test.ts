@@ -103,6 +103,17 @@ describe('the Pod webhook, called by the real API server', () => {
       registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
     });
     await f.waitCondition(credential, 'Ready', 'True');
+    // Each test starts once the API server calls the webhook over a trusted connection, so any
+    // one of them can run alone: a dry-run Pod comes back with the credential's entry only when
+    // the API server has loaded the configuration and the operator's caBundle (before that the
+    // webhook is either not called or refused, failurePolicy Fail).
+    const probe = await namespace({ tenant });
+    await waitUntil('the API server to call the webhook over a trusted connection', () =>
+      f.core.createNamespacedPod({ namespace: probe, body: pod(), dryRun: 'All' }).then(
+        (created) => (created.spec?.imagePullSecrets ?? []).some((s) => s.name === credential),
+        () => false,
+      ),
+    );
   });
 
   after(async function () {
