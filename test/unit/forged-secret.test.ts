@@ -5,72 +5,22 @@
 import assert from 'node:assert/strict';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import {
-  API_VERSION,
-  CREDENTIAL_LABEL,
-  KIND,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  type RegistryCredential,
-} from '../../src/api/types.ts';
-import type { NamespaceInfo } from '../../src/controller/selection.ts';
-import { DOCKER_CONFIG_JSON_TYPE } from '../../src/credentials/dockerconfigjson.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { memoizedImageMatcher } from '../../src/webhook/image-matcher.ts';
 import { admitPod } from '../../src/webhook/pod-webhook.ts';
 import { decideStuckPod } from '../../src/webhook/stuck-pods.ts';
 import { WebhookMetrics } from '../../src/webhook/webhook-metrics.ts';
+import {
+  acmeSecret,
+  ourSecret as ours,
+  readyCredential,
+  teamA,
+} from '../support/webhook-fixtures.ts';
 
-const acme: RegistryCredential = {
-  apiVersion: API_VERSION,
-  kind: KIND,
-  metadata: { name: 'acme', uid: 'u1', creationTimestamp: new Date('2026-01-01T00:00:00Z') },
-  spec: {
-    namespaceSelector: { matchLabels: { tenant: 'acme' } },
-    registries: [{ server: 'registry.example.com', basic: { secretRef: { name: 's' } } }],
-  },
-  status: {
-    conditions: [
-      {
-        type: 'CredentialsReady',
-        status: 'True',
-        reason: 'CredentialsResolved',
-        message: '',
-        lastTransitionTime: '2026-01-01T00:00:00Z',
-      },
-    ],
-  },
-};
-const teamA: NamespaceInfo = {
-  name: 'team-a',
-  labels: { tenant: 'acme' },
-  annotations: {},
-  terminating: false,
-};
-const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: 'acme' };
+const acme = readyCredential('registry.example.com');
 /** The tenant's: our labels and type, no ownerReference (or one to an old uid). */
-const forged: V1Secret = {
-  metadata: { name: 'acme', namespace: 'team-a', labels },
-  type: DOCKER_CONFIG_JSON_TYPE,
-};
-const stale: V1Secret = {
-  ...forged,
-  metadata: {
-    ...forged.metadata,
-    ownerReferences: [
-      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'old', controller: true },
-    ],
-  },
-};
-const ours: V1Secret = {
-  ...forged,
-  metadata: {
-    ...forged.metadata,
-    ownerReferences: [
-      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'u1', controller: true },
-    ],
-  },
-};
+const forged = acmeSecret();
+const stale = acmeSecret('old');
 
 const stuck: V1Pod = {
   metadata: {

@@ -3,20 +3,11 @@
 // its owner (never a loop), and the rate limit delays evictions without losing any.
 import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
-import type { V1Pod, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { Subject } from 'rxjs';
-import {
-  API_VERSION,
-  CREDENTIAL_LABEL,
-  KIND,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  type RegistryCredential,
-} from '../../src/api/types.ts';
 import type { Clock } from '../../src/clock.ts';
 import type { NamespaceInfo } from '../../src/controller/selection.ts';
-import { DOCKER_CONFIG_JSON_TYPE } from '../../src/credentials/dockerconfigjson.ts';
 import type { ClusterCaches } from '../../src/kube/cluster-view.ts';
 import type { InformerEvent } from '../../src/kube/informer.ts';
 import type { KubeRest, RestRequest } from '../../src/kube/rest.ts';
@@ -31,44 +22,10 @@ import {
 import { decideStuckPod } from '../../src/webhook/stuck-pods.ts';
 import { WebhookMetrics } from '../../src/webhook/webhook-metrics.ts';
 import { testCertificates } from '../support/fakes/test-ca.ts';
+import { ourSecret as ours, readyCredential, teamA } from '../support/webhook-fixtures.ts';
 
-const credential: RegistryCredential = {
-  apiVersion: API_VERSION,
-  kind: KIND,
-  metadata: { name: 'acme', uid: 'u1', creationTimestamp: new Date('2026-01-01T00:00:00Z') },
-  spec: {
-    namespaceSelector: { matchLabels: { tenant: 'acme' } },
-    registries: [{ server: 'registry.example.com', basic: { secretRef: { name: 's' } } }],
-  },
-  status: {
-    conditions: [
-      {
-        type: 'CredentialsReady',
-        status: 'True',
-        reason: 'CredentialsResolved',
-        message: '',
-        lastTransitionTime: '2026-01-01T00:00:00Z',
-      },
-    ],
-  },
-};
-const ours: V1Secret = {
-  metadata: {
-    name: 'acme',
-    namespace: 'team-a',
-    labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: 'acme' },
-    ownerReferences: [
-      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'u1', controller: true },
-    ],
-  },
-  type: DOCKER_CONFIG_JSON_TYPE,
-};
-const teamA: NamespaceInfo = {
-  name: 'team-a',
-  labels: { tenant: 'acme' },
-  annotations: {},
-  terminating: false,
-};
+const credential = readyCredential('registry.example.com');
+
 /** The ServiceAccount has no entry yet: only the webhook would give a replacement the Secret. */
 const bareSa: V1ServiceAccount = { metadata: { name: 'default', namespace: 'team-a' } };
 

@@ -1,50 +1,10 @@
 import assert from 'node:assert/strict';
 import type { V1Pod, V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
-import {
-  API_VERSION,
-  CREDENTIAL_LABEL,
-  KIND,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  type RegistryCredential,
-} from '../../src/api/types.ts';
-import { DOCKER_CONFIG_JSON_TYPE } from '../../src/credentials/dockerconfigjson.ts';
 import { imageMatchesServer } from '../../src/credentials/kubelet-keyring.ts';
 import { compactPod, decideStuckPod, type StuckPodView } from '../../src/webhook/stuck-pods.ts';
+import { ourSecret as ours, readyCredential } from '../support/webhook-fixtures.ts';
 
-const credential: RegistryCredential = {
-  apiVersion: API_VERSION,
-  kind: KIND,
-  metadata: { name: 'acme', uid: 'u1', creationTimestamp: new Date('2026-01-01T00:00:00Z') },
-  spec: {
-    namespaceSelector: { matchLabels: { tenant: 'acme' } },
-    registries: [{ server: 'registry.example.com:5000', basic: { secretRef: { name: 's' } } }],
-  },
-  status: {
-    conditions: [
-      {
-        type: 'CredentialsReady',
-        status: 'True',
-        reason: 'CredentialsResolved',
-        message: '',
-        lastTransitionTime: '2026-01-01T00:00:00Z',
-      },
-    ],
-  },
-};
-
-const ours: V1Secret = {
-  metadata: {
-    name: 'acme',
-    namespace: 'team-a',
-    labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CREDENTIAL_LABEL]: 'acme' },
-    // As the reconciler writes it: the controller reference to the credential's uid.
-    ownerReferences: [
-      { apiVersion: API_VERSION, kind: KIND, name: 'acme', uid: 'u1', controller: true },
-    ],
-  },
-  type: DOCKER_CONFIG_JSON_TYPE,
-};
+const credential = readyCredential('registry.example.com:5000');
 
 function stuckPod(
   options: { owner?: string; image?: string; reason?: string; secrets?: string[] } = {},
