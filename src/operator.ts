@@ -3,6 +3,7 @@
 // once every cache has synced and this process leads. Decisions live in controller/.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Subscription } from 'rxjs';
+import { CLEANUP_FINALIZER } from './api/types.ts';
 import type { OperatorConfig } from './config.ts';
 import { effectiveSecretName } from './controller/desired.ts';
 import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
@@ -30,6 +31,13 @@ const WEBHOOK_PROOF_WINDOW_MS = 5 * 60_000;
 const NAMESPACE_QUEUE = 'registrycredential_namespace';
 /** How long a full reconcile that only updates the status waits, to coalesce a burst. */
 const STATUS_COALESCE_MS = 1_000;
+/**
+ * Full reconciles fanned out together at most (ADR 0014, "Namespace-major writes"); new
+ * credentials gather until none came for BATCH_QUIET_MS, at most BATCH_MAX_WAIT_MS.
+ */
+const BATCH_MAX_KEYS = 64;
+const BATCH_QUIET_MS = 200;
+const BATCH_MAX_WAIT_MS = 2_000;
 
 export interface OperatorOptions {
   config: OperatorConfig;
@@ -98,6 +106,7 @@ export class Operator {
         allowedSourceNamespaces: new Set(config.sourceNamespaces),
       },
       fanoutConcurrency: config.fanoutConcurrency,
+      workers: config.workers,
       tokens: new TokenCache(),
       endpoints: config.cloudEndpoints,
       onRefresh: (credential, source, ok) => {
@@ -119,6 +128,8 @@ export class Operator {
       secretsIn: (namespace) => caches.cachedSecretsIn(namespace),
       isSourceNamespace: (namespace) => caches.isSourceNamespace(namespace),
       upToDate: (secret, credential) => namespaces.upToDate(secret, credential),
+      fullReconcileCovers: (credential, namespace) =>
+        operator.queue.isDirty(credential) || operator.reconciler.covers(credential, namespace),
     });
     // The kubelet's own matching of an image to an auths key (kubelet-keyring.ts), remembered,
     // bounded in bytes, and refused for images longer than any valid reference (image-matcher.ts).
@@ -232,7 +243,18 @@ export class Operator {
       },
     };
     this.stopWorkers = [
-      runWorkers(this.queue, this.config.workers, (key) => this.reconciler.reconcile(key), options),
+      runWorkers(this.queue, this.config.workers, (key) => this.reconciler.reconcile(key), {
+        ...options,
+        batching: {
+          // Full reconciles due together fan out together (ADR 0014, "Namespace-major writes").
+          accepts: (key) => key !== ORPHANED_ENTRIES_KEY,
+          gathers: (key) => this.isNewCredential(key),
+          maxKeys: BATCH_MAX_KEYS,
+          quietMs: BATCH_QUIET_MS,
+          maxWaitMs: BATCH_MAX_WAIT_MS,
+          handler: (keys) => this.reconciler.reconcileTogether(keys),
+        },
+      }),
       runWorkers(
         this.namespaceQueue,
         this.config.fanoutConcurrency,
@@ -284,6 +306,19 @@ export class Operator {
   private watchSecretNames(): void {
     this.caches.watchSecretNames(
       new Set(this.caches.cachedCredentials().map((cred) => effectiveSecretName(cred))),
+    );
+  }
+
+  /**
+   * A RegistryCredential not reconciled yet (no finalizer): created, likely with others in a
+   * burst, whose full reconciles gather to fan out together.
+   */
+  private isNewCredential(name: string): boolean {
+    const cred = this.caches.cachedCredential(name);
+    return (
+      cred !== undefined &&
+      !cred.metadata.deletionTimestamp &&
+      !(cred.metadata.finalizers ?? []).includes(CLEANUP_FINALIZER)
     );
   }
 

@@ -27,6 +27,15 @@ export interface NamespaceReconcileResult {
   fullReconcile?: boolean;
 }
 
+/** One credential's sync of one namespace: what its Secret there should hold. */
+export interface NamespaceWrite {
+  cred: RegistryCredential;
+  secretName: string;
+  json: string;
+  /** The credential's reconcile's counts (its log line). */
+  writes: Writes;
+}
+
 export class NamespaceSync {
   private readonly ctx: ReconcileContext;
   /**
@@ -160,28 +169,62 @@ export class NamespaceSync {
     json: string,
     writes: Writes,
   ): Promise<NamespaceOutcome> {
-    const key = `${cred.metadata.name ?? ''}/${ns}`;
-    let waited = false;
-    for (let running = this.inFlight.get(key); running; running = this.inFlight.get(key)) {
-      waited = true;
-      await running.catch(() => undefined);
+    const [outcome] = await this.syncTogether(ns, [{ cred, secretName, json, writes }]);
+    return outcome as NamespaceOutcome;
+  }
+
+  /**
+   * syncExclusive of several credentials in one namespace (a batched fan-out, ADR 0014
+   * "Namespace-major writes"): each credential's Secret, then ONE write per ServiceAccount
+   * composing every credential's entry edit. Outcomes in the order of `items`.
+   */
+  async syncTogether(ns: string, items: readonly NamespaceWrite[]): Promise<NamespaceOutcome[]> {
+    const keys = items.map((item) => `${item.cred.metadata.name ?? ''}/${ns}`);
+    const waited = new Set<number>();
+    for (;;) {
+      const running: Promise<unknown>[] = [];
+      keys.forEach((key, i) => {
+        const sync = this.inFlight.get(key);
+        if (!sync) return;
+        waited.add(i);
+        running.push(sync.catch(() => undefined));
+      });
+      if (running.length === 0) break;
+      await Promise.all(running);
     }
-    // The other wrote it: done; or it wrote newer bytes (a rotation resolved after ours was),
-    // which ours must not overwrite. Only if it succeeded: otherwise ours runs and reports.
-    if (waited) {
-      const newer = this.latestJson.get(cred.metadata.name ?? '') !== json;
-      if (
-        newer ? this.holdsCurrent(cred, ns, secretName) : this.inSync(cred, ns, secretName, json)
-      ) {
-        return { kind: 'synced', wrote: 0 };
+    const outcomes: NamespaceOutcome[] = items.map(() => ({ kind: 'synced', wrote: 0 }));
+    const todo: number[] = [];
+    items.forEach((item, i) => {
+      // The other wrote it: done; or it wrote newer bytes (a rotation resolved after ours
+      // was), which ours must not overwrite. Only if it succeeded: otherwise ours runs and
+      // reports.
+      if (waited.has(i)) {
+        const { cred, secretName, json } = item;
+        const newer = this.latestJson.get(cred.metadata.name ?? '') !== json;
+        if (
+          newer ? this.holdsCurrent(cred, ns, secretName) : this.inSync(cred, ns, secretName, json)
+        ) {
+          return;
+        }
       }
-    }
-    const sync = this.syncNamespace(cred, ns, secretName, json, writes);
-    this.inFlight.set(key, sync);
+      todo.push(i);
+    });
+    if (todo.length === 0) return outcomes;
+    const sync = this.syncNamespace(
+      ns,
+      todo.map((i) => items[i] as NamespaceWrite),
+    );
+    for (const i of todo) this.inFlight.set(keys[i] as string, sync);
     try {
-      return await sync;
+      const results = await sync;
+      todo.forEach((i, j) => {
+        outcomes[i] = results[j] as NamespaceOutcome;
+      });
+      return outcomes;
     } finally {
-      this.inFlight.delete(key);
+      for (const i of todo) {
+        if (this.inFlight.get(keys[i] as string) === sync) this.inFlight.delete(keys[i] as string);
+      }
     }
   }
 
@@ -203,15 +246,35 @@ export class NamespaceSync {
       .filter(({ sa, selected }) => entryEdit(sa, secretName, selected) !== undefined);
   }
 
+  /**
+   * The Secret of each item, one after the other, then the entries of those whose Secret is
+   * in place: one write per ServiceAccount for all of them.
+   */
   private async syncNamespace(
-    cred: RegistryCredential,
     ns: string,
-    secretName: string,
-    json: string,
-    writes: Writes,
-  ): Promise<NamespaceOutcome> {
+    items: readonly NamespaceWrite[],
+  ): Promise<NamespaceOutcome[]> {
+    const outcomes: Array<NamespaceOutcome | undefined> = [];
+    for (const item of items) outcomes.push(await this.secretStep(ns, item));
+    const ready = items.filter((_, i) => outcomes[i] === undefined);
+    if (ready.length > 0) {
+      try {
+        await this.entryStep(ns, ready);
+      } catch (error) {
+        items.forEach((item, i) => {
+          if (outcomes[i] === undefined) outcomes[i] = this.failure(ns, item.cred, error);
+        });
+      }
+    }
+    return outcomes.map((o) => o ?? { kind: 'synced', wrote: 1 });
+  }
+
+  /** Writes the item's Secret; undefined when it is in place and its entries may follow. */
+  private async secretStep(
+    ns: string,
+    { cred, secretName, json, writes }: NamespaceWrite,
+  ): Promise<NamespaceOutcome | undefined> {
     const { view, api } = this.ctx;
-    const credName = cred.metadata.name ?? '';
     const desired = desiredSecret(cred, ns, json);
     const claimant = (owner: string) => {
       const other = view.credential(owner);
@@ -269,34 +332,66 @@ export class NamespaceSync {
         view.wroteSecret(await api.createSecret(desired));
         writes.secrets += 1;
       }
-      for (const { sa, selected } of this.serviceAccountChanges(cred, ns, secretName)) {
-        const result = await this.serviceAccountWrites.update(sa, (current) =>
-          entryEdit(current, secretName, selected),
-        );
-        if (result.kind === 'written') {
-          view.wroteServiceAccount(result.sa);
-          if (!result.merged) writes.serviceAccounts += 1;
-        }
-      }
-      return { kind: 'synced', wrote: 1 };
+      return undefined;
     } catch (error) {
-      if (error instanceof KubeApiError && (error.notFound || terminating(error))) {
-        // The namespace went away (or is going) under us: not a target any more.
-        return { kind: 'skipped' };
-      }
-      const message = error instanceof Error ? error.message : String(error);
-      this.ctx.log.warn('namespace sync failed', {
-        registryCredential: credName,
-        namespace: ns,
-        error: message,
-      });
-      return {
-        kind: 'failed',
-        reason: 'PartiallySynced',
-        message: safeMessage(message, 256),
-        transient: true,
-      };
+      return this.failure(ns, cred, error);
     }
+  }
+
+  /**
+   * Every item's entry edits of each ServiceAccount of `ns`, composed into one
+   * read-modify-write of it (ADR 0004: re-applied to the fresh object after a 409, so
+   * everyone else's entries stay).
+   */
+  private async entryStep(ns: string, items: readonly NamespaceWrite[]): Promise<void> {
+    const { view } = this.ctx;
+    const accounts = view.serviceAccounts(ns);
+    const names = accounts.map((sa) => sa.metadata?.name ?? '');
+    const selecting = items.map((item) => new Set(selectedServiceAccounts(item.cred.spec, names)));
+    for (const sa of accounts) {
+      const saName = sa.metadata?.name ?? '';
+      const edits = items
+        .map((item, i) => ({ item, selected: (selecting[i] as Set<string>).has(saName) }))
+        .filter(({ item, selected }) => entryEdit(sa, item.secretName, selected) !== undefined);
+      if (edits.length === 0) continue;
+      // The credential whose edit the write made first: its reconcile counts the write.
+      const counted: { item?: NamespaceWrite } = {};
+      const result = await this.serviceAccountWrites.update(sa, (current) => {
+        delete counted.item;
+        let next = current;
+        for (const { item, selected } of edits) {
+          const edited = entryEdit(next, item.secretName, selected);
+          if (edited === undefined) continue;
+          next = edited;
+          counted.item ??= item;
+        }
+        return counted.item ? next : undefined;
+      });
+      if (result.kind === 'written') {
+        view.wroteServiceAccount(result.sa);
+        if (!result.merged && counted.item) counted.item.writes.serviceAccounts += 1;
+      }
+    }
+  }
+
+  /** A namespace sync's error as its outcome. */
+  private failure(ns: string, cred: RegistryCredential, error: unknown): NamespaceOutcome {
+    if (error instanceof KubeApiError && (error.notFound || terminating(error))) {
+      // The namespace went away (or is going) under us: not a target any more.
+      return { kind: 'skipped' };
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    this.ctx.log.warn('namespace sync failed', {
+      registryCredential: cred.metadata.name ?? '',
+      namespace: ns,
+      error: message,
+    });
+    return {
+      kind: 'failed',
+      reason: 'PartiallySynced',
+      message: safeMessage(message, 256),
+      transient: true,
+    };
   }
 
   private targets(cred: RegistryCredential, ns: string): boolean {

@@ -26,6 +26,11 @@ export interface ReconcilerOptions {
   policy: SourcePolicy;
   /** Namespace writes in flight at once for one RegistryCredential. */
   fanoutConcurrency: number;
+  /**
+   * Full-reconcile workers (default 1): a fan-out of k credentials reconciled together runs
+   * min(k, workers) × fanoutConcurrency namespaces at once, what k workers did apart.
+   */
+  workers?: number;
   /** Cloud tokens, one cloud call per refresh whatever the number of namespaces. */
   tokens: TokenCache;
   /** Endpoint overrides for the cloud SDKs (tests, air-gapped mirrors). */

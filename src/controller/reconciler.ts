@@ -17,10 +17,12 @@ import {
   CLEANUP_FINALIZER,
   REFRESH_REQUESTED_ANNOTATION,
   type RegistryCredential,
+  type RegistryCredentialStatus,
 } from '../api/types.ts';
 import { buildDockerConfigJson } from '../credentials/dockerconfigjson.ts';
 import { CredentialError } from '../credentials/errors.ts';
 import type { ResolvedWithTokens } from '../credentials/resolve.ts';
+import type { Logger } from '../observability/logger.ts';
 import { Cleanup } from './cleanup.ts';
 import { desiredSecret, effectiveSecretName } from './desired.ts';
 import { NamespaceSync } from './namespace-sync.ts';
@@ -30,6 +32,7 @@ import {
   type ReconcilerOptions,
   RetryableSyncError,
   resolveFor,
+  type Writes,
 } from './reconcile-context.ts';
 import { type NamespaceInfo, namespaceSelection } from './selection.ts';
 import { StatusWriter } from './status-writer.ts';
@@ -51,6 +54,25 @@ export const ORPHANED_ENTRIES_KEY = '*orphaned-entries';
 /** Conflicts are retried on this period: an adopt annotation on a Secret we don't watch. */
 export const CONFLICT_RETRY_MS = 60_000;
 
+/** A credential's full reconcile between its preparation and its fan-out's end. */
+interface Plan {
+  name: string;
+  current: RegistryCredential;
+  log: Logger;
+  selects: (ns: NamespaceInfo) => boolean;
+  targets: Set<string>;
+  secretName: string;
+  resolved: ResolvedWithTokens | undefined;
+  /** What its Secrets hold; undefined when nothing is written (no credentials resolved). */
+  json: string | undefined;
+  credentialError: CredentialError | undefined;
+  registryStatuses: RegistryCredentialStatus['registries'];
+  nextAttemptAt: Date | undefined;
+  writes: Writes;
+  cleanupErrors: string[];
+  outcomes: Map<string, NamespaceOutcome>;
+}
+
 export class Reconciler {
   /** One namespace at a time, shared with the per-namespace fast path. */
   readonly namespaces: NamespaceSync;
@@ -58,6 +80,11 @@ export class Reconciler {
   private readonly cleanup: Cleanup;
   private readonly status: StatusWriter;
   private readonly tokenState: TokenState;
+  /**
+   * Credentials whose full reconcile runs: 'preparing' (before its fan-out, which will read
+   * every target from the caches), then the targets its fan-out has not started yet.
+   */
+  private readonly covering = new Map<string, 'preparing' | Set<string>>();
 
   constructor(options: ReconcilerOptions) {
     this.ctx = { ...options, now: options.now ?? (() => new Date()) };
@@ -67,7 +94,59 @@ export class Reconciler {
     this.tokenState = new TokenState(this.ctx);
   }
 
+  /** A full reconcile of one credential (reconcileTogether of one). */
   async reconcile(name: string): Promise<ReconcileResult> {
+    const [result] = await this.reconcileTogether([name]);
+    if (result?.status === 'rejected') throw result.reason;
+    return result?.status === 'fulfilled' ? result.value : {};
+  }
+
+  /**
+   * Full reconciles of several credentials due together (ADR 0014, "Namespace-major
+   * writes"): each one's finalizer, resolution, targets and cleanup as alone; then ONE
+   * fan-out over the union of their targets where, per namespace, each one's Secret is
+   * written and then each ServiceAccount gets one write with every one's entry; then each
+   * one's make-before-break cleanup and status from its own outcomes. Results in the order
+   * of `names`, each as reconcile() would have settled alone.
+   */
+  async reconcileTogether(
+    names: readonly string[],
+  ): Promise<Array<PromiseSettledResult<ReconcileResult>>> {
+    for (const name of names) this.covering.set(name, 'preparing');
+    const prepared = await Promise.allSettled(names.map((name) => this.prepare(name)));
+    const plans: Plan[] = [];
+    for (const p of prepared) {
+      if (p.status === 'fulfilled' && 'targets' in p.value) plans.push(p.value);
+    }
+    for (const [i, p] of prepared.entries()) {
+      if (p.status !== 'fulfilled' || !('targets' in p.value))
+        this.covering.delete(names[i] as string);
+    }
+    try {
+      await this.fanOut(plans);
+    } finally {
+      for (const plan of plans) this.covering.delete(plan.name);
+    }
+    return Promise.allSettled(
+      prepared.map(async (p) => {
+        if (p.status === 'rejected') throw p.reason;
+        return 'targets' in p.value ? this.finish(p.value) : p.value;
+      }),
+    );
+  }
+
+  /**
+   * True when a full reconcile of `name` now running will still read `ns` from the caches
+   * before writing it: it has not reached its fan-out, or its fan-out has not started `ns`.
+   * A ServiceAccount event there needs no fast path for it (event-mapping.ts).
+   */
+  covers(name: string, ns: string): boolean {
+    const state = this.covering.get(name);
+    return state === 'preparing' || state?.has(ns) === true;
+  }
+
+  /** Everything before the fan-out: a plan for it, or the reconcile's result without one. */
+  private async prepare(name: string): Promise<Plan | ReconcileResult> {
     const { view } = this.ctx;
     if (name === ORPHANED_ENTRIES_KEY) {
       await this.sweepOrphanedEntries();
@@ -153,9 +232,8 @@ export class Reconciler {
       )),
       ...(await this.cleanup.removeDanglingEntries(name, selects, secretName, writes)),
     ];
-    const outcomes = new Map<string, NamespaceOutcome>();
+    let json: string | undefined;
     if (resolved) {
-      let json: string;
       try {
         json = buildDockerConfigJson(resolved.entries);
         // Built once per reconcile; every namespace gets the same bytes.
@@ -169,21 +247,81 @@ export class Reconciler {
         await this.writeFailed(current, error);
         return {};
       }
-      const queue = new PQueue({ concurrency: this.ctx.fanoutConcurrency });
-      for (const ns of [...targets].sort()) {
-        if (this.namespaces.inSync(current, ns, secretName, json)) {
-          outcomes.set(ns, { kind: 'synced', wrote: 0 });
+    }
+    return {
+      name,
+      current,
+      log,
+      selects,
+      targets,
+      secretName,
+      resolved,
+      json,
+      credentialError,
+      registryStatuses,
+      nextAttemptAt,
+      writes,
+      cleanupErrors,
+      outcomes: new Map(),
+    };
+  }
+
+  /**
+   * One fan-out over the union of the plans' targets, namespace by namespace: in each, the
+   * Secrets of the plans that need a write there, then one write per ServiceAccount
+   * (NamespaceSync.syncTogether). k credentials run min(k, workers) times the fan-out
+   * concurrency of namespaces at once: what k workers did apart.
+   */
+  private async fanOut(plans: readonly Plan[]): Promise<void> {
+    const writing = plans.filter((plan) => plan.json !== undefined);
+    const byNamespace = new Map<string, Plan[]>();
+    for (const plan of writing) {
+      const pending = new Set<string>();
+      for (const ns of plan.targets) {
+        if (this.namespaces.inSync(plan.current, ns, plan.secretName, plan.json as string)) {
+          plan.outcomes.set(ns, { kind: 'synced', wrote: 0 });
           continue;
         }
-        void queue.add(async () => {
-          outcomes.set(
-            ns,
-            await this.namespaces.syncExclusive(current, ns, secretName, json, writes),
-          );
-        });
+        pending.add(ns);
+        const list = byNamespace.get(ns);
+        if (list) list.push(plan);
+        else byNamespace.set(ns, [plan]);
       }
-      await queue.onIdle();
+      this.covering.set(plan.name, pending);
     }
+    for (const plan of plans) if (plan.json === undefined) this.covering.delete(plan.name);
+    if (byNamespace.size === 0) return;
+    const lanes = Math.max(1, Math.min(writing.length, this.ctx.workers ?? 1));
+    const queue = new PQueue({ concurrency: this.ctx.fanoutConcurrency * lanes });
+    for (const ns of [...byNamespace.keys()].sort()) {
+      const due = byNamespace.get(ns) as Plan[];
+      void queue.add(async () => {
+        for (const plan of due) {
+          const state = this.covering.get(plan.name);
+          if (state !== 'preparing') state?.delete(ns);
+        }
+        const outcomes = await this.namespaces.syncTogether(
+          ns,
+          due.map((plan) => ({
+            cred: plan.current,
+            secretName: plan.secretName,
+            json: plan.json as string,
+            writes: plan.writes,
+          })),
+        );
+        due.forEach((plan, i) => {
+          plan.outcomes.set(ns, outcomes[i] as NamespaceOutcome);
+        });
+      });
+    }
+    await queue.onIdle();
+  }
+
+  /** Everything after the fan-out, from the plan's own outcomes: as if it had run alone. */
+  private async finish(plan: Plan): Promise<ReconcileResult> {
+    const { view } = this.ctx;
+    const { current, selects, secretName, targets, outcomes, resolved, writes, log } = plan;
+    const { credentialError, registryStatuses, nextAttemptAt, cleanupErrors } = plan;
     // A Secret under an old secretName leaves a namespace only once the new one is in place
     // there, after the writes (make before break: its ServiceAccounts never lose a working pull
     // secret, and a namespace where the new name conflicts or failed keeps the old one).

@@ -3,6 +3,7 @@
 // p-queue fed from get() would only add buffering in which keys could not be de-duplicated).
 // Outcome handling follows controller-runtime: success → forget (reset backoff) and, if asked,
 // addAfter; error → addRateLimited; always done().
+import { type Clock, sleep, systemClock } from '../clock.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
 import { safeMessage } from '../observability/redact.ts';
 import type { WorkQueue } from './workqueue.ts';
@@ -18,6 +19,74 @@ export interface WorkerPoolOptions {
   logger?: Pick<Logger, 'warn' | 'error'>;
   /** Called after each handler run, e.g. for reconcile metrics; must not throw (logged). */
   onResult?: (key: string, outcome: WorkOutcome) => void;
+  /** Keys handled together when they are due together (see Batching). */
+  batching?: Batching;
+  clock?: Clock;
+}
+
+/**
+ * Keys due together handled in one call (full reconciles fanning out namespace-major, ADR
+ * 0014). A worker that takes a key `accepts` also takes every other such key waiting, up to
+ * `maxKeys`; when the first is one that `gathers` (a credential just created: a burst of
+ * creations), it keeps taking them, those other workers take included, until `quietMs` pass
+ * without a new one that `gathers`, at most `maxWaitMs`. Each key is then settled on its own
+ * result, exactly as if its handler had run alone.
+ */
+export interface Batching {
+  accepts(key: string): boolean;
+  gathers(key: string): boolean;
+  maxKeys: number;
+  quietMs: number;
+  maxWaitMs: number;
+  handler(
+    keys: readonly string[],
+  ): Promise<ReadonlyArray<PromiseSettledResult<WorkResult | undefined>>>;
+}
+
+/** The keys one batch is gathering (shared with the other workers while it waits). */
+export interface Gathering {
+  keys: string[];
+  sawNew: boolean;
+}
+
+/**
+ * The keys to handle with `first` (see Batching). `open` is told of the gathering while it
+ * waits, so keys other workers take join it.
+ */
+export async function gatherKeys(
+  queue: Pick<WorkQueue, 'tryGet'>,
+  first: string,
+  batching: Batching,
+  clock: Clock = systemClock,
+  open?: (gathering: Gathering, waiting: boolean) => void,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const g: Gathering = { keys: [first], sawNew: false };
+  const take = (): void => {
+    while (g.keys.length < batching.maxKeys) {
+      const key = queue.tryGet((k) => batching.accepts(k));
+      if (key === undefined) return;
+      g.keys.push(key);
+      if (batching.gathers(key)) g.sawNew = true;
+    }
+  };
+  take();
+  if (!batching.gathers(first)) return g.keys;
+  const deadline = clock.now() + batching.maxWaitMs;
+  open?.(g, true);
+  try {
+    for (;;) {
+      const left = deadline - clock.now();
+      if (left <= 0 || g.keys.length >= batching.maxKeys || signal?.aborted) break;
+      g.sawNew = false;
+      await sleep(Math.min(batching.quietMs, left), signal, clock);
+      take();
+      if (!g.sawNew) break;
+    }
+  } finally {
+    open?.(g, false);
+  }
+  return g.keys;
 }
 
 export type WorkOutcome =
@@ -39,27 +108,37 @@ export function runWorkers(
   const logger = opts.logger ?? silentLogger;
   const stopping = new AbortController();
 
-  const work = async (key: string): Promise<void> => {
-    const started = performance.now();
+  const clock = opts.clock ?? systemClock;
+  const batching = opts.batching;
+  /** The batch gathering now, which keys other workers take join. */
+  let gathering: Gathering | undefined;
+
+  const settle = (
+    key: string,
+    result: PromiseSettledResult<WorkResult | undefined>,
+    durationMs: number,
+  ): void => {
     let outcome: WorkOutcome;
     try {
-      const result = await handler(key);
-      queue.forget(key);
-      const requeueAfterMs = result?.requeueAfterMs;
-      if (requeueAfterMs !== undefined && requeueAfterMs > 0) queue.addAfter(key, requeueAfterMs);
-      outcome = { kind: 'success', durationMs: performance.now() - started, requeueAfterMs };
-    } catch (error) {
-      queue.addRateLimited(key);
-      // A partial failure still keeps its schedule (a token refresh, a conflict recheck): the
-      // earlier of that and the backoff wins, so a failing namespace never delays a refresh.
-      const scheduled = scheduledRetryOf(error);
-      if (scheduled !== undefined) queue.addAfter(key, scheduled);
-      logger.warn('reconcile failed; retrying with backoff', {
-        key,
-        error: messageOf(error),
-        requeues: queue.numRequeues(key),
-      });
-      outcome = { kind: 'error', durationMs: performance.now() - started, error };
+      if (result.status === 'fulfilled') {
+        queue.forget(key);
+        const requeueAfterMs = result.value?.requeueAfterMs;
+        if (requeueAfterMs !== undefined && requeueAfterMs > 0) queue.addAfter(key, requeueAfterMs);
+        outcome = { kind: 'success', durationMs, requeueAfterMs };
+      } else {
+        const error = result.reason;
+        queue.addRateLimited(key);
+        // A partial failure still keeps its schedule (a token refresh, a conflict recheck): the
+        // earlier of that and the backoff wins, so a failing namespace never delays a refresh.
+        const scheduled = scheduledRetryOf(error);
+        if (scheduled !== undefined) queue.addAfter(key, scheduled);
+        logger.warn('reconcile failed; retrying with backoff', {
+          key,
+          error: messageOf(error),
+          requeues: queue.numRequeues(key),
+        });
+        outcome = { kind: 'error', durationMs, error };
+      }
     } finally {
       queue.done(key);
     }
@@ -70,11 +149,55 @@ export function runWorkers(
     }
   };
 
+  const work = async (key: string): Promise<void> => {
+    const started = performance.now();
+    let result: PromiseSettledResult<WorkResult | undefined>;
+    try {
+      result = { status: 'fulfilled', value: await handler(key) };
+    } catch (error) {
+      result = { status: 'rejected', reason: error };
+    }
+    settle(key, result, performance.now() - started);
+  };
+
+  const workTogether = async (first: string, b: Batching): Promise<void> => {
+    const keys = await gatherKeys(
+      queue,
+      first,
+      b,
+      clock,
+      (g, waiting) => {
+        if (waiting) gathering ??= g;
+        else if (gathering === g) gathering = undefined;
+      },
+      stopping.signal,
+    );
+    const started = performance.now();
+    let results: ReadonlyArray<PromiseSettledResult<WorkResult | undefined>>;
+    try {
+      results = await b.handler(keys);
+    } catch (error) {
+      results = keys.map(() => ({ status: 'rejected', reason: error }));
+    }
+    const durationMs = performance.now() - started;
+    for (const [i, key] of keys.entries()) {
+      settle(key, results[i] ?? { status: 'rejected', reason: new Error('no result') }, durationMs);
+    }
+  };
+
   const loop = async (): Promise<void> => {
     while (!stopping.signal.aborted) {
       const key = await queue.get(stopping.signal);
       if (key === undefined) return;
-      await work(key);
+      if (!batching?.accepts(key)) {
+        await work(key);
+      } else if (gathering && gathering.keys.length < batching.maxKeys) {
+        // Due with the batch another worker is gathering: it handles (and settles) the key.
+        gathering.keys.push(key);
+        if (batching.gathers(key)) gathering.sawNew = true;
+      } else {
+        await workTogether(key, batching);
+      }
     }
   };
 

@@ -137,6 +137,33 @@ export class WorkQueue {
     });
   }
 
+  /**
+   * The first waiting key `accept` takes, handed out like get()'s (done() it), or undefined:
+   * for a worker that batches keys due together (worker-pool.ts). Never waits.
+   */
+  tryGet(accept: (key: string) => boolean = () => true): string | undefined {
+    for (const lane of this.#lanes) {
+      for (let i = lane.head; i < lane.entries.length; i++) {
+        const entry = lane.entries[i] as { key: string; seq: number };
+        if (this.#waiting.get(entry.key)?.seq !== entry.seq || !accept(entry.key)) continue;
+        // Its entry stays behind, skipped when reached (its sequence number is gone).
+        this.#waiting.delete(entry.key);
+        this.#metrics?.depth(this.len());
+        this.#start(entry.key);
+        return entry.key;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * True when `key` will be handed out (again) without a further add: it waits for a worker,
+   * or was added while processing.
+   */
+  isDirty(key: string): boolean {
+    return this.#dirty.has(key);
+  }
+
   /** Ends processing of `key`; if it was added meanwhile, it goes back in the queue. */
   done(key: string): void {
     if (!this.#processing.delete(key)) return;
