@@ -3,8 +3,11 @@
 // An informer that heals, with client-go's reflector semantics. client-node's makeInformer stops
 // on most errors and resolves start() before its cache is filled; this one never gives up:
 //
-//   list (paginated) → replace the cache, emitting the difference → synced
+//   list: a watch-list (sendInitialEvents: the state streamed as events, ended by a bookmark),
+//     or a paginated LIST where the server refuses it → replace the cache, emitting the
+//     difference → synced
 //   → watch from the list's resourceVersion, with bookmarks and a randomized server timeout
+//     (after a watch-list, the same stream goes on as that watch)
 //       watch ended cleanly / went silent → watch again from the last resourceVersion seen
 //       watch failed (refused, unreachable, broken stream) → wait (jittered exponential
 //         backoff), then watch again from the last resourceVersion seen
@@ -12,9 +15,19 @@
 //       a LIST that fails → wait (backoff), then list again
 //   resync timer → replay the cache to subscribers (no request to the API server)
 //
-// A LIST of every object is the most expensive request an informer makes (a quorum read of the
-// whole collection from etcd), so it is sent only when the watch cannot resume: a re-watch
-// from the last resourceVersion delivers everything that changed meanwhile.
+// A list of every object is the most expensive request an informer makes, so it is made only
+// when the watch cannot resume: a re-watch from the last resourceVersion delivers everything
+// that changed meanwhile. It is a watch-list, as client-go's reflector does since v1.35
+// (WatchListClient): kube-apiserver (WatchList, on by default since v1.34) streams the
+// collection from its watch cache, one object per event, after waiting until the cache is as
+// fresh as etcd (a consistent read, without reading the collection from etcd). A paginated
+// LIST is served from the watch cache too since v1.34 (ListFromCacheSnapshot), but each page
+// makes the cache collect every key after the continue key before it filters: a label-selected
+// LIST in pages of 25 (the managed Secrets) reads the whole Secret collection once per page
+// (2,000 managed among 102,000 Secrets: 81 pages, 2.3-3.7 s of API server CPU; as a watch-list
+// 0.13-0.2 s). Memory stays bounded as with pages: each event is one object, transformed as it
+// arrives. A server that refuses the parameters (before v1.27, or WatchList off) gets the
+// paginated LIST instead.
 //
 // Events are emitted after the cache holds the change; an update whose resourceVersion did not
 // change (a relist replaying the same object) is not emitted. A resync emits an `update` whose
@@ -28,11 +41,13 @@ import { type Logger, silentLogger } from '../observability/logger.ts';
 import { safeMessage } from '../observability/redact.ts';
 import { KubeApiError } from './api.ts';
 import {
+  INITIAL_EVENTS_END_ANNOTATION,
   isExpired,
   type KubeObject,
   kubeListWatch,
   type ListWatch,
   listAll,
+  statusCodeOf,
   type WatchEventType,
 } from './list-watch.ts';
 
@@ -76,7 +91,11 @@ export interface InformerOptions<T extends KubeObject> {
   /** Names the informer in logs (default: the path). */
   name?: string;
   logger?: InformerLogger;
-  /** LIST page size (default 500). */
+  /**
+   * Lists with a watch-list (default true); false, or a server that refuses it, lists in pages.
+   */
+  watchList?: boolean;
+  /** LIST page size, where it lists in pages (default 500). */
   pageSize?: number;
   /** Sizes LIST pages by weight (see ListAllOptions.weigh): for objects that may be large. */
   weigh?: (obj: T) => number;
@@ -117,7 +136,9 @@ type WatchEnd =
   | { kind: 'closed' }
   | { kind: 'silent' }
   | { kind: 'expired' }
-  | { kind: 'failed'; error: unknown };
+  | { kind: 'failed'; error: unknown }
+  /** A watch-list the server will not serve (see refusesWatchList). */
+  | { kind: 'refused'; error: unknown };
 
 /** A watch that ends cleanly sooner than this without any event counts as a failure. */
 const MIN_CLEAN_WATCH_MS = 1000;
@@ -136,6 +157,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   readonly #transform: (obj: T) => T;
   readonly #log: InformerLogger;
   readonly #pageSize: number;
+  #watchList: boolean;
   readonly #weigh: ((obj: T) => number) | undefined;
   readonly #watchTimeout: { min: number; max: number };
   readonly #resyncIntervalMs: number;
@@ -149,6 +171,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   #cache = new Map<string, T>();
   #byNamespace = new Map<string, Map<string, T>>();
   #resourceVersion: string | undefined;
+  /** The cache must be (re)filled: at start, after 410 Gone, after a failed list. */
+  #needList = true;
   #synced = false;
   #resolveSynced: () => void = () => {};
   #rejectSynced: (err: Error) => void = () => {};
@@ -176,6 +200,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     this.#transform = opts.transform ?? stripManagedFields;
     this.#log = opts.logger ?? silentLogger;
     this.#pageSize = opts.pageSize ?? 500;
+    this.#watchList = opts.watchList ?? true;
     this.#weigh = opts.weigh;
     this.#watchTimeout = opts.watchTimeoutSeconds ?? { min: 300, max: 600 };
     this.#resyncIntervalMs = opts.resyncIntervalMs ?? 10 * 60_000;
@@ -247,23 +272,46 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   // --- the loop ---
 
   async #run(signal: AbortSignal): Promise<void> {
-    let needList = true;
     while (!signal.aborted) {
-      if (needList) {
+      if (this.#needList && !this.#watchList) {
         try {
           await this.#listAndReplace(signal);
-          needList = false;
         } catch (err) {
           if (signal.aborted) return;
           await this.#failed(err, 'list failed; listing again', signal);
           continue;
         }
       }
-      const end = await this.#watch(signal);
+      const listing = this.#needList;
+      const end = await this.#watch(signal, listing);
+      if (listing && this.#needList) {
+        // The watch-list ended before its initial events did: nothing was applied.
+        if (end.kind === 'stopped' || signal.aborted) return;
+        if (end.kind === 'refused') {
+          this.#watchList = false;
+          this.#log.info(
+            'the API server does not stream lists (sendInitialEvents); listing in pages',
+            {
+              informer: this.name,
+              error: messageOf(end.error),
+            },
+          );
+          continue;
+        }
+        await this.#failed(
+          end.kind === 'failed'
+            ? end.error
+            : new Error(`watch-list ended (${end.kind}) before its initial events`),
+          'watch-list failed; listing again',
+          signal,
+        );
+        continue;
+      }
       switch (end.kind) {
         case 'stopped':
           return;
         case 'closed':
+        case 'refused':
           break;
         case 'silent':
           // Debug only: on a quiet cluster no bookmark comes (the resourceVersion never moves).
@@ -273,7 +321,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           });
           break;
         case 'expired':
-          needList = true;
+          this.#needList = true;
           // A second expiry without any event in between means relisting does not help:
           // back off instead of hammering the server with lists.
           if (++this.#expiredInARow > 1) {
@@ -357,9 +405,20 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       signal,
     });
     if (signal.aborted) return;
-
     const next = new Map<string, T>();
     for (const obj of result.items) next.set(objectKey(obj), obj);
+    this.#replace(next, result.resourceVersion, { via: 'list', pages: result.pages, started });
+  }
+
+  /**
+   * Makes `next` the cache as of `resourceVersion` (a list's, or a watch-list's bookmark) and
+   * emits the difference.
+   */
+  #replace(
+    next: Map<string, T>,
+    resourceVersion: string,
+    how: { via: 'list' | 'watch-list'; pages: number; started: number },
+  ): void {
     const events: InformerEvent<T>[] = [];
     for (const [key, obj] of next) {
       const old = this.#cache.get(key);
@@ -378,31 +437,40 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     this.#cache = next;
     this.#byNamespace = new Map();
     for (const [key, obj] of next) this.#index(key, obj);
-    this.#resourceVersion = result.resourceVersion;
-    this.#log.debug('listed', {
+    this.#resourceVersion = resourceVersion;
+    this.#needList = false;
+    const listed = {
       informer: this.name,
       objects: next.size,
-      pages: result.pages,
-      changes: events.length,
-      resourceVersion: result.resourceVersion,
-      durationMs: this.#clock.now() - started,
-    });
+      via: how.via,
+      ...(how.via === 'list' ? { pages: how.pages } : {}),
+      durationMs: Math.round(this.#clock.now() - how.started),
+    };
+    this.#log.debug('listed', { ...listed, changes: events.length, resourceVersion });
 
     if (!this.#synced) {
       this.#synced = true;
-      this.#log.info('informer synced', { informer: this.name, objects: next.size });
+      this.#log.info('informer synced', listed);
       this.#resolveSynced();
     }
     for (const event of events) this.#events.next(event);
   }
 
-  /** One watch, from the last resourceVersion, until it ends for one of WatchEnd's reasons. */
-  #watch(signal: AbortSignal): Promise<WatchEnd> {
+  /**
+   * One watch, until it ends for one of WatchEnd's reasons: from the last resourceVersion, or,
+   * `listing`, a watch-list that fills the cache first (its initial events are gathered aside
+   * and replace the cache at the bookmark that ends them; then the stream goes on as a watch).
+   */
+  #watch(signal: AbortSignal, listing: boolean): Promise<WatchEnd> {
     if (signal.aborted) return Promise.resolve({ kind: 'stopped' });
     const { min, max } = this.#watchTimeout;
     const timeoutSeconds = Math.round(min + (max - min) * this.#random());
     const startedAt = this.#clock.now();
-    const startedRv = this.#resourceVersion;
+    // A watch-list asks for the latest state (a consistent read), as client-go's does after
+    // 410 Gone: the resourceVersion it had is either gone or about to be replaced.
+    const startedRv = listing ? undefined : this.#resourceVersion;
+    // The initial events, until the bookmark that ends them; undefined once applied.
+    let initial: Map<string, T> | undefined = listing ? new Map() : undefined;
 
     return new Promise<WatchEnd>((resolve) => {
       let ended = false;
@@ -450,23 +518,35 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           armSilence();
           if (type === 'ERROR') {
             const status = (raw ?? {}) as V1Status;
+            const error = new KubeApiError(
+              status.code ?? 0,
+              status.reason ?? '',
+              safeMessage(`watch ${this.#path}: ${status.message ?? 'error event'}`),
+            );
             if (unusableResourceVersion(status)) {
               end({ kind: 'expired' });
+            } else if (initial && refusesWatchList(error)) {
+              end({ kind: 'refused', error });
             } else {
-              end({
-                kind: 'failed',
-                error: new KubeApiError(
-                  status.code ?? 0,
-                  status.reason ?? '',
-                  safeMessage(`watch ${this.#path}: ${status.message ?? 'error event'}`),
-                ),
-              });
+              end({ kind: 'failed', error });
             }
             return;
           }
           if (!sawEvents) {
             sawEvents = true;
             this.#recovered();
+          }
+          if (initial) {
+            if (this.#gatherInitialEvent(initial, type, raw as T)) {
+              const next = initial;
+              initial = undefined;
+              this.#replace(next, resourceVersionOf(raw as T) ?? '', {
+                via: 'watch-list',
+                pages: 1,
+                started: startedAt,
+              });
+            }
+            return;
           }
           this.#applyWatchEvent(type, raw as T);
         } catch (err) {
@@ -484,6 +564,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           );
         } else if (isExpired(err) || isResourceVersionTooLarge(err)) {
           end({ kind: 'expired' });
+        } else if (initial && refusesWatchList(err)) {
+          end({ kind: 'refused', error: err });
         } else {
           end({ kind: 'failed', error: err });
         }
@@ -503,6 +585,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
             fieldSelector: this.#fieldSelector,
             allowWatchBookmarks: true,
             timeoutSeconds,
+            ...(listing ? { sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan' } : {}),
           },
           onEvent,
           onDone,
@@ -522,6 +605,24 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           (err: unknown) => end({ kind: 'failed', error: err }),
         );
     });
+  }
+
+  /**
+   * Adds one of a watch-list's initial events to `next`; true at the bookmark that ends them.
+   * Other bookmarks carry nothing to resume from yet: the objects' own resourceVersions are
+   * not ordered until that bookmark.
+   */
+  #gatherInitialEvent(next: Map<string, T>, type: WatchEventType, raw: T): boolean {
+    if (type === 'BOOKMARK') {
+      return raw.metadata?.annotations?.[INITIAL_EVENTS_END_ANNOTATION] === 'true';
+    }
+    if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') {
+      throw new Error(`watch ${this.#path}: unexpected event type ${type}`);
+    }
+    const obj = this.#transform(raw);
+    if (type === 'DELETED') next.delete(objectKey(obj));
+    else next.set(objectKey(obj), obj);
+    return false;
   }
 
   #applyWatchEvent(type: WatchEventType, raw: T): void {
@@ -585,6 +686,18 @@ function unusableResourceVersion(status: V1Status): boolean {
     (status.details?.causes ?? []).some((c) => c.reason === 'ResourceVersionTooLarge') ||
     /too large resource version/i.test(status.message ?? '')
   );
+}
+
+/**
+ * A watch-list the server will not serve, now or on a retry: it rejects the parameters (400 or
+ * 422: an API server before v1.27, or with the WatchList feature off), or its storage cannot
+ * stream (etcd without progress notifications). List in pages instead, as client-go does.
+ */
+function refusesWatchList(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  if (code === 400 || code === 422) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /sendInitialEvents|watch stream was requested/i.test(message);
 }
 
 /** The same, for a watch refused with an HTTP error (the server answers 504 with a Status). */

@@ -37,7 +37,17 @@ export interface WatchOptions {
   allowWatchBookmarks?: boolean;
   /** The server ends the watch cleanly after this long. */
   timeoutSeconds?: number;
+  /**
+   * A watch-list (KEP-3157): the server first streams the collection's state as ADDED events,
+   * from its watch cache, then a BOOKMARK annotated `k8s.io/initial-events-end`, then the
+   * changes. Needs `resourceVersionMatch: 'NotOlderThan'` and bookmarks.
+   */
+  sendInitialEvents?: boolean;
+  resourceVersionMatch?: 'NotOlderThan';
 }
+
+/** The annotation of the BOOKMARK that ends a watch-list's initial events. */
+export const INITIAL_EVENTS_END_ANNOTATION = 'k8s.io/initial-events-end';
 
 /** ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (whose object is a Status). */
 export type WatchEventType = string;
@@ -148,6 +158,8 @@ export function kubeListWatch(kc: KubeConfig, opts: KubeListWatchOptions = {}): 
             labelSelector: o.labelSelector,
             fieldSelector: o.fieldSelector,
             allowWatchBookmarks: o.allowWatchBookmarks ? 'true' : undefined,
+            sendInitialEvents: o.sendInitialEvents ? 'true' : undefined,
+            resourceVersionMatch: o.resourceVersionMatch,
             timeoutSeconds: o.timeoutSeconds === undefined ? undefined : String(o.timeoutSeconds),
           },
           // Headers at once (a server that accepts and never answers is Unreachable, not

@@ -3,6 +3,7 @@ import type { V1ManagedFieldsEntry } from '@kubernetes/client-node';
 import { KubeApiError } from '../../src/kube/api.ts';
 import { Informer, type InformerEvent } from '../../src/kube/informer.ts';
 import {
+  INITIAL_EVENTS_END_ANNOTATION,
   type ListOptions,
   type ListPage,
   type ListWatch,
@@ -31,7 +32,8 @@ interface Watcher {
 
 /**
  * An API server in memory: objects with resourceVersions, an event log that watches replay
- * from a resourceVersion, compaction (410 for older ones), pagination, and failure switches.
+ * from a resourceVersion, compaction (410 for older ones), pagination, watch-lists (the state
+ * as ADDED events, then the bookmark that ends them, then the changes), and failure switches.
  */
 class FakeServer implements ListWatch {
   rv = 1;
@@ -40,7 +42,13 @@ class FakeServer implements ListWatch {
   compactedBefore = 0;
   readonly watchers: Watcher[] = [];
   listCalls: ListOptions[] = [];
+  /** Watch-lists asked for (watches with sendInitialEvents). */
+  watchLists = 0;
+  /** While false, a watch-list is refused as an API server before v1.27 refuses it (422). */
+  watchList = true;
+  /** Lists and watch-lists that fail (503). */
   failLists = 0;
+  /** Watches from a resourceVersion that are refused (403). */
   failWatches = 0;
   /** While false, watches stay connected but deliver nothing. */
   deliver = true;
@@ -96,6 +104,16 @@ class FakeServer implements ListWatch {
     return this.watchers.filter((w) => w.open);
   }
 
+  /** Full lists: first pages of a LIST, and watch-lists. */
+  get relists(): number {
+    return this.listCalls.filter((c) => !c.continueToken).length + this.watchLists;
+  }
+
+  /** The watches that resumed from a resourceVersion (not watch-lists). */
+  resumeWatches(): Watcher[] {
+    return this.watchers.filter((w) => !w.opts.sendInitialEvents);
+  }
+
   async list<T>(_path: string, opts: ListOptions = {}): Promise<ListPage<T>> {
     this.listCalls.push(opts);
     await this.listGate;
@@ -124,6 +142,7 @@ class FakeServer implements ListWatch {
   ): Promise<WatchHandle> {
     const w: Watcher = { opts, onEvent, onDone, open: true };
     await new Promise((r) => setImmediate(r));
+    if (opts.sendInitialEvents) return this.#watchList(w);
     if (this.failWatches > 0) {
       this.failWatches--;
       w.open = false;
@@ -145,6 +164,46 @@ class FakeServer implements ListWatch {
         if (!w.open) return;
         w.open = false;
         setImmediate(() => onDone(new DOMException('aborted', 'AbortError')));
+      },
+    };
+  }
+
+  async #watchList(w: Watcher): Promise<WatchHandle> {
+    const refuse = (err: unknown): WatchHandle => {
+      w.open = false;
+      w.onDone(err);
+      return { abort() {} };
+    };
+    if (!this.watchList) {
+      return refuse(
+        new KubeApiError(422, 'Invalid', 'resourceVersionMatch is forbidden for watch'),
+      );
+    }
+    assert.equal(w.opts.resourceVersionMatch, 'NotOlderThan');
+    assert.equal(w.opts.allowWatchBookmarks, true);
+    this.watchLists++;
+    await this.listGate;
+    if (this.failLists > 0) {
+      this.failLists--;
+      return refuse(new KubeApiError(503, 'ServiceUnavailable', 'list failed'));
+    }
+    this.watchers.push(w);
+    const state = [...this.objects.values()].sort((a, b) =>
+      a.metadata.name.localeCompare(b.metadata.name),
+    );
+    for (const obj of state) this.#deliver(w, 'ADDED', obj);
+    const end = {
+      metadata: {
+        resourceVersion: String(this.rv),
+        annotations: { [INITIAL_EVENTS_END_ANNOTATION]: 'true' },
+      },
+    };
+    setImmediate(() => w.open && w.onEvent('BOOKMARK', end));
+    return {
+      abort: () => {
+        if (!w.open) return;
+        w.open = false;
+        setImmediate(() => w.onDone(new DOMException('aborted', 'AbortError')));
       },
     };
   }
@@ -200,6 +259,100 @@ describe('Informer (fake API server)', () => {
     informer = undefined;
   });
 
+  it('fills its cache from a watch-list and reports synced at the bookmark that ends it', async () => {
+    const server = new FakeServer();
+    for (let i = 0; i < 5; i++) server.put(`o${i}`);
+    let openGate = (): void => {};
+    server.listGate = new Promise((r) => {
+      openGate = r;
+    });
+    informer = new Informer<Obj>(server, { path: '/x', ...fast });
+    const inf = informer;
+    const events = record(inf);
+    let cachedAtSync = -1;
+    void inf.synced.then(() => {
+      cachedAtSync = inf.list().length;
+    });
+    inf.start();
+    await until('the watch-list', () => server.watchLists === 1);
+    assert.equal(inf.hasSynced(), false);
+
+    openGate();
+    await inf.synced;
+    assert.equal(cachedAtSync, 5, 'every object cached when synced resolved');
+    assert.equal(server.listCalls.length, 0, 'no LIST');
+    const [watch] = server.watchers;
+    assert.equal(watch?.opts.sendInitialEvents, true);
+    assert.equal(watch?.opts.resourceVersion, undefined, 'the latest state (a consistent read)');
+    assert.equal(inf.resourceVersion, String(server.rv), "the bookmark's resourceVersion");
+    assert.equal(inf.get('ns/o1')?.metadata.managedFields, undefined, 'transformed');
+    assert.equal(events.length, 5);
+
+    // The same stream goes on as the watch.
+    server.put('later');
+    await until('add later', () => events.length === 6);
+    assert.equal(server.watchers.length, 1);
+    assert.equal(server.relists, 1);
+  });
+
+  it('applies nothing from a watch-list that breaks before its bookmark, and lists again', async () => {
+    const server = new FakeServer();
+    server.put('a');
+    server.put('b');
+    // The stream breaks after its first event.
+    const breaking: ListWatch = {
+      list: server.list.bind(server),
+      watch: async (path, opts, onEvent, onDone) => {
+        if (!opts.sendInitialEvents || server.watchLists > 0) {
+          return server.watch(path, opts, onEvent, onDone);
+        }
+        server.watchLists++;
+        setImmediate(() => {
+          onEvent('ADDED', structuredClone(server.objects.get('ns/a')));
+          onDone(new KubeApiError(0, 'BadResponse', 'watch /x: it ended inside a line'));
+        });
+        return { abort() {} };
+      },
+    };
+    informer = new Informer<Obj>(breaking, { path: '/x', ...fast });
+    const events = record(informer);
+    informer.start();
+    await informer.synced;
+    assert.equal(server.relists, 2, 'a second watch-list');
+    assert.deepEqual(events.map((e) => `${e.type}:${e.name}`).sort(), ['add:a', 'add:b']);
+  });
+
+  it('lists in pages where the server refuses a watch-list (422), from then on', async () => {
+    const server = new FakeServer();
+    server.watchList = false;
+    for (let i = 0; i < 5; i++) server.put(`o${i}`);
+    informer = new Informer<Obj>(server, { path: '/x', pageSize: 2, ...fast });
+    informer.start();
+    await informer.synced;
+    assert.equal(informer.list().length, 5);
+    assert.deepEqual(
+      server.listCalls.map((c) => c.continueToken),
+      [undefined, '2', '4'],
+    );
+    assert.equal(informer.health().lastError, undefined, 'a refusal is not a failure');
+
+    // A 410 later relists in pages too, without asking for a watch-list again.
+    server.put('tick');
+    await until('tick', () => informer?.get('ns/tick') !== undefined);
+    server.deliver = false;
+    server.closeWatches();
+    server.put('new');
+    server.compactedBefore = server.rv + 1;
+    server.deliver = true;
+    await until('the relist', () => informer?.get('ns/new') !== undefined);
+    assert.equal(server.listCalls.filter((c) => !c.continueToken).length, 2);
+    assert.equal(
+      server.watchers.filter((w) => w.opts.sendInitialEvents).length,
+      0,
+      'asked once, refused, never again',
+    );
+  });
+
   it('reports synced only after the whole paginated list is cached', async () => {
     const server = new FakeServer();
     for (let i = 0; i < 5; i++) server.put(`o${i}`);
@@ -207,7 +360,7 @@ describe('Informer (fake API server)', () => {
     server.listGate = new Promise((r) => {
       openGate = r;
     });
-    informer = new Informer<Obj>(server, { path: '/x', pageSize: 2, ...fast });
+    informer = new Informer<Obj>(server, { path: '/x', pageSize: 2, watchList: false, ...fast });
     informer.start();
     await until('the first list call', () => server.listCalls.length === 1);
     assert.equal(informer.hasSynced(), false);
@@ -330,7 +483,7 @@ describe('Informer (fake API server)', () => {
     server.put('b'); // happens while no watch is open
     server.deliver = true;
     await until('add b', () => events.length === 2);
-    assert.equal(server.listCalls.length, 1);
+    assert.equal(server.relists, 1);
     assert.equal(server.watchers[1]?.opts.resourceVersion, events[0]?.rv);
   });
 
@@ -363,7 +516,9 @@ describe('Informer (fake API server)', () => {
         .sort(),
       ['add:new', 'delete:drop', 'update:change'],
     );
-    assert.equal(server.listCalls.length, 2);
+    assert.equal(server.relists, 2, 'the initial watch-list and one after 410');
+    assert.equal(server.watchers.at(-1)?.opts.sendInitialEvents, true);
+    assert.equal(server.watchers.at(-1)?.opts.resourceVersion, undefined);
     assert.deepEqual(
       informer
         .list()
@@ -380,7 +535,7 @@ describe('Informer (fake API server)', () => {
     server.failLists = Number.POSITIVE_INFINITY;
     informer = new Informer<Obj>(server, { path: '/x', ...fast, unhealthyAfterMs: 30 });
     informer.start();
-    await until('several attempts', () => server.listCalls.length >= 3);
+    await until('several attempts', () => server.relists >= 3);
     await until('unhealthy', () => informer?.health().healthy === false);
     const broken = informer.health();
     assert.equal(broken.synced, false);
@@ -398,13 +553,16 @@ describe('Informer (fake API server)', () => {
   it('watches again from the same resourceVersion after a refused watch (e.g. 403), without relisting', async () => {
     const server = new FakeServer();
     server.put('a');
-    server.failWatches = 2;
     informer = new Informer<Obj>(server, { path: '/x', ...fast });
     const events = record(informer);
     informer.start();
-    await until('a watch that stays open', () => server.openWatches().length === 1);
-    assert.equal(server.listCalls.length, 1, 'a refused watch is retried, not relisted');
-    assert.equal(server.watchers[0]?.opts.resourceVersion, informer.resourceVersion);
+    await informer.synced;
+    await until('the watch-list', () => server.openWatches().length === 1);
+    server.failWatches = 2;
+    server.closeWatches();
+    await until('a watch that stays open', () => server.resumeWatches().length === 1);
+    assert.equal(server.relists, 1, 'a refused watch is retried, not relisted');
+    assert.equal(server.resumeWatches()[0]?.opts.resourceVersion, informer.resourceVersion);
     server.put('b');
     await until('add b', () => events.length === 2);
   });
@@ -432,7 +590,7 @@ describe('Informer (fake API server)', () => {
       events.slice(2).map((e) => `${e.type}:${e.name}`),
       ['add:c', 'delete:a'],
     );
-    assert.equal(server.listCalls.length, 1, 'no LIST after a watch error');
+    assert.equal(server.relists, 1, 'no LIST after a watch error');
     assert.equal(server.watchers[1]?.opts.resourceVersion, resumeFrom);
   });
 
@@ -456,7 +614,7 @@ describe('Informer (fake API server)', () => {
       details: { causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large' }] },
     });
     server.deliver = true;
-    await until('the relist', () => server.listCalls.length === 2);
+    await until('the relist', () => server.relists === 2);
     await until('add b from the relist', () => events.length === 3);
     assert.equal(events[2]?.name, 'b');
   });
@@ -466,10 +624,10 @@ describe('Informer (fake API server)', () => {
     informer = new Informer<Obj>(server, { path: '/x', ...fast, silenceTimeoutMs: 20 });
     informer.start();
     await until('three watches', () => server.watchers.length >= 3);
-    assert.equal(server.listCalls.length, 1);
+    assert.equal(server.relists, 1);
     assert.equal(server.openWatches().length <= 1, true, 'old watches are aborted');
-    const rvs = new Set(server.watchers.map((w) => w.opts.resourceVersion));
-    assert.equal(rvs.size, 1);
+    const rvs = new Set(server.resumeWatches().map((w) => w.opts.resourceVersion));
+    assert.deepEqual([...rvs], [informer.resourceVersion]);
   });
 
   it('counts a watch that never connects (a hung server) as a failure', async () => {
@@ -481,6 +639,7 @@ describe('Informer (fake API server)', () => {
     informer = new Informer<Obj>(hung, {
       path: '/x',
       ...fast,
+      watchList: false,
       silenceTimeoutMs: 10,
       unhealthyAfterMs: 40,
     });
@@ -520,7 +679,7 @@ describe('Informer (fake API server)', () => {
     await until('a watch', () => server.openWatches().length === 1);
     await until('two resyncs', () => replays.length >= 4);
     assert.deepEqual(replays.slice(0, 4).sort(), ['a', 'a', 'b', 'b']);
-    assert.equal(server.listCalls.length, 1, 'a resync does not LIST');
+    assert.equal(server.relists, 1, 'a resync does not LIST');
     assert.equal(server.watchers.length, 1, 'nor restart the watch');
     assert.equal(inf.get('ns/a'), inf.get('ns/a'), 'the cache is untouched');
   });
@@ -544,7 +703,7 @@ describe('Informer (fake API server)', () => {
     server.failLists = Number.POSITIVE_INFINITY;
     informer = new Informer<Obj>(server, { path: '/x', ...fast });
     informer.start();
-    await until('a list attempt', () => server.listCalls.length >= 1);
+    await until('a list attempt', () => server.relists >= 1);
     await informer.stop();
     await assert.rejects(informer.synced, /stopped before it synced/);
   });

@@ -130,6 +130,34 @@ describe('kubeListWatch', () => {
     assert.equal(api.headers[0]?.authorization, 'Bearer stand-in-token');
   });
 
+  it('asks for a watch-list with sendInitialEvents and resourceVersionMatch=NotOlderThan', async () => {
+    api.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end();
+    };
+    const lw = kubeListWatch(standInKubeconfig(server, { token: 'stand-in-token' }));
+    const done = new Promise<unknown>((resolve) => {
+      void lw.watch(
+        '/api/v1/secrets',
+        {
+          labelSelector: 'a=b',
+          allowWatchBookmarks: true,
+          sendInitialEvents: true,
+          resourceVersionMatch: 'NotOlderThan',
+        },
+        () => {},
+        resolve,
+      );
+    });
+    await done;
+    const url = new URL(api.urls[0] ?? '', server);
+    assert.equal(url.searchParams.get('watch'), 'true');
+    assert.equal(url.searchParams.get('sendInitialEvents'), 'true');
+    assert.equal(url.searchParams.get('resourceVersionMatch'), 'NotOlderThan');
+    assert.equal(url.searchParams.get('allowWatchBookmarks'), 'true');
+    assert.equal(url.searchParams.has('resourceVersion'), false, 'the latest state');
+  });
+
   it('ends with an error, not a skipped event, when a line is not JSON', async () => {
     api.handler = (_req, res) => {
       res.writeHead(200);
