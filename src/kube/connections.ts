@@ -9,10 +9,33 @@
 // 1000-namespace fan-out, HTTP/1.1 cut the operator's CPU from 3.2–3.4 s to 2.8 s and the wall
 // time from 4.2 s to 3.7 s (2 cores; `npm run bench`). Each watch then holds a connection of its
 // own, and concurrent writes open up to --fanout-concurrency more, as client-go over HTTP/1.1.
+//
+// Idle connections are kept for KEEP_ALIVE_TIMEOUT_MS. undici's default is 4 s (kube-apiserver
+// sends no `Keep-Alive: timeout` for it to follow), so every burst of writes (a fan-out, a
+// rotation, the next credential) opened its pool again: new TLS handshakes were 3-5 % of the
+// operator's CPU in the issue #20 profiles.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { Agent } from 'undici';
+
+/**
+ * How long an idle connection is kept for the next request. kube-apiserver closes connections
+ * idle for 90 s (its http.Server IdleTimeout, k8s.io/apiserver secure_serving.go); a request
+ * sent on a connection the server is closing at that moment fails (undici does not resend it),
+ * so the client must give up first, with a margin. 45 s also stays under the 60 s idle timeout
+ * of common load balancers in front of API servers (AWS ELB/ALB defaults), and still bridges
+ * the pauses between bursts (the 1 s coalescing of full reconciles, a rotation seconds apart).
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 45_000;
 
 interface DispatcherFactory {
   createDispatcher(cluster: unknown, agentOptions: unknown): unknown;
+  createDispatcherOptions(cluster: unknown, agentOptions: unknown): DispatcherOptions;
+}
+
+/** client-node's plan for a dispatcher: a direct TLS agent, a proxy, or none. */
+interface DispatcherOptions {
+  type: string;
+  connect?: Record<string, unknown>;
 }
 
 interface Dispatcher {
@@ -49,6 +72,21 @@ function http1Only(dispatcher: unknown): unknown {
   return d;
 }
 
+/**
+ * client-node's direct TLS agent with the keep-alive above (its `createDispatcher` takes no
+ * agent options); undefined for anything else (proxies, plain HTTP), which client-node builds.
+ */
+function keptAlive(
+  factory: Partial<DispatcherFactory>,
+  cluster: unknown,
+  agentOptions: unknown,
+): Agent | undefined {
+  if (typeof factory.createDispatcherOptions !== 'function') return undefined;
+  const options = factory.createDispatcherOptions(cluster, agentOptions);
+  if (options.type !== 'agent' || !options.connect) return undefined;
+  return new Agent({ connect: options.connect, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+}
+
 /** Makes `kc` reuse one connection pool per API server and identity. Returns `kc`. */
 export function shareConnections(kc: KubeConfig): KubeConfig {
   const factory = kc as unknown as Partial<DispatcherFactory>;
@@ -68,7 +106,8 @@ export function shareConnections(kc: KubeConfig): KubeConfig {
       const old = entries.shift();
       void (old?.dispatcher as { close?: () => Promise<void> } | undefined)?.close?.();
     }
-    const created = create.call(kc, cluster, agentOptions);
+    const created =
+      keptAlive(factory, cluster, agentOptions) ?? create.call(kc, cluster, agentOptions);
     // undefined: plain HTTP without TLS options; undici's global dispatcher serves it.
     const dispatcher = created === undefined ? undefined : http1Only(created);
     entries.push({ server, tls, dispatcher });

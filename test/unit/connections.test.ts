@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { CoreV1Api, VersionApi } from '@kubernetes/client-node';
-import { shareConnections } from '../../src/kube/connections.ts';
+import { KEEP_ALIVE_TIMEOUT_MS, shareConnections } from '../../src/kube/connections.ts';
+import { KubeRest } from '../../src/kube/rest.ts';
 import { makeTestCertificates, testCertificates } from '../support/fakes/test-ca.ts';
 import { standInKubeconfig } from '../support/kubeconfig.ts';
 
@@ -96,5 +98,48 @@ describe('shareConnections', () => {
     assert.ok(cluster);
     (cluster as { caData?: string }).caData = Buffer.from(other).toString('base64');
     await assert.rejects(good.makeApiClient(VersionApi).getCode());
+  });
+
+  it("keeps idle connections past undici's 4 s default: a burst after 6 s idle opens none", async function () {
+    this.timeout(20_000);
+    // As kube-apiserver: HTTP/1.1 connections idle for 90 s are closed by the server, not sooner.
+    let handshakes = 0;
+    const { serverCert, serverKey } = testCertificates();
+    const server = createHttpsServer(
+      { cert: serverCert, key: serverKey, keepAliveTimeout: 90_000 },
+      (_req, res) => {
+        // Go's net/http sends no `Keep-Alive: timeout=` hint (node's server would, and undici
+        // follows it): an explicit Connection header keeps node from adding one.
+        res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' });
+        res.end('{"kind":"NamespaceList","items":[]}');
+      },
+    );
+    server.on('secureConnection', () => {
+      handshakes += 1;
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const kc = shareConnections(
+        standInKubeconfig(`https://127.0.0.1:${port}`, { ca: testCertificates().caCert }),
+      );
+      const rest = new KubeRest(kc);
+      const burst = () =>
+        Promise.all(
+          Array.from({ length: 4 }, () =>
+            rest.send({ method: 'GET', path: '/api/v1/namespaces' }, 'list'),
+          ),
+        );
+      await burst();
+      const opened = handshakes;
+      assert.ok(opened >= 1 && opened <= 4, `${opened} connections for 4 requests in flight`);
+      await new Promise((r) => setTimeout(r, 6_000));
+      await burst();
+      assert.equal(handshakes, opened, 'the second burst reused the idle connections');
+      assert.ok(KEEP_ALIVE_TIMEOUT_MS < 90_000, "below kube-apiserver's idle timeout");
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
