@@ -20,10 +20,11 @@ import {
 } from './report.ts';
 import { runScaleGroup } from './scale.ts';
 import { runMultiCredential } from './scale-multi.ts';
+import { runWebhook } from './webhook.ts';
 
 const repoRoot = join(import.meta.dirname, '..');
 const resultsDir = join(repoRoot, 'bench', 'results');
-const SCENARIOS = ['fanout', 'rotation', 'onboarding', 'steady', 'memory'] as const;
+const SCENARIOS = ['fanout', 'rotation', 'onboarding', 'steady', 'memory', 'webhook'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const SCALE_SCENARIOS = ['fanout', 'multi', 'onboarding', 'memory', 'idle'] as const;
 type ScaleScenario = (typeof SCALE_SCENARIOS)[number];
@@ -47,6 +48,9 @@ JSON to bench/results/.
                               --full 10000), 100 per namespace
   --memory-repeats <r>        fresh operator processes per memory phase; the median peak
                               counts (default 2; --full 3)
+  --webhook-pods <count>      Pods per measured phase of the webhook scenario, created one at a
+                              time and then --webhook-burst at a time (default 1000; --full 3000)
+  --webhook-burst <k>         creates in flight in the webhook scenario's second phase (default 8)
   --operator-args "<flags>"   extra operator flags, e.g. "--fanout-concurrency=32 --workers=8"
   --operator-node-args "<a>"  Node flags for the operator process (passed as NODE_OPTIONS),
                               e.g. "--cpu-prof" (profiles go to bench/results/profiles/<run>/)
@@ -104,6 +108,8 @@ interface Options {
   memoryN: number;
   unrelated: number;
   memoryRepeats: number;
+  webhookPods: number;
+  webhookBurst: number;
   operatorArgs: string[];
   operatorNodeArgs?: string;
   floorWatches: boolean;
@@ -148,6 +154,8 @@ function parseOptions(argv: string[]): Options | 'help' {
       'memory-n': { type: 'string' },
       unrelated: { type: 'string' },
       'memory-repeats': { type: 'string' },
+      'webhook-pods': { type: 'string' },
+      'webhook-burst': { type: 'string' },
       'operator-args': { type: 'string' },
       'operator-node-args': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
@@ -229,6 +237,8 @@ function parseOptions(argv: string[]): Options | 'help' {
     memoryN: positive('memory-n', values['memory-n'] ?? (full ? '3000' : '300')),
     unrelated: positive('unrelated', values.unrelated ?? (full ? '10000' : '1000')),
     memoryRepeats: positive('memory-repeats', values['memory-repeats'] ?? (full ? '3' : '2')),
+    webhookPods: positive('webhook-pods', values['webhook-pods'] ?? (full ? '3000' : '1000')),
+    webhookBurst: positive('webhook-burst', values['webhook-burst'] ?? '8'),
     operatorArgs: (values['operator-args'] ?? '').split(/\s+/).filter((a) => a !== ''),
     operatorNodeArgs: values['operator-node-args'],
     floorWatches: values['floor-watches'] === true,
@@ -391,6 +401,15 @@ async function main(): Promise<number> {
         unrelatedNamespaces: Math.max(1, Math.ceil(options.unrelated / 100)),
         unrelatedBytes: 1024,
         repeats: options.memoryRepeats,
+      })),
+    );
+  }
+  if (want('webhook')) {
+    results.push(
+      ...(await runWebhook(ctx, {
+        pods: options.webhookPods,
+        warmup: 200,
+        burst: options.webhookBurst,
       })),
     );
   }
