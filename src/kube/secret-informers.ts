@@ -118,13 +118,20 @@ export interface SecretInformersOptions
   managedSelector?: string;
   /** How the cluster-wide informer of managed Secrets keeps them (default: `transform`). */
   managedTransform?: (secret: V1Secret) => V1Secret;
-  /** Its LIST page size: managed Secrets may be up to 1 MiB each, so pages stay small. */
+  /**
+   * Its LIST page size where the API server refuses a watch-list: managed Secrets may be up to
+   * 1 MiB each, so pages stay small.
+   */
   managedPageSize?: number;
 }
 
 /**
  * Managed Secrets per LIST page at most (about 30 MiB of JSON if all 25 are 1 MiB spoofs);
- * pages are sized by weight below that (listAll), so small Secrets come 25 at a time.
+ * pages are sized by weight below that (listAll), so small Secrets come 25 at a time. Only
+ * where the API server refuses a watch-list: a watch-list streams one Secret per event, and
+ * in pages of 25 the server's watch cache walks every Secret of the cluster after the continue
+ * key for each page (2,000 managed among 102,000 Secrets: 81 pages, 2.3-3.7 s of API server
+ * CPU, growing with pages × Secrets; as a watch-list 0.13-0.2 s).
  */
 const MANAGED_PAGE_SIZE = 25;
 

@@ -11,6 +11,7 @@ import {
   type WatchHandle,
   type WatchOptions,
 } from '../../src/kube/list-watch.ts';
+import { KubeRest } from '../../src/kube/rest.ts';
 import { createSecretInformers } from '../../src/kube/secret-informers.ts';
 import { uniqueName } from '../support/names.ts';
 import { waitUntil } from '../support/wait.ts';
@@ -19,12 +20,19 @@ import { cluster } from './hooks.ts';
 /**
  * Wraps the real ListWatch to count calls and to play a flaky network: cut() ends the open
  * watches as a server timeout would and holds new ones until resume(); cut(error) ends them with
- * that error instead (a reset connection).
+ * that error instead (a reset connection). `expireNextWatch` answers the next watch that resumes
+ * from a resourceVersion with the 410 Gone event kube-apiserver sends for one older than its
+ * watch cache holds (a fresh API server's cache still holds every event, so a real one cannot
+ * be had quickly);
+ * `dropSendInitialEvents` strips that parameter from watch-lists (the server then refuses
+ * resourceVersionMatch on a watch with 422, as one before v1.27 does).
  */
 class TappedListWatch implements ListWatch {
   readonly inner: ListWatch;
   readonly lists: ListOptions[] = [];
   readonly watches: WatchOptions[] = [];
+  expireNextWatch = false;
+  dropSendInitialEvents = false;
   #cutWith: unknown;
   #held: Promise<void> | undefined;
   #release: () => void = () => {};
@@ -47,6 +55,29 @@ class TappedListWatch implements ListWatch {
   ): Promise<WatchHandle> {
     this.watches.push(opts);
     await this.#held;
+    if (this.expireNextWatch && opts.resourceVersion) {
+      this.expireNextWatch = false;
+      let done = false;
+      const finish = (err?: unknown) => {
+        if (done) return;
+        done = true;
+        onDone(err);
+      };
+      setImmediate(() => {
+        onEvent('ERROR', {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message: `too old resource version: ${opts.resourceVersion} (${Number(opts.resourceVersion) + 100})`,
+          reason: 'Expired',
+          code: 410,
+        });
+        finish();
+      });
+      return { abort: () => finish() };
+    }
+    if (this.dropSendInitialEvents) opts = { ...opts, sendInitialEvents: undefined };
     const entry: { handle?: WatchHandle; cut: boolean } = { cut: false };
     this.#open.add(entry);
     entry.handle = await this.inner.watch(path, opts, onEvent, (err) => {
@@ -54,6 +85,14 @@ class TappedListWatch implements ListWatch {
       onDone(entry.cut ? this.#cutWith : err);
     });
     return entry.handle;
+  }
+
+  /** Full lists: first pages of a LIST, and watch-lists. */
+  get relists(): number {
+    return (
+      this.lists.filter((l) => !l.continueToken).length +
+      this.watches.filter((w) => w.sendInitialEvents).length
+    );
   }
 
   cut(error?: unknown): void {
@@ -79,6 +118,33 @@ function recordEvents<T extends KubeObject>(informer: Informer<T>): string[] {
     events.push(`${e.type}:${e.object.metadata?.name}`);
   });
   return events;
+}
+
+/** kube-apiserver's counters whose name starts with `prefix`, by their full series. */
+async function apiServerCounters(prefix: string): Promise<Map<string, number>> {
+  const response = await new KubeRest(cluster.kc).open({ method: 'GET', path: '/metrics' });
+  const counters = new Map<string, number>();
+  for (const line of (await response.body.text()).split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const space = line.lastIndexOf(' ');
+    counters.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return counters;
+}
+
+/** How much the series of `name` with every label in `labels` grew from `before` to `after`. */
+function grew(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  name: string,
+  labels: string[],
+): number {
+  let sum = 0;
+  for (const [series, value] of after) {
+    if (!series.startsWith(`${name}{`) || !labels.every((l) => series.includes(l))) continue;
+    sum += value - (before.get(series) ?? 0);
+  }
+  return sum;
 }
 
 async function createInBatches(count: number, create: (i: number) => Promise<unknown>) {
@@ -135,7 +201,7 @@ describe('Informer against a real API server', () => {
     return { informer, tap };
   }
 
-  it('fills its cache from a paginated list before it reports synced', async function () {
+  it('fills its cache from one watch-list, streamed from the watch cache, before it reports synced', async function () {
     this.timeout(300_000);
     const ns = await namespace('inf-bulk');
     await createInBatches(600, (i) => configMap(ns, `cm-${String(i).padStart(3, '0')}`));
@@ -145,9 +211,11 @@ describe('Informer against a real API server', () => {
     void informer.synced.then(() => {
       cachedAtSync = informer.list().length;
     });
+    const before = await apiServerCounters('');
     informer.start();
     assert.equal(informer.hasSynced(), false);
     await informer.synced;
+    const after = await apiServerCounters('');
 
     // 600 of ours plus kube-root-ca.crt, published by kube-controller-manager.
     assert.ok(cachedAtSync >= 600, `only ${cachedAtSync} objects cached when synced resolved`);
@@ -156,15 +224,93 @@ describe('Informer against a real API server', () => {
       assert.ok(informer.get(`${ns}/${name}`), `${name} is cached`);
     }
     assert.equal(informer.byNamespace(ns).length, informer.list().length);
-    assert.equal(tap.lists.length, 2, 'two pages of at most 500');
-    assert.equal(tap.lists[0]?.limit, 500);
-    assert.ok(tap.lists[1]?.continueToken, 'the second page continues the first');
+    assert.equal(tap.lists.length, 0, 'no LIST');
+    assert.equal(tap.watches.length, 1, 'one request: the watch-list goes on as the watch');
+    assert.equal(tap.watches[0]?.sendInitialEvents, true);
+    // The API server served it as a watch-list (it times those), and read no ConfigMap
+    // collection, neither from etcd nor from its cache's LIST path.
+    const configmaps = 'resource="configmaps"';
+    assert.ok(
+      grew(before, after, 'apiserver_watch_list_duration_seconds_count', [configmaps]) >= 1,
+    );
+    assert.equal(
+      grew(before, after, 'etcd_requests_total', [configmaps, 'operation="listWithCount"']),
+      0,
+      'no LIST from etcd',
+    );
+    assert.equal(grew(before, after, 'apiserver_storage_list_total', [configmaps]), 0);
     assert.deepEqual(informer.health(), {
       synced: true,
       healthy: true,
       lastError: undefined,
       brokenSince: undefined,
     });
+  });
+
+  it('lists in pages of 500 where the server refuses a watch-list (422)', async function () {
+    this.timeout(300_000);
+    const ns = await namespace('inf-pages');
+    await createInBatches(600, (i) => configMap(ns, `cm-${String(i).padStart(3, '0')}`));
+
+    const { informer, tap } = configMapInformer(ns);
+    tap.dropSendInitialEvents = true;
+    informer.start();
+    await informer.synced;
+
+    assert.ok(informer.list().length >= 600);
+    await waitUntil('the watch', () => tap.watches.length === 2);
+    assert.equal(tap.watches[0]?.resourceVersionMatch, 'NotOlderThan', 'a watch-list was asked');
+    assert.equal(tap.lists.length, 2, 'then two pages of at most 500');
+    assert.equal(tap.lists[0]?.limit, 500);
+    assert.ok(tap.lists[1]?.continueToken, 'the second page continues the first');
+    assert.equal(tap.watches.length, 2, 'the refused watch-list, then the watch');
+    assert.equal(tap.watches[1]?.resourceVersion, informer.resourceVersion);
+    assert.equal(informer.health().lastError, undefined, 'a refusal is not a failure');
+  });
+
+  it('relists with a watch-list after 410 Gone, and converges on what changed meanwhile', async () => {
+    const ns = await namespace('inf-gone');
+    await configMap(ns, 'changes');
+    await configMap(ns, 'goes-away');
+    await configMap(ns, 'stays');
+    const { informer, tap } = configMapInformer(ns);
+    const events = recordEvents(informer);
+    informer.start();
+    await informer.synced;
+    await configMap(ns, 'before-cut');
+    await waitUntil('the watch to deliver', () => events.includes('add:before-cut'));
+
+    tap.cut();
+    await configMap(ns, 'born-while-down');
+    await core.patchNamespacedConfigMap({
+      namespace: ns,
+      name: 'changes',
+      body: [{ op: 'add', path: '/data', value: { k: 'v' } }],
+    });
+    await core.deleteNamespacedConfigMap({ namespace: ns, name: 'goes-away' });
+    tap.expireNextWatch = true;
+    tap.resume();
+
+    await waitUntil('the relist diff', () =>
+      ['add:born-while-down', 'update:changes', 'delete:goes-away'].every((e) =>
+        events.includes(e),
+      ),
+    );
+    const watchLists = tap.watches.filter((w) => w.sendInitialEvents);
+    assert.equal(watchLists.length, 2, 'the first watch-list, and one after 410');
+    assert.equal(watchLists[1]?.resourceVersion, undefined, 'from the latest state');
+    assert.equal(tap.lists.length, 0);
+    const listed = await core.listNamespacedConfigMap({ namespace: ns });
+    assert.deepEqual(
+      informer
+        .list()
+        .map((cm) => `${cm.metadata?.name}@${cm.metadata?.resourceVersion}`)
+        .sort(),
+      listed.items.map((cm) => `${cm.metadata?.name}@${cm.metadata?.resourceVersion}`).sort(),
+      'the cache is what the server holds',
+    );
+    assert.equal(events.filter((e) => e === 'add:stays').length, 1, 'unchanged: no event');
+    assert.ok(informer.health().healthy);
   });
 
   it('delivers add, update and delete as they happen', async () => {
@@ -207,7 +353,7 @@ describe('Informer against a real API server', () => {
     await informer.synced;
     await configMap(ns, 'before-cut');
     await waitUntil('the watch to deliver', () => events.includes('add:before-cut'));
-    const listsBefore = tap.lists.length;
+    const relistsBefore = tap.relists;
 
     tap.cut();
     await configMap(ns, 'born-while-down');
@@ -225,7 +371,7 @@ describe('Informer against a real API server', () => {
         events.includes(e),
       ),
     );
-    assert.equal(tap.lists.length, listsBefore, 'resumed by watch, without a relist');
+    assert.equal(tap.relists, relistsBefore, 'resumed by watch, without a relist');
     assert.deepEqual(informer.get(`${ns}/changes`)?.data, { k: 'v' });
   });
 
@@ -255,7 +401,7 @@ describe('Informer against a real API server', () => {
         events.includes(e),
       ),
     );
-    assert.equal(tap.lists.length, 1, 'a watch error costs a watch, not a LIST');
+    assert.equal(tap.relists, 1, 'a watch error costs a watch, not a LIST');
     assert.ok(tap.watches.length >= 2);
   });
 
@@ -277,7 +423,7 @@ describe('Informer against a real API server', () => {
       'two',
       'two',
     ]);
-    assert.equal(tap.lists.length, 1, 'a resync asks the API server nothing');
+    assert.equal(tap.relists, 1, 'a resync asks the API server nothing');
     assert.equal(tap.watches.length, 1);
   });
 
@@ -415,7 +561,7 @@ describe('Informer against a real API server', () => {
       timeoutMs: 90_000,
     });
     await waitUntil('healthy', () => !informer.health().lastError, { timeoutMs: 30_000 });
-    assert.equal(tap.lists.length, 1, 'the watches that failed resumed from the resourceVersion');
+    assert.equal(tap.relists, 1, 'the watches that failed resumed from the resourceVersion');
   });
 
   it('keeps serving its cache across an API server restart, then catches up', async function () {
