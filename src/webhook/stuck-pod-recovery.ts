@@ -90,8 +90,10 @@ export class StuckPodRecovery {
       o.pods ??
       new Informer<V1Pod>(o.kc, {
         path: '/api/v1/pods',
-        // A Pod stuck pulling is Pending: running and finished Pods are never cached.
-        fieldSelector: 'status.phase=Pending',
+        // A Pod stuck pulling is Pending and on a node (a kubelet tried the pull): running,
+        // finished and unscheduled Pods are never cached, and a Pod being created reaches us
+        // only once bound, not while the API server waits for our webhook's answer on it.
+        fieldSelector: 'status.phase=Pending,spec.nodeName!=',
         transform: compactPod,
         logger: this.log,
         unhealthyAfterMs: o.unhealthyAfterMs,
