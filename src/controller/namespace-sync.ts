@@ -1,6 +1,7 @@
-// One namespace of one RegistryCredential: its Secret and its ServiceAccounts' entries. Used
-// by the full reconcile's fan-out and by the per-namespace fast path (a new namespace or
-// ServiceAccount, or one someone edited), never both at once for the same namespace.
+// One namespace of one RegistryCredential, or of several fanning out together: their Secrets,
+// then one write per ServiceAccount for all their entries. Used by the full reconcile's
+// fan-out and by the per-namespace fast path (a new namespace or ServiceAccount, or one
+// someone edited), never both at once for the same credential and namespace.
 import type { V1Secret, V1ServiceAccount } from '@kubernetes/client-node';
 import type { NamespaceOutcome } from '../api/status.ts';
 import { CLEANUP_FINALIZER, type RegistryCredential } from '../api/types.ts';

@@ -1,7 +1,9 @@
 // The reconciler: read the caches, compute the desired state from scratch, write only the
 // difference (controller-runtime's reconcile.Reconciler). A work item is a RegistryCredential
 // name: everything it writes, and its status. Replaying it any number of times is harmless,
-// and a reconcile that finds nothing to change writes nothing (status included). The parts
+// and a reconcile that finds nothing to change writes nothing (status included). Credentials
+// due together are reconciled together (reconcileTogether: one fan-out, one write per
+// ServiceAccount for all their entries; ADR 0014, "Namespace-major writes"). The parts
 // live next to it: namespace-sync.ts (one namespace, and the fast path), ownership.ts (what
 // we may write), cleanup.ts (what we take back), status-writer.ts and api/status.ts.
 import PQueue from 'p-queue';

@@ -1,5 +1,6 @@
-// Workers that drain a WorkQueue: `concurrency` async loops, each taking one key at a time.
-// The queue does the de-duplication, so the loops are the whole pool: no second queue (a
+// Workers that drain a WorkQueue: `concurrency` async loops, each taking one key at a time,
+// or, with `batching`, the keys due together (still each handed out once by the queue and
+// settled on its own result). The queue does the de-duplication, so the loops are the whole pool: no second queue (a
 // p-queue fed from get() would only add buffering in which keys could not be de-duplicated).
 // Outcome handling follows controller-runtime: success → forget (reset backoff) and, if asked,
 // addAfter; error → addRateLimited; always done().
