@@ -476,6 +476,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       let ended = false;
       let handle: { abort(): void } | undefined;
       let sawEvents = false;
+      let recovered = false;
       let connected = false;
       let cancelSilence: (() => void) | undefined;
 
@@ -532,8 +533,11 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
             }
             return;
           }
-          if (!sawEvents) {
-            sawEvents = true;
+          sawEvents = true;
+          // A change delivered means the watch works again; a list (the initial events) does
+          // not: a watch that expires right after every list must still back off.
+          if (!initial && !recovered) {
+            recovered = true;
             this.#recovered();
           }
           if (initial) {

@@ -322,6 +322,38 @@ describe('Informer (fake API server)', () => {
     assert.deepEqual(events.map((e) => `${e.type}:${e.name}`).sort(), ['add:a', 'add:b']);
   });
 
+  it('backs off when every watch-list is followed at once by 410 Gone', async () => {
+    const server = new FakeServer();
+    server.put('a');
+    const expiring: ListWatch = {
+      list: server.list.bind(server),
+      watch: (path, opts, onEvent, onDone) =>
+        server.watch(
+          path,
+          opts,
+          (type, obj) => {
+            onEvent(type, obj);
+            if (type === 'BOOKMARK') {
+              onEvent('ERROR', {
+                kind: 'Status',
+                code: 410,
+                reason: 'Expired',
+                message: 'too old',
+              });
+            }
+          },
+          onDone,
+        ),
+    };
+    informer = new Informer<Obj>(expiring, { path: '/x', ...fast });
+    informer.start();
+    await informer.synced;
+    await until('a relist after a backoff', () =>
+      /expired again right after a list/.test(informer?.health().lastError ?? ''),
+    );
+    assert.ok(server.watchLists >= 2);
+  });
+
   it('lists in pages where the server refuses a watch-list (422), from then on', async () => {
     const server = new FakeServer();
     server.watchList = false;
