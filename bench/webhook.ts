@@ -7,7 +7,9 @@
 // (apiserver_admission_webhook_admission_duration_seconds) is the figure the target is about:
 // its 5 ms bucket says exactly how many calls took longer. The floor is the same Pod creates
 // in namespaces the webhook's selector leaves out: what a create costs without the call.
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { V1Pod } from '@kubernetes/client-node';
 import {
   bucketDelta,
@@ -32,6 +34,7 @@ import {
 } from './context.ts';
 import { parseMetrics } from './metrics.ts';
 import type { BenchOperator } from './operator-run.ts';
+import { sampleProcess } from './process-stats.ts';
 import type { ScenarioResult } from './report.ts';
 import { type Percentiles, percentiles } from './sync-tracker.ts';
 
@@ -46,6 +49,7 @@ export interface WebhookPlan {
 
 // The shipped names: config/webhook/rbac.yaml grants the operator these objects only.
 const CONFIGURATION = 'regcred-operator-pod-webhook';
+const FLOOR_CONFIGURATION = 'regcred-bench-floor-webhook';
 const NAMESPACES = 10;
 const FAIL_OPEN = 'apiserver_admission_webhook_fail_open_count';
 const OWN_DURATION = 'regcred_pod_webhook_duration_seconds_bucket';
@@ -126,18 +130,21 @@ async function createPods(
 
 async function measure(
   cluster: BenchCluster,
-  op: BenchOperator | undefined,
+  server: { op?: BenchOperator; pid?: number },
   namespaces: readonly string[],
   first: number,
   count: number,
   inFlight: number,
 ): Promise<Phase> {
+  const { op } = server;
+  const cpuNow = () =>
+    op ? op.sample().cpuSeconds : server.pid ? sampleProcess(server.pid).cpuSeconds : 0;
   const calls = await webhookDurations(cluster.plane);
   const own = op ? await ownDurations(op) : new Map<number, number>();
   const failed = await failOpen(cluster);
-  const cpuBefore = op?.sample().cpuSeconds ?? 0;
+  const cpuBefore = cpuNow();
   const run = await createPods(cluster, namespaces, first, count, inFlight);
-  const cpu = (op?.sample().cpuSeconds ?? 0) - cpuBefore;
+  const cpu = cpuNow() - cpuBefore;
   return {
     cpuMsPerPod: (cpu * 1000) / count,
     client: percentiles(run.latencies),
@@ -146,6 +153,64 @@ async function measure(
     unpatched: run.unpatched,
     failOpen: (await failOpen(cluster)) - failed,
   };
+}
+
+/**
+ * Until a dry-run Pod comes back patched: the API server has loaded the configuration and
+ * trusts the server's certificate. `who` names what failed to answer.
+ */
+async function waitPatched(cluster: BenchCluster, namespace: string, who: () => string) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const probe = await cluster.core.createNamespacedPod({
+      namespace,
+      body: pod(-1),
+      dryRun: 'All',
+    });
+    if ((probe.spec?.imagePullSecrets ?? []).some((s) => s.name === SECRET_NAME)) return;
+    if (Date.now() > deadline) throw new Error(`the API server never called ${who()}`);
+    await sleep(200);
+  }
+}
+
+/** bench/webhook-floor.ts in its own process, with the operator's NODE_OPTIONS. */
+class FloorWebhook {
+  private readonly child: ReturnType<typeof spawn>;
+  readonly pid: number;
+  readonly port: number;
+  readonly ca: string;
+
+  private constructor(child: ReturnType<typeof spawn>, pid: number, port: number, ca: string) {
+    this.child = child;
+    this.pid = pid;
+    this.port = port;
+    this.ca = ca;
+  }
+
+  static async start(nodeOptions: string | undefined): Promise<FloorWebhook> {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (nodeOptions !== undefined) env.NODE_OPTIONS = nodeOptions;
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, 'webhook-floor.ts'), SECRET_NAME],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env,
+      },
+    );
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    const first = await new Promise<string>((resolve, reject) => {
+      lines.once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`the floor webhook exited (${code})`)));
+    });
+    lines.close();
+    const { port, ca } = JSON.parse(first) as { port: number; ca: string };
+    return new FloorWebhook(child, child.pid ?? 0, port, ca);
+  }
+
+  stop(): void {
+    this.child.kill();
+  }
 }
 
 const ms = (seconds: number) => (seconds * 1000).toFixed(2);
@@ -169,6 +234,12 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
       await cluster.createNamespacesAndWait(selected, { [RUN_LABEL]: runId });
       await cluster.createNamespacesAndWait(outside, { [RUN_LABEL]: floorRun });
 
+      let serial: Phase | undefined;
+      let burst: Phase | undefined;
+      let floorSerial: Phase | undefined;
+      let floorBurst: Phase | undefined;
+      let idleCpuMsPerSecond = Number.NaN;
+      let next = plan.warmup;
       const webhook = await podWebhookArgs(CONFIGURATION);
       const op = await startOperator(
         { ...ctx, operatorArgs: [...ctx.operatorArgs, ...webhook.args] },
@@ -185,23 +256,11 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
             matchLabels: { [RUN_LABEL]: runId },
           }),
         );
-        // Until a dry-run Pod comes back patched: the API server has the configuration and
-        // the operator's caBundle.
-        const deadline = Date.now() + 60_000;
-        for (;;) {
-          const probe = await cluster.core.createNamespacedPod({
-            namespace: selected[0] ?? '',
-            body: pod(-1),
-            dryRun: 'All',
-          });
-          if ((probe.spec?.imagePullSecrets ?? []).some((s) => s.name === SECRET_NAME)) break;
-          if (Date.now() > deadline) {
-            throw new Error(
-              `the API server never called the webhook; the operator's last log lines:\n${op.lastLogs(15).join('\n')}`,
-            );
-          }
-          await sleep(200);
-        }
+        await waitPatched(
+          cluster,
+          selected[0] ?? '',
+          () => `the webhook; the operator's last log lines:\n${op.lastLogs(15).join('\n')}`,
+        );
         log(`[bench] webhook: ${plan.warmup} Pods to warm up`);
         await createPods(cluster, selected, 0, plan.warmup, 1);
         await cluster.waitQuiet();
@@ -209,71 +268,119 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
         // per-Pod CPU below).
         const idleFrom = op.sample().cpuSeconds;
         await sleep(5_000);
-        const idleCpuMsPerSecond = ((op.sample().cpuSeconds - idleFrom) * 1000) / 5;
+        idleCpuMsPerSecond = ((op.sample().cpuSeconds - idleFrom) * 1000) / 5;
         log(`[bench] webhook: operator idle CPU ${idleCpuMsPerSecond.toFixed(1)} ms/s`);
-        let next = plan.warmup;
         log(`[bench] webhook: floor, ${plan.pods} Pods one at a time (not sent to the webhook)`);
-        const floorSerial = await measure(cluster, undefined, outside, next, plan.pods, 1);
+        floorSerial = await measure(cluster, {}, outside, next, plan.pods, 1);
         log(`[bench] webhook: ${plan.pods} Pods one at a time`);
-        const serial = await measure(cluster, op, selected, next, plan.pods, 1);
+        serial = await measure(cluster, { op }, selected, next, plan.pods, 1);
         next += plan.pods;
         log(`[bench] webhook: floor, ${plan.pods} Pods ${plan.burst} at a time`);
-        const floorBurst = await measure(cluster, undefined, outside, next, plan.pods, plan.burst);
+        floorBurst = await measure(cluster, {}, outside, next, plan.pods, plan.burst);
         log(`[bench] webhook: ${plan.pods} Pods ${plan.burst} at a time`);
-        const burst = await measure(cluster, op, selected, next, plan.pods, plan.burst);
-        const within5 = (p: Phase) => p.calls.get(0.005) ?? 0;
-        const total = (p: Phase) => p.calls.get(Number.POSITIVE_INFINITY) ?? 0;
-        for (const [name, p] of [
-          ['serial', serial],
-          [`${plan.burst} in flight`, burst],
-        ] as const) {
-          if (p.failOpen > 0)
-            log(`[bench] operator's last log lines:\n${op.lastLogs(10).join('\n')}`);
-          log(
-            `[bench] webhook ${name}: ${total(p)} calls, ${within5(p)} within 5 ms; API server p50 ${ms(quantile(p.calls, 0.5))} ms, p99 ${ms(quantile(p.calls, 0.99))} ms; operator p50 ${ms(quantile(p.own, 0.5))} ms, p99 ${ms(quantile(p.own, 0.99))} ms; client p50/p99 ${p.client.p50.toFixed(2)}/${p.client.p99.toFixed(2)} ms; operator CPU ${p.cpuMsPerPod.toFixed(2)} ms per Pod; ${p.unpatched} unpatched, ${p.failOpen} failed open`,
-          );
+        burst = await measure(cluster, { op }, selected, next, plan.pods, plan.burst);
+        next += plan.pods;
+        if (serial.failOpen + burst.failOpen > 0) {
+          log(`[bench] operator's last log lines:\n${op.lastLogs(10).join('\n')}`);
         }
-        const cell = (p: Phase) => `${within5(p)}/${total(p)}`;
-        results.push({
-          scenario: 'webhook',
-          n: plan.pods,
-          latencyMs: serial.client,
-          floorLatencyMs: floorSerial.client,
-          notes: [
-            `Pods created one at a time, then ${plan.burst} at a time, after ${plan.warmup} to warm up; latency columns: the client's Pod create, with the webhook / without (floor)`,
-          ],
-          details: {
-            apiServerWithin5msSerial: cell(serial),
-            apiServerWithin5msBurst: cell(burst),
-            apiServerP50MsSerial: ms(quantile(serial.calls, 0.5)),
-            apiServerP99MsSerial: ms(quantile(serial.calls, 0.99)),
-            apiServerP50MsBurst: ms(quantile(burst.calls, 0.5)),
-            apiServerP99MsBurst: ms(quantile(burst.calls, 0.99)),
-            operatorP50MsSerial: ms(quantile(serial.own, 0.5)),
-            operatorP99MsSerial: ms(quantile(serial.own, 0.99)),
-            operatorP50MsBurst: ms(quantile(burst.own, 0.5)),
-            operatorP99MsBurst: ms(quantile(burst.own, 0.99)),
-            operatorCpuMsPerPodSerial: serial.cpuMsPerPod.toFixed(3),
-            operatorCpuMsPerPodBurst: burst.cpuMsPerPod.toFixed(3),
-            operatorIdleCpuMsPerSecond: idleCpuMsPerSecond.toFixed(1),
-            burstInFlight: plan.burst,
-            burstClientP50P99Ms: `${burst.client.p50.toFixed(2)}/${burst.client.p99.toFixed(2)}`,
-            burstFloorClientP50P99Ms: `${floorBurst.client.p50.toFixed(2)}/${floorBurst.client.p99.toFixed(2)}`,
-            unpatched: serial.unpatched + burst.unpatched,
-            failedOpen: serial.failOpen + burst.failOpen,
-            // The 5 ms bucket's exact counts decide the target; the quantiles are interpolated.
-            callsSerial: total(serial),
-            within5msSerial: within5(serial),
-            callsBurst: total(burst),
-            within5msBurst: within5(burst),
-          },
-        });
       } finally {
         await op.stop();
         await cluster.core
           .deleteNamespacedSecret({ namespace: OPERATOR_NAMESPACE, name: `${CONFIGURATION}-tls` })
           .catch(() => undefined);
       }
+      // The floor webhook: the same Pods, the same configuration (Ignore, 3 s), answered by
+      // bench/webhook-floor.ts instead of the operator.
+      await kubectl(['delete', 'mutatingwebhookconfiguration', CONFIGURATION]);
+      const floorHook = await FloorWebhook.start(ctx.operatorNodeOptions);
+      let hookSerial: Phase;
+      let hookBurst: Phase;
+      try {
+        await kubectl(
+          ['apply', '-f', '-'],
+          webhookConfigurationYaml({
+            name: FLOOR_CONFIGURATION,
+            port: floorHook.port,
+            matchLabels: { [RUN_LABEL]: runId },
+            caBundle: floorHook.ca,
+          }),
+        );
+        await waitPatched(cluster, selected[0] ?? '', () => 'the floor webhook');
+        log(`[bench] webhook: floor webhook, ${plan.warmup} Pods to warm up`);
+        await createPods(cluster, selected, next, plan.warmup, 1);
+        next += plan.warmup;
+        await cluster.waitQuiet();
+        log(`[bench] webhook: floor webhook, ${plan.pods} Pods one at a time`);
+        hookSerial = await measure(cluster, { pid: floorHook.pid }, selected, next, plan.pods, 1);
+        next += plan.pods;
+        log(`[bench] webhook: floor webhook, ${plan.pods} Pods ${plan.burst} at a time`);
+        hookBurst = await measure(
+          cluster,
+          { pid: floorHook.pid },
+          selected,
+          next,
+          plan.pods,
+          plan.burst,
+        );
+      } finally {
+        floorHook.stop();
+      }
+      if (!serial || !burst || !floorSerial || !floorBurst) throw new Error('a phase did not run');
+      const within5 = (p: Phase) => p.calls.get(0.005) ?? 0;
+      const total = (p: Phase) => p.calls.get(Number.POSITIVE_INFINITY) ?? 0;
+      for (const [name, p] of [
+        ['serial', serial],
+        [`${plan.burst} in flight`, burst],
+        ['floor webhook serial', hookSerial],
+        [`floor webhook ${plan.burst} in flight`, hookBurst],
+      ] as const) {
+        log(
+          `[bench] webhook ${name}: ${total(p)} calls, ${within5(p)} within 5 ms; API server p50 ${ms(quantile(p.calls, 0.5))} ms, p99 ${ms(quantile(p.calls, 0.99))} ms; ${p.own.size > 0 ? `operator p50 ${ms(quantile(p.own, 0.5))} ms, p99 ${ms(quantile(p.own, 0.99))} ms; ` : ''} client p50/p99 ${p.client.p50.toFixed(2)}/${p.client.p99.toFixed(2)} ms; server CPU ${p.cpuMsPerPod.toFixed(2)} ms per Pod; ${p.unpatched} unpatched, ${p.failOpen} failed open`,
+        );
+      }
+      const cell = (p: Phase) => `${within5(p)}/${total(p)}`;
+      results.push({
+        scenario: 'webhook',
+        n: plan.pods,
+        latencyMs: serial.client,
+        floorLatencyMs: floorSerial.client,
+        notes: [
+          `Pods created one at a time, then ${plan.burst} at a time, after ${plan.warmup} to warm up; latency columns: the client's Pod create, with the webhook / without (floor)`,
+        ],
+        details: {
+          apiServerWithin5msSerial: cell(serial),
+          apiServerWithin5msBurst: cell(burst),
+          apiServerP50MsSerial: ms(quantile(serial.calls, 0.5)),
+          apiServerP99MsSerial: ms(quantile(serial.calls, 0.99)),
+          apiServerP50MsBurst: ms(quantile(burst.calls, 0.5)),
+          apiServerP99MsBurst: ms(quantile(burst.calls, 0.99)),
+          operatorP50MsSerial: ms(quantile(serial.own, 0.5)),
+          operatorP99MsSerial: ms(quantile(serial.own, 0.99)),
+          operatorP50MsBurst: ms(quantile(burst.own, 0.5)),
+          operatorP99MsBurst: ms(quantile(burst.own, 0.99)),
+          operatorCpuMsPerPodSerial: serial.cpuMsPerPod.toFixed(3),
+          operatorCpuMsPerPodBurst: burst.cpuMsPerPod.toFixed(3),
+          operatorIdleCpuMsPerSecond: idleCpuMsPerSecond.toFixed(1),
+          floorWebhookWithin5msSerial: cell(hookSerial),
+          floorWebhookWithin5msBurst: cell(hookBurst),
+          floorWebhookP50MsSerial: ms(quantile(hookSerial.calls, 0.5)),
+          floorWebhookP99MsSerial: ms(quantile(hookSerial.calls, 0.99)),
+          floorWebhookP50MsBurst: ms(quantile(hookBurst.calls, 0.5)),
+          floorWebhookP99MsBurst: ms(quantile(hookBurst.calls, 0.99)),
+          floorWebhookCpuMsPerPodSerial: hookSerial.cpuMsPerPod.toFixed(3),
+          floorWebhookCpuMsPerPodBurst: hookBurst.cpuMsPerPod.toFixed(3),
+          burstInFlight: plan.burst,
+          burstClientP50P99Ms: `${burst.client.p50.toFixed(2)}/${burst.client.p99.toFixed(2)}`,
+          burstFloorClientP50P99Ms: `${floorBurst.client.p50.toFixed(2)}/${floorBurst.client.p99.toFixed(2)}`,
+          unpatched: serial.unpatched + burst.unpatched,
+          failedOpen: serial.failOpen + burst.failOpen,
+          // The 5 ms bucket's exact counts decide the target; the quantiles are interpolated.
+          callsSerial: total(serial),
+          within5msSerial: within5(serial),
+          callsBurst: total(burst),
+          within5msBurst: within5(burst),
+        },
+      });
     } finally {
       await cluster.stop();
     }
