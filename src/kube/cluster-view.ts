@@ -113,6 +113,14 @@ export class ClusterCaches implements ClusterView {
   private readonly credOverlay = new WrittenOverlay<RegistryCredential>();
   /** Cached managed Secrets whose metadata was trimmed (compactManagedSecret). */
   private readonly trimmed = new WeakSet<V1Secret>();
+  /**
+   * The cached managed Secrets' keys by owning credential, kept from the Secret events: a
+   * credential's Secrets without walking every managed Secret of the cluster (50 credentials
+   * finishing one batched reconcile walked 75,000 Secrets each, synchronously: the event loop
+   * stood still for seconds, issue #20 scenario 2).
+   */
+  private readonly secretsByOwner = new Map<string, Set<string>>();
+  private readonly ownerOfSecret = new Map<string, string>();
 
   constructor(kc: KubeConfig, options: ClusterCachesOptions) {
     const logger = options.log.child({ component: 'informer' });
@@ -159,6 +167,29 @@ export class ClusterCaches implements ClusterView {
     this.namespaceEvents$ = this.namespaceInformer.events$;
     this.serviceAccountEvents$ = this.serviceAccountInformer.events$;
     this.secretEvents$ = this.secrets.events$;
+    // Subscribed before any informer starts: every event, the initial list's included.
+    this.secrets.events$.subscribe((e) => this.indexOwner(overlayKey(e.object)));
+  }
+
+  /** Files `key` under the owner of what the Secret caches hold for it now (see secretsByOwner). */
+  private indexOwner(key: string): void {
+    const cached = this.secrets.get(key);
+    const owner = cached ? managedOwner(cached) : undefined;
+    const previous = this.ownerOfSecret.get(key);
+    if (previous === owner) return;
+    if (previous !== undefined) {
+      const keys = this.secretsByOwner.get(previous);
+      keys?.delete(key);
+      if (keys?.size === 0) this.secretsByOwner.delete(previous);
+    }
+    if (owner === undefined) {
+      this.ownerOfSecret.delete(key);
+      return;
+    }
+    this.ownerOfSecret.set(key, owner);
+    const keys = this.secretsByOwner.get(owner);
+    if (keys) keys.add(key);
+    else this.secretsByOwner.set(owner, new Set([key]));
   }
 
   private get all(): Array<{
@@ -266,11 +297,23 @@ export class ClusterCaches implements ClusterView {
     return this.secretOverlay.pick(key, this.secrets.get(key), this.secrets.seenThrough(namespace));
   }
 
+  /**
+   * The cached managed Secrets that, with our writes on top, `credential` owns: those the cache
+   * files under it, and those our pending writes gave it.
+   */
   managedSecretsOf(credential: string): V1Secret[] {
-    return this.secrets
-      .list()
-      .map((s) => this.secretOverlay.pick(overlayKey(s), s))
-      .filter((s): s is V1Secret => s !== undefined && managedOwner(s) === credential);
+    const keys = new Set(this.secretsByOwner.get(credential));
+    for (const [key, written] of this.secretOverlay.entries()) {
+      if (written && managedOwner(written) === credential) keys.add(key);
+    }
+    const owned: V1Secret[] = [];
+    for (const key of keys) {
+      const cached = this.secrets.get(key);
+      if (!cached) continue;
+      const secret = this.secretOverlay.pick(key, cached);
+      if (secret && managedOwner(secret) === credential) owned.push(secret);
+    }
+    return owned;
   }
 
   sourceSecret(namespace: string, name: string): V1Secret | undefined {

@@ -72,6 +72,11 @@ export class WrittenOverlay<T extends OverlayObject> {
     return type !== 'delete' && resourceVersion(obj) === resourceVersion(mine);
   }
 
+  /** Our pending writes (null: a delete), copied: pick() may drop entries meanwhile. */
+  entries(): Array<[string, T | null]> {
+    return [...this.written.entries()];
+  }
+
   /** How many writes are still waiting for their watch event (tests, debugging). */
   get size(): number {
     return this.written.size;
