@@ -4,51 +4,14 @@
 // ServiceAccount event queues no fast path for a credential whose full reconcile covers it.
 import assert from 'node:assert/strict';
 import type { RegistryCredentialSpec } from '../../src/api/types.ts';
-import type { Clock } from '../../src/clock.ts';
 import { Reconciler } from '../../src/controller/reconciler.ts';
 import { type Batching, gatherKeys, runWorkers } from '../../src/controller/worker-pool.ts';
 import { WorkQueue } from '../../src/controller/workqueue.ts';
 import { TokenCache } from '../../src/credentials/token-cache.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { fixture, nsOf, sa } from '../support/event-mapping-fixture.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 import { InMemoryCluster } from '../support/in-memory-cluster.ts';
-
-/** A clock whose time moves only when the test says so. */
-class FakeClock implements Clock {
-  time = 1_000_000;
-  #timers: Array<{ at: number; fn: () => void; id: number }> = [];
-  #nextId = 0;
-
-  now(): number {
-    return this.time;
-  }
-
-  schedule(fn: () => void, ms: number): () => void {
-    const id = this.#nextId++;
-    this.#timers.push({ at: this.time + Math.max(0, ms), fn, id });
-    return () => {
-      this.#timers = this.#timers.filter((t) => t.id !== id);
-    };
-  }
-
-  pending(): number {
-    return this.#timers.length;
-  }
-
-  advance(ms: number): void {
-    const target = this.time + ms;
-    for (;;) {
-      const due = this.#timers
-        .filter((t) => t.at <= target)
-        .sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!due) break;
-      this.#timers = this.#timers.filter((t) => t.id !== due.id);
-      this.time = Math.max(this.time, due.at);
-      due.fn();
-    }
-    this.time = target;
-  }
-}
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

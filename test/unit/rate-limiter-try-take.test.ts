@@ -1,22 +1,12 @@
 // TokenBucket.tryTake, as the stuck-Pod recovery uses it: a pass either takes a token now or is
 // skipped, and a skipped pass leaves no debt behind.
 import assert from 'node:assert/strict';
-import type { Clock } from '../../src/clock.ts';
 import { TokenBucket } from '../../src/controller/rate-limiter.ts';
-
-class ManualClock implements Clock {
-  time = 5_000;
-  now(): number {
-    return this.time;
-  }
-  schedule(): () => void {
-    return () => {};
-  }
-}
+import { FakeClock } from '../support/fake-clock.ts';
 
 describe('TokenBucket.tryTake', () => {
   it('lets a burst through, then refuses until a whole token has refilled', () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock(5_000);
     const bucket = new TokenBucket(2, 3, clock); // 2 per second, 3 at once
     assert.deepEqual(
       [bucket.tryTake(), bucket.tryTake(), bucket.tryTake(), bucket.tryTake()],
@@ -29,7 +19,7 @@ describe('TokenBucket.tryTake', () => {
   });
 
   it('refused passes leave no debt: the next token comes at its usual time', () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock(5_000);
     const bucket = new TokenBucket(1, 1, clock);
     assert.equal(bucket.tryTake(), true);
     for (let i = 0; i < 100; i++) assert.equal(bucket.tryTake(), false);

@@ -1,18 +1,8 @@
 // The limits that pace retries: a misconfigured limiter is refused at start, never a queue that
 // spins (a 0 ms backoff) or stalls (a bucket that never refills).
 import assert from 'node:assert/strict';
-import type { Clock } from '../../src/clock.ts';
 import { ItemExponentialBackoff, TokenBucket } from '../../src/controller/rate-limiter.ts';
-
-class ManualClock implements Clock {
-  time = 5_000;
-  now(): number {
-    return this.time;
-  }
-  schedule(): () => void {
-    return () => {};
-  }
-}
+import { FakeClock } from '../support/fake-clock.ts';
 
 describe('rate limiters', () => {
   it('a backoff needs 0 < base <= max', () => {
@@ -43,17 +33,17 @@ describe('rate limiters', () => {
       [10, Number.NaN],
     ] as const) {
       assert.throws(
-        () => new TokenBucket(qps, burst, new ManualClock()),
+        () => new TokenBucket(qps, burst, new FakeClock(5_000)),
         (error: unknown) =>
           error instanceof RangeError && error.message.includes(`${qps}/${burst}`),
         `${qps}/${burst}`,
       );
     }
-    assert.doesNotThrow(() => new TokenBucket(0.5, 1, new ManualClock()));
+    assert.doesNotThrow(() => new TokenBucket(0.5, 1, new FakeClock(5_000)));
   });
 
   it('a token bucket refills at qps tokens a second, fractions included', () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock(5_000);
     const bucket = new TokenBucket(10, 1, clock);
     assert.equal(bucket.when('a'), 0);
     assert.equal(bucket.when('b'), 100, 'one token owed at 10/s: 100 ms');

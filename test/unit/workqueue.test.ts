@@ -1,47 +1,9 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Clock } from '../../src/clock.ts';
 import { ItemExponentialBackoff, TokenBucket } from '../../src/controller/rate-limiter.ts';
 import { runWorkers } from '../../src/controller/worker-pool.ts';
 import { WorkQueue, type WorkQueueMetrics } from '../../src/controller/workqueue.ts';
-
-/** A clock whose time moves only when the test says so. */
-class FakeClock implements Clock {
-  time = 1_000_000;
-  #timers: Array<{ at: number; fn: () => void; id: number }> = [];
-  #nextId = 0;
-
-  now(): number {
-    return this.time;
-  }
-
-  schedule(fn: () => void, ms: number): () => void {
-    const id = this.#nextId++;
-    this.#timers.push({ at: this.time + Math.max(0, ms), fn, id });
-    return () => {
-      this.#timers = this.#timers.filter((t) => t.id !== id);
-    };
-  }
-
-  pending(): number {
-    return this.#timers.length;
-  }
-
-  /** Moves time forward, firing due timers in deadline order. */
-  advance(ms: number): void {
-    const target = this.time + ms;
-    for (;;) {
-      const due = this.#timers
-        .filter((t) => t.at <= target)
-        .sort((a, b) => a.at - b.at || a.id - b.id)[0];
-      if (!due) break;
-      this.#timers = this.#timers.filter((t) => t.id !== due.id);
-      this.time = Math.max(this.time, due.at);
-      due.fn();
-    }
-    this.time = target;
-  }
-}
+import { FakeClock } from '../support/fake-clock.ts';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
