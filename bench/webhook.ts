@@ -213,6 +213,34 @@ class FloorWebhook {
   }
 }
 
+/** Calls within 5 ms at the API server (its bucket's exact count), and all calls. */
+const within5 = (p: Phase) => p.calls.get(0.005) ?? 0;
+const total = (p: Phase) => p.calls.get(Number.POSITIVE_INFINITY) ?? 0;
+
+/**
+ * One phase's figures for the JSON: at the API server (`<calls>Within5ms<phase>`,
+ * `<calls>P50Ms<phase>`, `<calls>P99Ms<phase>`), inside the server if it reports them, and its
+ * CPU per Pod (`<server>…<phase>`).
+ */
+function phaseDetails(
+  calls: string,
+  server: string,
+  phase: 'Serial' | 'Burst',
+  p: Phase,
+): Record<string, string> {
+  const details: Record<string, string> = {
+    [`${calls}Within5ms${phase}`]: `${within5(p)}/${total(p)}`,
+    [`${calls}P50Ms${phase}`]: ms(quantile(p.calls, 0.5)),
+    [`${calls}P99Ms${phase}`]: ms(quantile(p.calls, 0.99)),
+    [`${server}CpuMsPerPod${phase}`]: p.cpuMsPerPod.toFixed(3),
+  };
+  if (p.own.size > 0) {
+    details[`${server}P50Ms${phase}`] = ms(quantile(p.own, 0.5));
+    details[`${server}P99Ms${phase}`] = ms(quantile(p.own, 0.99));
+  }
+  return details;
+}
+
 const ms = (seconds: number) => (seconds * 1000).toFixed(2);
 
 export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<ScenarioResult[]> {
@@ -326,8 +354,6 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
         floorHook.stop();
       }
       if (!serial || !burst || !floorSerial || !floorBurst) throw new Error('a phase did not run');
-      const within5 = (p: Phase) => p.calls.get(0.005) ?? 0;
-      const total = (p: Phase) => p.calls.get(Number.POSITIVE_INFINITY) ?? 0;
       for (const [name, p] of [
         ['serial', serial],
         [`${plan.burst} in flight`, burst],
@@ -338,7 +364,6 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
           `[bench] webhook ${name}: ${total(p)} calls, ${within5(p)} within 5 ms; API server p50 ${ms(quantile(p.calls, 0.5))} ms, p99 ${ms(quantile(p.calls, 0.99))} ms; ${p.own.size > 0 ? `operator p50 ${ms(quantile(p.own, 0.5))} ms, p99 ${ms(quantile(p.own, 0.99))} ms; ` : ''} client p50/p99 ${p.client.p50.toFixed(2)}/${p.client.p99.toFixed(2)} ms; server CPU ${p.cpuMsPerPod.toFixed(2)} ms per Pod; ${p.unpatched} unpatched, ${p.failOpen} failed open`,
         );
       }
-      const cell = (p: Phase) => `${within5(p)}/${total(p)}`;
       results.push({
         scenario: 'webhook',
         n: plan.pods,
@@ -348,27 +373,11 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
           `Pods created one at a time, then ${plan.burst} at a time, after ${plan.warmup} to warm up; latency columns: the client's Pod create, with the webhook / without (floor)`,
         ],
         details: {
-          apiServerWithin5msSerial: cell(serial),
-          apiServerWithin5msBurst: cell(burst),
-          apiServerP50MsSerial: ms(quantile(serial.calls, 0.5)),
-          apiServerP99MsSerial: ms(quantile(serial.calls, 0.99)),
-          apiServerP50MsBurst: ms(quantile(burst.calls, 0.5)),
-          apiServerP99MsBurst: ms(quantile(burst.calls, 0.99)),
-          operatorP50MsSerial: ms(quantile(serial.own, 0.5)),
-          operatorP99MsSerial: ms(quantile(serial.own, 0.99)),
-          operatorP50MsBurst: ms(quantile(burst.own, 0.5)),
-          operatorP99MsBurst: ms(quantile(burst.own, 0.99)),
-          operatorCpuMsPerPodSerial: serial.cpuMsPerPod.toFixed(3),
-          operatorCpuMsPerPodBurst: burst.cpuMsPerPod.toFixed(3),
+          ...phaseDetails('apiServer', 'operator', 'Serial', serial),
+          ...phaseDetails('apiServer', 'operator', 'Burst', burst),
+          ...phaseDetails('floorWebhook', 'floorWebhook', 'Serial', hookSerial),
+          ...phaseDetails('floorWebhook', 'floorWebhook', 'Burst', hookBurst),
           operatorIdleCpuMsPerSecond: idleCpuMsPerSecond.toFixed(1),
-          floorWebhookWithin5msSerial: cell(hookSerial),
-          floorWebhookWithin5msBurst: cell(hookBurst),
-          floorWebhookP50MsSerial: ms(quantile(hookSerial.calls, 0.5)),
-          floorWebhookP99MsSerial: ms(quantile(hookSerial.calls, 0.99)),
-          floorWebhookP50MsBurst: ms(quantile(hookBurst.calls, 0.5)),
-          floorWebhookP99MsBurst: ms(quantile(hookBurst.calls, 0.99)),
-          floorWebhookCpuMsPerPodSerial: hookSerial.cpuMsPerPod.toFixed(3),
-          floorWebhookCpuMsPerPodBurst: hookBurst.cpuMsPerPod.toFixed(3),
           burstInFlight: plan.burst,
           burstClientP50P99Ms: `${burst.client.p50.toFixed(2)}/${burst.client.p99.toFixed(2)}`,
           burstFloorClientP50P99Ms: `${floorBurst.client.p50.toFixed(2)}/${floorBurst.client.p99.toFixed(2)}`,
