@@ -127,25 +127,32 @@ export class KubeRest {
     // One deadline for the whole call, its retries and their waits included.
     const timeoutMs = req.timeoutMs ?? this.#timeoutMs;
     const deadlineAt = this.#clock.now() + timeoutMs;
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    // Released as soon as the call ends: an AbortSignal.timeout (and AbortSignal.any over the
+    // caller's signal) stays alive with undici's request, its response and their buffers until
+    // the deadline would fire, ~25 KB per call, 30 s long: hundreds of MB in a fan-out.
+    const deadline = callDeadline(timeoutMs, req.signal);
+    const signal = deadline.signal;
     let statusCode = 0;
     let text = '';
-    for (let retries = 0; ; retries++) {
-      let retryAfterMs: number | undefined;
-      try {
-        const response = await this.#dispatch(req, signal, timeoutMs, timeoutMs);
-        statusCode = response.statusCode;
-        retryAfterMs = retryDelayMs(statusCode, response.headers['retry-after']);
-        text = await response.body.text();
-      } catch (error) {
-        throw unreachable(error, what);
+    try {
+      for (let retries = 0; ; retries++) {
+        let retryAfterMs: number | undefined;
+        try {
+          const response = await this.#dispatch(req, signal, timeoutMs, timeoutMs);
+          statusCode = response.statusCode;
+          retryAfterMs = retryDelayMs(statusCode, response.headers['retry-after']);
+          text = await response.body.text();
+        } catch (error) {
+          throw unreachable(error, what);
+        }
+        if (retryAfterMs === undefined || retries >= this.#maxRetries) break;
+        // Waiting past the deadline would only turn the server's answer into a timeout.
+        if (this.#clock.now() + retryAfterMs >= deadlineAt) break;
+        await sleep(retryAfterMs, signal);
+        if (signal.aborted) throw unreachable(signal.reason, what);
       }
-      if (retryAfterMs === undefined || retries >= this.#maxRetries) break;
-      // Waiting past the deadline would only turn the server's answer into a timeout.
-      if (this.#clock.now() + retryAfterMs >= deadlineAt) break;
-      await sleep(retryAfterMs, signal);
-      if (signal.aborted) throw unreachable(signal.reason, what);
+    } finally {
+      deadline.release();
     }
     if (statusCode < 200 || statusCode > 299) throw statusError(statusCode, text, what);
     const parsed = parse<T>(text);
@@ -208,6 +215,35 @@ export class KubeRest {
       ...(dispatcher ? { dispatcher } : {}),
     });
   }
+}
+
+/**
+ * A call's deadline: aborts after `timeoutMs` (a TimeoutError, as AbortSignal.timeout) or when
+ * the caller's signal does; `release` drops the timer and the listener on the caller's signal.
+ */
+function callDeadline(
+  timeoutMs: number,
+  caller: AbortSignal | undefined,
+): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () =>
+      controller.abort(
+        new DOMException('The operation was aborted due to timeout', 'TimeoutError'),
+      ),
+    timeoutMs,
+  );
+  timer.unref();
+  const onAbort = () => controller.abort(caller?.reason);
+  if (caller?.aborted) onAbort();
+  else caller?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    release: () => {
+      clearTimeout(timer);
+      caller?.removeEventListener('abort', onAbort);
+    },
+  };
 }
 
 /** No HTTP answer (refused, reset, timed out, aborted): code 0. */
