@@ -33,7 +33,9 @@ const NAMESPACE_QUEUE = 'registrycredential_namespace';
 const STATUS_COALESCE_MS = 1_000;
 /**
  * Full reconciles fanned out together at most (ADR 0014, "Namespace-major writes"); new
- * credentials gather until none came for BATCH_QUIET_MS, at most BATCH_MAX_WAIT_MS.
+ * credentials gather until none came for BATCH_QUIET_MS in which the event loop was free (a
+ * stall is not quiet: `gatherKeys`), at most BATCH_MAX_WAIT_MS of the loop's time and twice
+ * that on the wall clock.
  */
 const BATCH_MAX_KEYS = 64;
 const BATCH_QUIET_MS = 200;

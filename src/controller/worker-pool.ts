@@ -4,7 +4,7 @@
 // p-queue fed from get() would only add buffering in which keys could not be de-duplicated).
 // Outcome handling follows controller-runtime: success → forget (reset backoff) and, if asked,
 // addAfter; error → addRateLimited; always done().
-import { type Clock, sleep, systemClock } from '../clock.ts';
+import { type Clock, systemClock } from '../clock.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
 import { safeMessage } from '../observability/redact.ts';
 import type { WorkQueue } from './workqueue.ts';
@@ -30,8 +30,9 @@ export interface WorkerPoolOptions {
  * 0014). A worker that takes a key `accepts` also takes every other such key waiting, up to
  * `maxKeys`; when the first is one that `gathers` (a credential just created: a burst of
  * creations), it keeps taking them, those other workers take included, until `quietMs` pass
- * without a new one that `gathers`, at most `maxWaitMs`. Each key is then settled on its own
- * result, exactly as if its handler had run alone.
+ * without a new one that `gathers`, at most `maxWaitMs`. Only time the event loop was free
+ * counts (see gatherKeys): a stall is not quiet. Each key is then settled on its own result,
+ * exactly as if its handler had run alone.
  */
 export interface Batching {
   accepts(key: string): boolean;
@@ -53,6 +54,18 @@ export interface Gathering {
 /**
  * The keys to handle with `first` (see Batching). `open` is told of the gathering while it
  * waits, so keys other workers take join it.
+ *
+ * A quiet period counts only if the event loop was free to deliver what came meanwhile: the
+ * keys of new credentials are queued by watch events, I/O that the poll phase delivers. So
+ * - after each sleep the window looks at the queue only in the check phase (`setImmediate`
+ *   from the timer): after a stall (a GC pause or a long synchronous step while handling I/O)
+ *   the next timers phase runs the expired sleep before the poll phase has delivered the
+ *   watch data that piled up meanwhile;
+ * - a sleep that ended more than `quietMs / 2` late was a stall, not quiet: the window stays
+ *   open for another period, new key or not;
+ * - `maxWaitMs` bounds the loop's time, each sleep counting for what it asked for, not for
+ *   what a stall added; the wall clock bounds the window at twice `maxWaitMs`, so a batch
+ *   always starts.
  */
 export async function gatherKeys(
   queue: Pick<WorkQueue, 'tryGet'>,
@@ -73,21 +86,48 @@ export async function gatherKeys(
   };
   take();
   if (!batching.gathers(first)) return g.keys;
-  const deadline = clock.now() + batching.maxWaitMs;
+  const wallDeadline = clock.now() + 2 * batching.maxWaitMs;
+  let waited = 0;
   open?.(g, true);
   try {
     for (;;) {
-      const left = deadline - clock.now();
+      const left = Math.min(batching.maxWaitMs - waited, wallDeadline - clock.now());
       if (left <= 0 || g.keys.length >= batching.maxKeys || signal?.aborted) break;
       g.sawNew = false;
-      await sleep(Math.min(batching.quietMs, left), signal, clock);
+      const ms = Math.min(batching.quietMs, left);
+      const asleep = clock.now();
+      await sleepThenPoll(ms, signal, clock);
+      waited += ms;
+      const stalled = clock.now() - asleep - ms > batching.quietMs / 2;
       take();
-      if (!g.sawNew) break;
+      if (!g.sawNew && !stalled) break;
     }
   } finally {
     open?.(g, false);
   }
   return g.keys;
+}
+
+/**
+ * Resolves `ms` after the call, in the check phase (the timer queues a `setImmediate`), so
+ * the poll phase has delivered the I/O waiting by then; at once when `signal` aborts.
+ */
+function sleepThenPoll(ms: number, signal: AbortSignal | undefined, clock: Clock): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const onAbort = (): void => {
+      cancel();
+      resolve();
+    };
+    const cancel = clock.schedule(() => {
+      signal?.removeEventListener('abort', onAbort);
+      setImmediate(resolve);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 export type WorkOutcome =
