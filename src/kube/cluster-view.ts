@@ -36,11 +36,20 @@ function stripNamespace(ns: V1Namespace): V1Namespace {
   };
 }
 
-function stripServiceAccount(sa: V1ServiceAccount): V1ServiceAccount {
+export function stripServiceAccount(sa: V1ServiceAccount, shared: SharedValues): V1ServiceAccount {
   // The whole object but managedFields: our writes are PUTs of the cached object, and a
   // field left out here would be erased on the server (automountServiceAccountToken, secrets).
+  // What ServiceAccounts of many namespaces share is kept once (SharedValues): our entries and
+  // their record are the same in every namespace a credential selects.
   const { managedFields: _m, ...metadata } = sa.metadata ?? {};
-  return { ...sa, apiVersion: 'v1', kind: 'ServiceAccount', metadata };
+  metadata.name = shared.string(metadata.name);
+  metadata.namespace = shared.string(metadata.namespace);
+  if (metadata.labels) metadata.labels = shared.json(metadata.labels);
+  if (metadata.annotations) metadata.annotations = shared.json(metadata.annotations);
+  const out: V1ServiceAccount = { ...sa, apiVersion: 'v1', kind: 'ServiceAccount', metadata };
+  if (sa.imagePullSecrets) out.imagePullSecrets = shared.json(sa.imagePullSecrets);
+  if (sa.secrets) out.secrets = shared.json(sa.secrets);
+  return out;
 }
 
 function stripSecret(secret: V1Secret): V1Secret {
@@ -159,7 +168,7 @@ export class ClusterCaches implements ClusterView {
     });
     this.serviceAccountInformer = new Informer<V1ServiceAccount>(kc, {
       path: '/api/v1/serviceaccounts',
-      transform: stripServiceAccount,
+      transform: (sa) => stripServiceAccount(sa, this.shared),
       logger,
       unhealthyAfterMs,
       ...resync,
@@ -354,7 +363,7 @@ export class ClusterCaches implements ClusterView {
     this.secretOverlay.remove(`${namespace}/${name}`);
   }
   wroteServiceAccount(sa: V1ServiceAccount): void {
-    this.saOverlay.put(stripServiceAccount(sa));
+    this.saOverlay.put(stripServiceAccount(sa, this.shared));
   }
   wroteCredential(cred: RegistryCredential): void {
     this.credOverlay.put(cred);

@@ -13,7 +13,7 @@ export class SharedValues {
   readonly #json = new Map<string, unknown>();
   readonly #max: number;
 
-  constructor(max = 20_000) {
+  constructor(max = 50_000) {
     this.#max = max;
   }
 
