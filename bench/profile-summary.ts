@@ -1,5 +1,8 @@
-// `node bench/profile-summary.ts <file.cpuprofile> [top]`: self and inclusive time per function
-// of a V8 CPU profile (as written by --cpu-prof), the heaviest first.
+// `node bench/profile-summary.ts <file.cpuprofile> [top] [--window <from>:<to>]`: self and
+// inclusive time per function of a V8 CPU profile (as written by --cpu-prof), the heaviest
+// first. `--window` keeps only the samples taken between two CLOCK_MONOTONIC times in µs (the
+// profile's own clock, and `process.hrtime.bigint() / 1000n` in any process on the machine: the
+// webhook scenario logs each phase's window this way).
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 
@@ -25,13 +28,23 @@ function label(node: ProfileNode): string {
   return `${functionName || '(anonymous)'} ${where}`.trim();
 }
 
-export function summarize(profile: Profile, top = 30): string {
+/** A span of the profile's clock (µs, CLOCK_MONOTONIC). */
+export interface Window {
+  from: number;
+  to: number;
+}
+
+export function summarize(profile: Profile, top = 30, window?: Window): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfUs = new Map<number, number>();
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const delta = profile.timeDeltas[i] ?? 0;
+    at += delta;
+    if (window && (at < window.from || at > window.to)) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
   });
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
@@ -40,8 +53,8 @@ export function summarize(profile: Profile, top = 30): string {
     if (!node) continue;
     self.set(label(node), (self.get(label(node)) ?? 0) + us);
     const seen = new Set<string>();
-    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
-      const n = byId.get(at);
+    for (let up: number | undefined = id; up !== undefined; up = parent.get(up)) {
+      const n = byId.get(up);
       if (!n) break;
       const key = label(n);
       if (seen.has(key)) continue;
@@ -49,7 +62,9 @@ export function summarize(profile: Profile, top = 30): string {
       inclusive.set(key, (inclusive.get(key) ?? 0) + us);
     }
   }
-  const totalUs = profile.endTime - profile.startTime;
+  const totalUs = window
+    ? Math.min(window.to, profile.endTime) - Math.max(window.from, profile.startTime)
+    : profile.endTime - profile.startTime;
   const busy = [...self.entries()]
     .filter(([k]) => !k.startsWith('(idle)') && !k.startsWith('(program)'))
     .reduce((a, [, v]) => a + v, 0);
@@ -63,7 +78,7 @@ export function summarize(profile: Profile, top = 30): string {
           `  ${(v / 1000).toFixed(0).padStart(8)} ms  ${((100 * v) / busy).toFixed(1).padStart(5)} %  ${k}`,
       );
   return [
-    `profile: ${(totalUs / 1e6).toFixed(1)} s wall, ${(busy / 1e6).toFixed(2)} s on CPU (excluding idle)`,
+    `${window ? `window ${window.from}:${window.to} of the ` : ''}profile: ${(totalUs / 1e6).toFixed(1)} s wall, ${(busy / 1e6).toFixed(2)} s on CPU (excluding idle)`,
     'self time:',
     ...rows(self),
     'inclusive time:',
@@ -72,11 +87,25 @@ export function summarize(profile: Profile, top = 30): string {
 }
 
 if (import.meta.filename === process.argv[1]) {
-  const [file, top] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  let window: Window | undefined;
+  const w = args.indexOf('--window');
+  if (w >= 0) {
+    const [from, to] = (args[w + 1] ?? '').split(':').map(Number);
+    if (!Number.isFinite(from) || !Number.isFinite(to)) {
+      process.stderr.write('--window wants <from>:<to> in µs\n');
+      process.exit(2);
+    }
+    window = { from: from as number, to: to as number };
+    args.splice(w, 2);
+  }
+  const [file, top] = args;
   if (!file) {
-    process.stderr.write('usage: node bench/profile-summary.ts <file.cpuprofile> [top]\n');
+    process.stderr.write(
+      'usage: node bench/profile-summary.ts <file.cpuprofile> [top] [--window <from>:<to>]\n',
+    );
     process.exit(2);
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  process.stdout.write(`${summarize(profile, top ? Number(top) : 30)}\n`);
+  process.stdout.write(`${summarize(profile, top ? Number(top) : 30, window)}\n`);
 }

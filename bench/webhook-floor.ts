@@ -1,7 +1,8 @@
 // The webhook scenario's floor: the least any Pod webhook on Node must do, in its own process
 // with the operator's NODE_OPTIONS: the same node:https server, the AdmissionReview read and
 // parsed, and an answer with a JSON patch adding one imagePullSecrets entry, without caches or
-// any decision. Prints `{"port":…,"ca":"<PEM>"}` on its first line, then serves until killed.
+// any decision. Prints `{"port":…,"ca":"<PEM>"}` on its first line, then serves until killed;
+// SIGTERM exits normally, so a --cpu-prof in NODE_OPTIONS writes its profile as the operator's does.
 import { createServer } from 'node:https';
 import { createCertificateAuthority, issueServingCertificate } from '../src/webhook/x509.ts';
 
@@ -46,4 +47,9 @@ server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   process.stdout.write(`${JSON.stringify({ port, ca: ca.cert })}\n`);
+});
+process.once('SIGTERM', () => {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
 });

@@ -98,7 +98,14 @@ interface Phase {
   failOpen: number;
   /** The operator's CPU over the phase, per Pod (ms). */
   cpuMsPerPod: number;
+  /**
+   * When the phase ran, in µs of CLOCK_MONOTONIC: the clock of a --cpu-prof profile
+   * (`node bench/profile-summary.ts <file> --window <from>:<to>`).
+   */
+  window: { from: number; to: number };
 }
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** Creates `count` Pods, `inFlight` at a time, round-robin over `namespaces`. */
 async function createPods(
@@ -143,10 +150,13 @@ async function measure(
   const own = op ? await ownDurations(op) : new Map<number, number>();
   const failed = await failOpen(cluster);
   const cpuBefore = cpuNow();
+  const from = monotonicUs();
   const run = await createPods(cluster, namespaces, first, count, inFlight);
+  const to = monotonicUs();
   const cpu = cpuNow() - cpuBefore;
   return {
     cpuMsPerPod: (cpu * 1000) / count,
+    window: { from, to },
     client: percentiles(run.latencies),
     calls: bucketDelta(await webhookDurations(cluster.plane), calls),
     own: op ? bucketDelta(await ownDurations(op), own) : new Map(),
@@ -208,8 +218,12 @@ class FloorWebhook {
     return new FloorWebhook(child, child.pid ?? 0, port, ca);
   }
 
-  stop(): void {
+  /** SIGTERM, and the exit (with --cpu-prof, the profile is written by then). */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.kill();
+    await Promise.race([exited, sleep(10_000)]);
   }
 }
 
@@ -233,6 +247,8 @@ function phaseDetails(
     [`${calls}P50Ms${phase}`]: ms(quantile(p.calls, 0.5)),
     [`${calls}P99Ms${phase}`]: ms(quantile(p.calls, 0.99)),
     [`${server}CpuMsPerPod${phase}`]: p.cpuMsPerPod.toFixed(3),
+    [`${server}Window${phase}`]: `${p.window.from}:${p.window.to}`,
+    [`${server}Seconds${phase}`]: ((p.window.to - p.window.from) / 1e6).toFixed(1),
   };
   if (p.own.size > 0) {
     details[`${server}P50Ms${phase}`] = ms(quantile(p.own, 0.5));
@@ -267,6 +283,7 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
       let floorSerial: Phase | undefined;
       let floorBurst: Phase | undefined;
       let idleCpuMsPerSecond = Number.NaN;
+      let floorIdleCpuMsPerSecond = Number.NaN;
       let next = plan.warmup;
       const webhook = await podWebhookArgs(CONFIGURATION);
       const op = await startOperator(
@@ -321,6 +338,7 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
       // bench/webhook-floor.ts instead of the operator.
       await kubectl(['delete', 'mutatingwebhookconfiguration', CONFIGURATION]);
       const floorHook = await FloorWebhook.start(ctx.operatorNodeOptions);
+      log(`[bench] webhook: operator pid ${op.pid}, floor webhook pid ${floorHook.pid}`);
       let hookSerial: Phase;
       let hookBurst: Phase;
       try {
@@ -338,6 +356,12 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
         await createPods(cluster, selected, next, plan.warmup, 1);
         next += plan.warmup;
         await cluster.waitQuiet();
+        // The same 5 s with nothing to do, for the floor webhook: CPU it spends whatever the load.
+        const floorIdleFrom = sampleProcess(floorHook.pid).cpuSeconds;
+        await sleep(5_000);
+        floorIdleCpuMsPerSecond =
+          ((sampleProcess(floorHook.pid).cpuSeconds - floorIdleFrom) * 1000) / 5;
+        log(`[bench] webhook: floor webhook idle CPU ${floorIdleCpuMsPerSecond.toFixed(1)} ms/s`);
         log(`[bench] webhook: floor webhook, ${plan.pods} Pods one at a time`);
         hookSerial = await measure(cluster, { pid: floorHook.pid }, selected, next, plan.pods, 1);
         next += plan.pods;
@@ -351,7 +375,7 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
           plan.burst,
         );
       } finally {
-        floorHook.stop();
+        await floorHook.stop();
       }
       if (!serial || !burst || !floorSerial || !floorBurst) throw new Error('a phase did not run');
       for (const [name, p] of [
@@ -361,7 +385,7 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
         [`floor webhook ${plan.burst} in flight`, hookBurst],
       ] as const) {
         log(
-          `[bench] webhook ${name}: ${total(p)} calls, ${within5(p)} within 5 ms; API server p50 ${ms(quantile(p.calls, 0.5))} ms, p99 ${ms(quantile(p.calls, 0.99))} ms; ${p.own.size > 0 ? `operator p50 ${ms(quantile(p.own, 0.5))} ms, p99 ${ms(quantile(p.own, 0.99))} ms; ` : ''} client p50/p99 ${p.client.p50.toFixed(2)}/${p.client.p99.toFixed(2)} ms; server CPU ${p.cpuMsPerPod.toFixed(2)} ms per Pod; ${p.unpatched} unpatched, ${p.failOpen} failed open`,
+          `[bench] webhook ${name}: ${total(p)} calls, ${within5(p)} within 5 ms; API server p50 ${ms(quantile(p.calls, 0.5))} ms, p99 ${ms(quantile(p.calls, 0.99))} ms; ${p.own.size > 0 ? `operator p50 ${ms(quantile(p.own, 0.5))} ms, p99 ${ms(quantile(p.own, 0.99))} ms; ` : ''} client p50/p99 ${p.client.p50.toFixed(2)}/${p.client.p99.toFixed(2)} ms; server CPU ${p.cpuMsPerPod.toFixed(2)} ms per Pod over ${((p.window.to - p.window.from) / 1e6).toFixed(1)} s; ${p.unpatched} unpatched, ${p.failOpen} failed open; profile window ${p.window.from}:${p.window.to}`,
         );
       }
       results.push({
@@ -378,6 +402,7 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
           ...phaseDetails('floorWebhook', 'floorWebhook', 'Serial', hookSerial),
           ...phaseDetails('floorWebhook', 'floorWebhook', 'Burst', hookBurst),
           operatorIdleCpuMsPerSecond: idleCpuMsPerSecond.toFixed(1),
+          floorWebhookIdleCpuMsPerSecond: floorIdleCpuMsPerSecond.toFixed(1),
           burstInFlight: plan.burst,
           burstClientP50P99Ms: `${burst.client.p50.toFixed(2)}/${burst.client.p99.toFixed(2)}`,
           burstFloorClientP50P99Ms: `${floorBurst.client.p50.toFixed(2)}/${floorBurst.client.p99.toFixed(2)}`,
