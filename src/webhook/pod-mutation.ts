@@ -5,14 +5,10 @@
 // else's is removed, replaced or moved (the ServiceAccount admission plugin has already copied
 // the ServiceAccount's list when this runs).
 import type { V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { RegistryCredential } from '../api/types.ts';
+import type { RegistryCredential, RegistryCredentialSpec } from '../api/types.ts';
 import { effectiveSecretName, olderCredentialWins } from '../controller/desired.ts';
 import { classifySecret, isProvablyOurs } from '../controller/ownership.ts';
-import {
-  type NamespaceInfo,
-  namespaceSelection,
-  selectedServiceAccounts,
-} from '../controller/selection.ts';
+import { type NamespaceInfo, namespaceSelection } from '../controller/selection.ts';
 
 /** One RFC 6902 operation; the webhook only ever emits `add`. */
 export interface JsonPatchOperation {
@@ -77,6 +73,55 @@ export interface PodMutationInput {
   matchesImage?: ImageMatcher;
 }
 
+/** A spec's namespace rule, or null for an invalid selector (it targets nothing). */
+type Selection = ((ns: NamespaceInfo) => boolean) | null;
+
+interface CompiledSelection {
+  namespaceSelector: RegistryCredentialSpec['namespaceSelector'];
+  namespaces: RegistryCredentialSpec['namespaces'];
+  selects: Selection;
+}
+
+/**
+ * Each spec's rule, compiled once (validating a selector's keys and values is most of an
+ * admission's decision otherwise). Cached objects are never mutated (informer.ts), so a spec
+ * object keeps its rule; the fields it was compiled from are compared anyway, and an updated
+ * credential arrives as a new object. Weak: it goes with the credential.
+ */
+const compiledSelections = new WeakMap<RegistryCredentialSpec, CompiledSelection>();
+
+function selectionOf(spec: RegistryCredentialSpec): Selection {
+  const compiled = compiledSelections.get(spec);
+  if (
+    compiled &&
+    compiled.namespaceSelector === spec.namespaceSelector &&
+    compiled.namespaces === spec.namespaces
+  ) {
+    return compiled.selects;
+  }
+  let selects: Selection;
+  try {
+    selects = namespaceSelection(spec);
+  } catch {
+    selects = null; // an invalid selector targets nothing (the reconciler reports it)
+  }
+  compiledSelections.set(spec, {
+    namespaceSelector: spec.namespaceSelector,
+    namespaces: spec.namespaces,
+    selects,
+  });
+  return selects;
+}
+
+/**
+ * `selectedServiceAccounts(spec, [name]).length > 0` (the reconciler's rule) without the
+ * Sets and arrays it builds for a list of names; a unit test holds the two to the same answer.
+ */
+export function selectsServiceAccount(spec: RegistryCredentialSpec, name: string): boolean {
+  const wanted = spec.serviceAccounts ?? ['default'];
+  return wanted.includes('*') || wanted.includes(name);
+}
+
 /**
  * The credentials whose Secret a Pod in `namespace` running as `serviceAccount` should pull
  * with, oldest first: not deleted or suspended, targeting the namespace, selecting the
@@ -92,25 +137,22 @@ export function applicableCredentials(
   const applicable: RegistryCredential[] = [];
   for (const cred of credentials) {
     if (cred.metadata.deletionTimestamp || cred.spec.suspend) continue;
-    let selects: (ns: NamespaceInfo) => boolean;
-    try {
-      selects = namespaceSelection(cred.spec);
-    } catch {
-      continue; // an invalid selector targets nothing (the reconciler reports it)
-    }
-    if (!selects(namespace)) continue;
-    if (selectedServiceAccounts(cred.spec, [serviceAccount]).length === 0) continue;
+    const selects = selectionOf(cred.spec);
+    if (selects === null || !selects(namespace)) continue;
+    if (!selectsServiceAccount(cred.spec, serviceAccount)) continue;
     const name = cred.metadata.name ?? '';
-    const other = unmanagedSecret(namespace.name, effectiveSecretName(cred));
+    const secretName = effectiveSecretName(cred);
+    const other = unmanagedSecret(namespace.name, secretName);
     // Someone else's Secret under our name: the reconciler reports a conflict and adds no
     // entry; neither does the webhook (the Pod would pull with a Secret we do not manage).
     if (other && classifySecret(other, name).kind === 'unmanaged') continue;
     // One with our labels that we did not write (no controller ownerReference to this
     // credential's uid: a tenant's, or another credential's) is not vouched for either.
-    const labelled = managedSecret?.(namespace.name, effectiveSecretName(cred));
+    const labelled = managedSecret?.(namespace.name, secretName);
     if (labelled && !isProvablyOurs(labelled, cred)) continue;
     applicable.push(cred);
   }
+  if (applicable.length < 2) return applicable;
   return applicable.sort((a, b) =>
     olderCredentialWins(
       { name: a.metadata.name ?? '', creationTimestamp: a.metadata.creationTimestamp },
@@ -118,6 +160,9 @@ export function applicableCredentials(
     ),
   );
 }
+
+/** Each credential object's servers, listed once (cached objects are never mutated). */
+const serversOf = new WeakMap<RegistryCredential, readonly string[]>();
 
 /** The servers a credential's Secret holds keys for: explicit ones and imported ones. */
 export function credentialServers(cred: RegistryCredential): string[] {
@@ -129,6 +174,15 @@ export function credentialServers(cred: RegistryCredential): string[] {
   return [...servers];
 }
 
+function cachedServers(cred: RegistryCredential): readonly string[] {
+  let servers = serversOf.get(cred);
+  if (servers === undefined) {
+    servers = credentialServers(cred);
+    serversOf.set(cred, servers);
+  }
+  return servers;
+}
+
 /** The ServiceAccount a Pod runs as: `default` when it names none. */
 export function podServiceAccount(pod: V1Pod): string {
   return pod.spec?.serviceAccountName || pod.spec?.serviceAccount || 'default';
@@ -136,7 +190,9 @@ export function podServiceAccount(pod: V1Pod): string {
 
 export function podMutation(input: PodMutationInput): PodMutation {
   const { pod, namespace } = input;
-  const allCredentials = [...input.credentials];
+  const allCredentials = Array.isArray(input.credentials)
+    ? (input.credentials as readonly RegistryCredential[])
+    : [...input.credentials];
   const creds = applicableCredentials(
     namespace,
     podServiceAccount(pod),
@@ -171,42 +227,22 @@ export function podMutation(input: PodMutationInput): PodMutation {
   const privateImages: PrivateImageUse[] = [];
   const matches = input.matchesImage;
   if (matches) {
-    const active = [...allCredentials].filter(
-      (cred) => !cred.metadata.deletionTimestamp && !cred.spec.suspend,
+    matchPrivateImages(
+      'initContainers',
+      pod.spec?.initContainers,
+      allCredentials,
+      matches,
+      patch,
+      privateImages,
     );
-    const lists: Array<[ContainerList, V1Container[] | undefined]> = [
-      ['initContainers', pod.spec?.initContainers],
-      ['containers', pod.spec?.containers],
-    ];
-    for (const [list, containers] of lists) {
-      (containers ?? []).forEach((container, index) => {
-        const image = container.image ?? '';
-        let setAlways = false;
-        // Every active credential, targeted here or not: isolation is about the tenants
-        // without the credential, whose Pods would otherwise run its image from the cache.
-        for (const cred of active) {
-          const servers = credentialServers(cred);
-          if (servers.length === 0 || !matches(image, servers)) continue;
-          const arrivedWith = pullPolicyClass(container.imagePullPolicy);
-          const wantsAlways = cred.spec.imagePullPolicy === 'Always' && arrivedWith !== 'Always';
-          if (wantsAlways && !setAlways) {
-            patch.push({
-              op: 'add',
-              path: `/spec/${list}/${index}/imagePullPolicy`,
-              value: 'Always',
-            });
-            setAlways = true;
-          }
-          privateImages.push({
-            credential: cred.metadata.name ?? '',
-            list,
-            container: container.name,
-            arrivedWith,
-            setAlways: wantsAlways,
-          });
-        }
-      });
-    }
+    matchPrivateImages(
+      'containers',
+      pod.spec?.containers,
+      allCredentials,
+      matches,
+      patch,
+      privateImages,
+    );
   }
   return {
     patch,
@@ -214,6 +250,49 @@ export function podMutation(input: PodMutationInput): PodMutation {
     credentials: creds.map((cred) => cred.metadata.name ?? ''),
     privateImages,
   };
+}
+
+/**
+ * Every active credential, targeted here or not, against each container of `list`: isolation is
+ * about the tenants without the credential, whose Pods would otherwise run its image from the
+ * cache. Appends the uses found and an `Always` for each container a credential asks it for.
+ */
+function matchPrivateImages(
+  list: ContainerList,
+  containers: V1Container[] | undefined,
+  credentials: readonly RegistryCredential[],
+  matches: ImageMatcher,
+  patch: JsonPatchOperation[],
+  privateImages: PrivateImageUse[],
+): void {
+  if (!containers) return;
+  for (let index = 0; index < containers.length; index++) {
+    const container = containers[index] as V1Container;
+    const image = container.image ?? '';
+    let setAlways = false;
+    for (const cred of credentials) {
+      if (cred.metadata.deletionTimestamp || cred.spec.suspend) continue;
+      const servers = cachedServers(cred);
+      if (servers.length === 0 || !matches(image, servers)) continue;
+      const arrivedWith = pullPolicyClass(container.imagePullPolicy);
+      const wantsAlways = cred.spec.imagePullPolicy === 'Always' && arrivedWith !== 'Always';
+      if (wantsAlways && !setAlways) {
+        patch.push({
+          op: 'add',
+          path: `/spec/${list}/${index}/imagePullPolicy`,
+          value: 'Always',
+        });
+        setAlways = true;
+      }
+      privateImages.push({
+        credential: cred.metadata.name ?? '',
+        list,
+        container: container.name,
+        arrivedWith,
+        setAlways: wantsAlways,
+      });
+    }
+  }
 }
 
 export interface EphemeralContainersInput {

@@ -11,12 +11,14 @@ import {
   type RegistryCredential,
   type RegistryCredentialSpec,
 } from '../../src/api/types.ts';
-import type { NamespaceInfo } from '../../src/controller/selection.ts';
+import { type NamespaceInfo, selectedServiceAccounts } from '../../src/controller/selection.ts';
 import { DOCKER_CONFIG_JSON_TYPE } from '../../src/credentials/dockerconfigjson.ts';
 import {
+  applicableCredentials,
   type JsonPatchOperation,
   type PodMutationInput,
   podMutation,
+  selectsServiceAccount,
 } from '../../src/webhook/pod-mutation.ts';
 import {
   PullPolicyObservations,
@@ -292,6 +294,75 @@ describe('the Pod webhook patch', () => {
         },
       ),
     );
+  });
+});
+
+describe('the decision, remembered per credential object', () => {
+  it("selects a ServiceAccount exactly when the reconciler's selectedServiceAccounts does", () => {
+    const names = fc.constantFrom('default', 'builder', 'x', '*', '', 'Default');
+    fc.assert(
+      fc.property(
+        fc.option(fc.array(names, { maxLength: 5 }), { nil: undefined }),
+        names,
+        (list, sa) => {
+          const spec = cred('acme', list === undefined ? {} : { serviceAccounts: list }).spec;
+          assert.equal(
+            selectsServiceAccount(spec, sa),
+            selectedServiceAccounts(spec, [sa]).length > 0,
+          );
+        },
+      ),
+    );
+  });
+
+  it('follows a credential whose selector changed, and one that became invalid or valid again', () => {
+    const other = ns('team-b', { tenant: 'other' });
+    const v1 = cred('acme', {});
+    const applies = (c: RegistryCredential, n: NamespaceInfo) =>
+      applicableCredentials(n, 'default', [c], () => null).length === 1;
+    assert.equal(applies(v1, acme), true);
+    assert.equal(applies(v1, other), false);
+    // An update arrives as a new object (cached objects are never mutated) ...
+    const v2 = {
+      ...v1,
+      spec: { ...v1.spec, namespaceSelector: { matchLabels: { tenant: 'other' } } },
+    };
+    assert.equal(applies(v2, acme), false);
+    assert.equal(applies(v2, other), true);
+    const invalid = {
+      ...v1,
+      spec: {
+        ...v1.spec,
+        namespaceSelector: { matchExpressions: [{ key: 'tenant', operator: 'Bogus' }] },
+      },
+    };
+    assert.equal(applies(invalid, acme), false);
+    assert.equal(applies(invalid, other), false);
+    // ... and the old objects keep their own answers.
+    assert.equal(applies(v1, acme), true);
+    assert.equal(applies(v2, other), true);
+    // A spec whose selector or names were replaced in place is compiled again all the same.
+    const named = cred('named', {});
+    assert.equal(applies(named, other), false);
+    named.spec.namespaces = ['team-b'];
+    assert.equal(applies(named, other), true);
+    named.spec.namespaceSelector = { matchLabels: { tenant: 'nobody' } };
+    assert.equal(applies(named, acme), false);
+  });
+
+  it('matches images against servers a credential imports in its status, per credential object', () => {
+    const base = cred('acme', { imagePullPolicy: 'Always', registries: [] });
+    const imported = {
+      ...base,
+      status: { registries: [{ server: 'registry.example.com' }] },
+    } as RegistryCredential;
+    const policy = (c: RegistryCredential) =>
+      mutate({ credentials: [c], matchesImage: hostMatcher }).patch.filter((op) =>
+        op.path.endsWith('/imagePullPolicy'),
+      ).length;
+    assert.equal(policy(base), 0);
+    assert.equal(policy(imported), 1);
+    assert.equal(policy(base), 0);
   });
 });
 
