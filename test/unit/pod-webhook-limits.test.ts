@@ -84,6 +84,11 @@ function post(
 }
 
 describe('the Pod webhook server under a hostile client', () => {
+  let registry: Registry;
+  beforeEach(() => {
+    registry = new Registry();
+  });
+
   it('refuses a body over the API server limit from its Content-Length, without reading it', async function () {
     this.timeout(10_000);
     const { s } = server();
@@ -156,6 +161,70 @@ describe('the Pod webhook server under a hostile client', () => {
         assert.equal(answer.status, 200);
         assert.equal(JSON.parse(answer.body).response.allowed, true);
       }
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('frees its slot after every outcome: answered, unreadable, refused, too large, failed', async function () {
+    this.timeout(10_000);
+    let failing = false;
+    const s = new PodWebhookServer({
+      caches: {
+        namespace: () => ({ name: 'team-a', labels: {}, annotations: {}, terminating: false }),
+        credentials: () => {
+          if (failing) throw new Error('a bug in the decision');
+          return [];
+        },
+        unmanagedSecret: () => null,
+        waitForNamespace: async () => undefined,
+      },
+      metrics: new WebhookMetrics(registry),
+      log: silentLogger,
+    });
+    const { serverCert, serverKey } = testCertificates();
+    s.setCertificate({ cert: serverCert, key: serverKey });
+    const port = await s.listen('127.0.0.1:0');
+    try {
+      const ok = await post(port, review());
+      assert.equal(ok.status, 200);
+      assert.equal(JSON.parse(ok.body).response.uid, 'r1');
+      assert.equal((await post(port, '{not json')).status, 400);
+      assert.equal((await post(port, review(), { 'content-type': 'text/plain' })).status, 415);
+      const big = await post(port, 'x'.repeat(MAX_BODY_BYTES + 1), {
+        'content-type': 'application/json',
+        'transfer-encoding': 'chunked',
+      }).catch(() => ({ status: 413, body: '' }));
+      assert.equal(big.status, 413);
+      // A decision that throws still admits the Pod, unchanged, and counts an error.
+      failing = true;
+      const failed = await post(port, review());
+      assert.equal(failed.status, 200);
+      assert.deepEqual(JSON.parse(failed.body).response, { uid: 'r1', allowed: true });
+      const errors = (
+        await registry.getSingleMetric('regcred_pod_webhook_requests_total')?.get()
+      )?.values.find((v) => v.labels.result === 'error')?.value;
+      assert.equal(errors, 3);
+      for (let i = 0; i < 100 && s.inFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(s.inFlight, 0);
+      assert.equal(s.answered, 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('admits unchanged a Pod whose namespace never arrives, and frees its slot', async () => {
+    const { s, release } = server();
+    const port = await s.listen('127.0.0.1:0');
+    try {
+      const answer = post(port, review());
+      for (let i = 0; i < 500 && s.inFlight < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(s.inFlight, 1);
+      release();
+      const { status, body } = await answer;
+      assert.equal(status, 200);
+      assert.deepEqual(JSON.parse(body).response, { uid: 'r1', allowed: true });
+      assert.equal(s.inFlight, 0);
     } finally {
       await s.close();
     }
