@@ -1,8 +1,8 @@
-// `node bench/profile-summary.ts <file.cpuprofile> [top] [--window <from>:<to>]`: self and
-// inclusive time per function of a V8 CPU profile (as written by --cpu-prof), the heaviest
+// `node bench/profile-summary.ts <file.cpuprofile> [top] [--window <from>:<to>[,...]]`: self
+// and inclusive time per function of a V8 CPU profile (as written by --cpu-prof), the heaviest
 // first. `--window` keeps only the samples taken between two CLOCK_MONOTONIC times in µs (the
 // profile's own clock, and `process.hrtime.bigint() / 1000n` in any process on the machine: the
-// webhook scenario logs each phase's window this way).
+// webhook scenario logs each phase's windows this way), or within any of several such spans.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 
@@ -34,7 +34,7 @@ export interface Window {
   to: number;
 }
 
-export function summarize(profile: Profile, top = 30, window?: Window): string {
+export function summarize(profile: Profile, top = 30, windows?: readonly Window[]): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -43,7 +43,7 @@ export function summarize(profile: Profile, top = 30, window?: Window): string {
   profile.samples.forEach((id, i) => {
     const delta = profile.timeDeltas[i] ?? 0;
     at += delta;
-    if (window && (at < window.from || at > window.to)) return;
+    if (windows && !windows.some((w) => at >= w.from && at <= w.to)) return;
     selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
   });
   const self = new Map<string, number>();
@@ -62,8 +62,12 @@ export function summarize(profile: Profile, top = 30, window?: Window): string {
       inclusive.set(key, (inclusive.get(key) ?? 0) + us);
     }
   }
-  const totalUs = window
-    ? Math.min(window.to, profile.endTime) - Math.max(window.from, profile.startTime)
+  const totalUs = windows
+    ? windows.reduce(
+        (sum, w) =>
+          sum + Math.max(0, Math.min(w.to, profile.endTime) - Math.max(w.from, profile.startTime)),
+        0,
+      )
     : profile.endTime - profile.startTime;
   const busy = [...self.entries()]
     .filter(([k]) => !k.startsWith('(idle)') && !k.startsWith('(program)'))
@@ -78,7 +82,7 @@ export function summarize(profile: Profile, top = 30, window?: Window): string {
           `  ${(v / 1000).toFixed(0).padStart(8)} ms  ${((100 * v) / busy).toFixed(1).padStart(5)} %  ${k}`,
       );
   return [
-    `${window ? `window ${window.from}:${window.to} of the ` : ''}profile: ${(totalUs / 1e6).toFixed(1)} s wall, ${(busy / 1e6).toFixed(2)} s on CPU (excluding idle)`,
+    `${windows ? `${windows.length} window(s) of the ` : ''}profile: ${(totalUs / 1e6).toFixed(1)} s wall, ${(busy / 1e6).toFixed(2)} s on CPU (excluding idle)`,
     'self time:',
     ...rows(self),
     'inclusive time:',
@@ -88,24 +92,26 @@ export function summarize(profile: Profile, top = 30, window?: Window): string {
 
 if (import.meta.filename === process.argv[1]) {
   const args = process.argv.slice(2);
-  let window: Window | undefined;
+  let windows: Window[] | undefined;
   const w = args.indexOf('--window');
   if (w >= 0) {
-    const [from, to] = (args[w + 1] ?? '').split(':').map(Number);
-    if (!Number.isFinite(from) || !Number.isFinite(to)) {
-      process.stderr.write('--window wants <from>:<to> in µs\n');
-      process.exit(2);
-    }
-    window = { from: from as number, to: to as number };
+    windows = (args[w + 1] ?? '').split(',').map((span) => {
+      const [from, to] = span.split(':').map(Number);
+      if (!Number.isFinite(from) || !Number.isFinite(to)) {
+        process.stderr.write('--window wants <from>:<to>[,<from>:<to>...] in µs\n');
+        process.exit(2);
+      }
+      return { from: from as number, to: to as number };
+    });
     args.splice(w, 2);
   }
   const [file, top] = args;
   if (!file) {
     process.stderr.write(
-      'usage: node bench/profile-summary.ts <file.cpuprofile> [top] [--window <from>:<to>]\n',
+      'usage: node bench/profile-summary.ts <file.cpuprofile> [top] [--window <from>:<to>[,...]]\n',
     );
     process.exit(2);
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  process.stdout.write(`${summarize(profile, top ? Number(top) : 30, window)}\n`);
+  process.stdout.write(`${summarize(profile, top ? Number(top) : 30, windows)}\n`);
 }

@@ -43,12 +43,24 @@ const server = createServer(
   },
 );
 server.keepAliveTimeout = 120_000;
+// How the API server calls it: connections opened and requests answered, printed at exit.
+let connections = 0;
+let requests = 0;
+server.on('secureConnection', () => {
+  connections += 1;
+});
+server.on('request', () => {
+  requests += 1;
+});
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   process.stdout.write(`${JSON.stringify({ port, ca: ca.cert })}\n`);
 });
 process.once('SIGTERM', () => {
+  process.stderr.write(
+    `[bench] floor webhook: ${connections} TLS connections, ${requests} requests\n`,
+  );
   server.close();
   server.closeAllConnections();
   process.exit(0);
