@@ -135,7 +135,13 @@ export class Metrics {
         }
       },
     });
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // The event-loop lag histogram sampled every 100 ms, not prom-client's 10: at 10 ms its
+    // monitor woke the idle operator 100 times a second (6-14 ms of CPU per second, on the
+    // event loop the Pod webhook answers on; 2 ms/s at 100 ms, bench/README, issue #18). A stall
+    // longer than 100 ms is still seen whole.
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+    }
     // Like controller-runtime, start every reconcile series at 0: a series that only appears
     // with the first error makes `rate(errors) / rate(total)` and `increase(errors) > 0`
     // alerts blind until then.
