@@ -30,8 +30,17 @@ export const systemClock: Clock = {
   },
 };
 
-/** Resolves after `ms`, or at once when `signal` aborts; never rejects. */
-export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClock): Promise<void> {
+/**
+ * Resolves after `ms`, or at once when `signal` aborts; never rejects. `checkPhase`: resolves in
+ * the check phase after the timer (a `setImmediate`), so the I/O waiting by then (the poll
+ * phase) has been delivered first.
+ */
+export function sleep(
+  ms: number,
+  signal?: AbortSignal,
+  clock: Clock = systemClock,
+  checkPhase = false,
+): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) {
       resolve();
@@ -43,7 +52,8 @@ export function sleep(ms: number, signal?: AbortSignal, clock: Clock = systemClo
     };
     const cancel = clock.schedule(() => {
       signal?.removeEventListener('abort', onAbort);
-      resolve();
+      if (checkPhase) setImmediate(resolve);
+      else resolve();
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -4,7 +4,7 @@
 // p-queue fed from get() would only add buffering in which keys could not be de-duplicated).
 // Outcome handling follows controller-runtime: success → forget (reset backoff) and, if asked,
 // addAfter; error → addRateLimited; always done().
-import { type Clock, systemClock } from '../clock.ts';
+import { type Clock, sleep, systemClock } from '../clock.ts';
 import { type Logger, silentLogger } from '../observability/logger.ts';
 import { safeMessage } from '../observability/redact.ts';
 import type { WorkQueue } from './workqueue.ts';
@@ -96,7 +96,7 @@ export async function gatherKeys(
       g.sawNew = false;
       const ms = Math.min(batching.quietMs, left);
       const asleep = clock.now();
-      await sleepThenPoll(ms, signal, clock);
+      await sleep(ms, signal, clock, true);
       waited += ms;
       const stalled = clock.now() - asleep - ms > batching.quietMs / 2;
       take();
@@ -106,28 +106,6 @@ export async function gatherKeys(
     open?.(g, false);
   }
   return g.keys;
-}
-
-/**
- * Resolves `ms` after the call, in the check phase (the timer queues a `setImmediate`), so
- * the poll phase has delivered the I/O waiting by then; at once when `signal` aborts.
- */
-function sleepThenPoll(ms: number, signal: AbortSignal | undefined, clock: Clock): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) {
-      resolve();
-      return;
-    }
-    const onAbort = (): void => {
-      cancel();
-      resolve();
-    };
-    const cancel = clock.schedule(() => {
-      signal?.removeEventListener('abort', onAbort);
-      setImmediate(resolve);
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 export type WorkOutcome =

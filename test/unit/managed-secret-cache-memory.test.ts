@@ -1,23 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { V1Secret } from '@kubernetes/client-node';
 import { compactManagedSecret } from '../../src/kube/cluster-view.ts';
 import { SharedValues } from '../../src/kube/shared-values.ts';
+import { heapAfterGc } from '../support/heap.ts';
 
 // The managed Secrets' cache is the operator's largest: one entry per credential per selected
 // namespace (50 credentials over 3,000 namespaces: 75,000). Each entry is decoded from its own
 // watch event, so without care every entry carries its own copy of what it shares with the
 // others of its credential: the ownerReference, our labels, the type, the data digest.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 /** A managed Secret as a watch event carries it (managedFields included), as JSON text. */
 function secretJson(cred: { name: string; uid: string }, namespace: string, rv: number): string {

@@ -1,24 +1,15 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { shareConnections } from '../../src/kube/connections.ts';
 import { KubeRest } from '../../src/kube/rest.ts';
+import { heapAfterGc } from '../support/heap.ts';
 import { standInKubeconfig } from '../support/kubeconfig.ts';
 
 // A fan-out sends thousands of requests a minute. A request that has its answer must not keep
 // its deadline (a timer, an AbortSignal and their weak references) alive until the deadline
 // would have fired: a heap snapshot of the operator 40 s into a fan-out of 25,000 Secrets
 // held 15,000 of them, ~5 MB of old space, exactly when the heap was fullest.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 describe('KubeRest: a finished call leaves nothing behind', () => {
   let server: Server;

@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { V1ServiceAccount } from '@kubernetes/client-node';
 import { stripServiceAccount } from '../../src/kube/cluster-view.ts';
 import { SharedValues } from '../../src/kube/shared-values.ts';
+import { heapAfterGc } from '../support/heap.ts';
 
 // At 10,000 namespaces with 3 ServiceAccounts each the ServiceAccounts' cache holds 30,000
 // entries decoded from their own watch events; those the operator wrote carry the same
 // imagePullSecrets and the same record of our entries (an annotation) in every namespace.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 function serviceAccountJson(namespace: string, name: string, rv: number): string {
   return JSON.stringify({
