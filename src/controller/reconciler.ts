@@ -75,6 +75,18 @@ interface Plan {
   outcomes: Map<string, NamespaceOutcome>;
 }
 
+/** The plans due in one namespace of a fan-out, and who waits for them to be written. */
+interface DueHere {
+  plans: Plan[];
+  /** Fan-outs that joined this namespace, told once it is done. */
+  done?: Array<() => void>;
+}
+
+/** A fan-out in progress: the namespaces it has not started yet. */
+interface FanOutRun {
+  waiting: Map<string, DueHere>;
+}
+
 export class Reconciler {
   /** One namespace at a time, shared with the per-namespace fast path. */
   readonly namespaces: NamespaceSync;
@@ -87,6 +99,8 @@ export class Reconciler {
    * every target from the caches), then the targets its fan-out has not started yet.
    */
   private readonly covering = new Map<string, 'preparing' | Set<string>>();
+  /** Fan-outs in progress, which a credential due meanwhile joins (fanOut). */
+  private readonly running = new Set<FanOutRun>();
 
   constructor(options: ReconcilerOptions) {
     this.ctx = { ...options, now: options.now ?? (() => new Date()) };
@@ -273,10 +287,17 @@ export class Reconciler {
    * Secrets of the plans that need a write there, then one write per ServiceAccount
    * (NamespaceSync.syncTogether). k credentials run min(k, workers) times the fan-out
    * concurrency of namespaces at once: what k workers did apart.
+   *
+   * A fan-out already running (credentials that became due a moment earlier: a burst whose
+   * watch events arrived apart) is joined for the namespaces it has not started: there its
+   * task writes these plans' Secrets and entries with its own, one ServiceAccount write for
+   * all (ADR 0014, "Late credentials join"). The namespaces it has passed, or does not
+   * target, this fan-out writes itself.
    */
   private async fanOut(plans: readonly Plan[]): Promise<void> {
     const writing = plans.filter((plan) => plan.json !== undefined);
-    const byNamespace = new Map<string, Plan[]>();
+    const own = new Map<string, DueHere>();
+    const joined: Array<Promise<void>> = [];
     for (const plan of writing) {
       const pending = new Set<string>();
       for (const ns of plan.targets) {
@@ -285,38 +306,78 @@ export class Reconciler {
           continue;
         }
         pending.add(ns);
-        const list = byNamespace.get(ns);
-        if (list) list.push(plan);
-        else byNamespace.set(ns, [plan]);
+        const due = own.get(ns);
+        if (due) due.plans.push(plan);
+        else own.set(ns, { plans: [plan] });
       }
       this.covering.set(plan.name, pending);
     }
     for (const plan of plans) if (plan.json === undefined) this.covering.delete(plan.name);
-    if (byNamespace.size === 0) return;
+    for (const [ns, due] of own) {
+      const running = this.waitingIn(ns, due.plans);
+      if (!running) continue;
+      own.delete(ns);
+      running.plans.push(...due.plans);
+      joined.push(
+        new Promise<void>((resolve) => {
+          running.done = [...(running.done ?? []), resolve];
+        }),
+      );
+    }
+    if (own.size === 0) {
+      await Promise.all(joined);
+      return;
+    }
+    const run: FanOutRun = { waiting: own };
+    this.running.add(run);
     const lanes = Math.max(1, Math.min(writing.length, this.ctx.workers ?? 1));
     const queue = new PQueue({ concurrency: this.ctx.fanoutConcurrency * lanes });
-    for (const ns of [...byNamespace.keys()].sort()) {
-      const due = byNamespace.get(ns) as Plan[];
+    for (const ns of [...own.keys()].sort()) {
       void queue.add(async () => {
-        for (const plan of due) {
-          const state = this.covering.get(plan.name);
-          if (state !== 'preparing') state?.delete(ns);
+        // Taken when it starts: a plan that joined until now is written here too.
+        const due = run.waiting.get(ns) as DueHere;
+        run.waiting.delete(ns);
+        try {
+          for (const plan of due.plans) {
+            const state = this.covering.get(plan.name);
+            if (state !== 'preparing') state?.delete(ns);
+          }
+          const outcomes = await this.namespaces.syncTogether(
+            ns,
+            due.plans.map((plan) => ({
+              cred: plan.current,
+              secretName: plan.secretName,
+              json: plan.json as string,
+              writes: plan.writes,
+            })),
+          );
+          due.plans.forEach((plan, i) => {
+            plan.outcomes.set(ns, outcomes[i] as NamespaceOutcome);
+          });
+        } finally {
+          for (const resolve of due.done ?? []) resolve();
         }
-        const outcomes = await this.namespaces.syncTogether(
-          ns,
-          due.map((plan) => ({
-            cred: plan.current,
-            secretName: plan.secretName,
-            json: plan.json as string,
-            writes: plan.writes,
-          })),
-        );
-        due.forEach((plan, i) => {
-          plan.outcomes.set(ns, outcomes[i] as NamespaceOutcome);
-        });
       });
     }
-    await queue.onIdle();
+    try {
+      await queue.onIdle();
+    } finally {
+      this.running.delete(run);
+    }
+    await Promise.all(joined);
+  }
+
+  /**
+   * A running fan-out's entry for `ns` that these plans can join: it has not started `ns`,
+   * and none of its plans is one of theirs (a credential never runs twice at once, but its
+   * own entry is never joined).
+   */
+  private waitingIn(ns: string, plans: readonly Plan[]): DueHere | undefined {
+    for (const run of this.running) {
+      const due = run.waiting.get(ns);
+      if (due && !due.plans.some((p) => plans.some((q) => q.name === p.name))) return due;
+    }
+    return undefined;
   }
 
   /** Everything after the fan-out, from the plan's own outcomes: as if it had run alone. */

@@ -4,6 +4,9 @@
 // the operator's identity), not from the operator's own metrics.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { testCertificates } from '../support/fakes/test-ca.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { waitFor } from '../support/wait.ts';
@@ -42,6 +45,96 @@ function count(events: AuditEvent[], verb: string, resource: string): Map<string
     byNamespace.set(ns, (byNamespace.get(ns) ?? 0) + 1);
   }
   return byNamespace;
+}
+
+/**
+ * A validating webhook for Secret CREATE in namespaces labelled `gateLabel` that holds the
+ * requests creating a Secret named `name` until release(): the API server waits on it, so a
+ * fan-out writing that Secret stops there, as it would behind a slow API server.
+ */
+async function holdingWebhook(gateLabel: string, name: string) {
+  const certs = testCertificates();
+  const held: Array<() => void> = [];
+  let holding = true;
+  const server: Server = createServer(
+    { cert: certs.serverCert, key: certs.serverKey },
+    (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          request: { uid: string; object?: { metadata?: { name?: string } } };
+        };
+        const answer = () => {
+          res.setHeader('Content-Type', 'application/json');
+          res.end(
+            JSON.stringify({
+              apiVersion: 'admission.k8s.io/v1',
+              kind: 'AdmissionReview',
+              response: { uid: review.request.uid, allowed: true },
+            }),
+          );
+        };
+        if (holding && review.request.object?.metadata?.name === name) held.push(answer);
+        else answer();
+      });
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const configuration = `${gateLabel}-hold`;
+  const applied = cluster.kubectlOk(['apply', '-f', '-'], {
+    input: JSON.stringify({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name: configuration },
+      webhooks: [
+        {
+          name: 'hold.regcred.test',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Ignore',
+          timeoutSeconds: 30,
+          namespaceSelector: { matchLabels: { [gateLabel]: 'y' } },
+          rules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['secrets'],
+            },
+          ],
+          clientConfig: {
+            url: `https://127.0.0.1:${port}/hold`,
+            caBundle: Buffer.from(certs.caCert).toString('base64'),
+          },
+        },
+      ],
+    }),
+  });
+  await applied.catch(async (error: unknown) => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    throw error;
+  });
+  return {
+    held: () => held.length,
+    release: () => {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+    },
+    close: async () => {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+      await cluster.kubectl(['delete', 'validatingwebhookconfiguration', configuration]);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
 }
 
 describe('namespace-major writes', () => {
@@ -155,6 +248,95 @@ describe('namespace-major writes', () => {
     } finally {
       for (const name of credentials) await f.deleteCredential(name).catch(() => {});
       for (const name of credentials) await f.waitCredentialGone(name).catch(() => {});
+      await Promise.all(namespaces.map((name) => f.core.deleteNamespace({ name }).catch(() => {})));
+    }
+  });
+
+  it('a credential created while another fans out joins it where it has not started: one ServiceAccount write there for both', async function (this: Mocha.Context) {
+    this.timeout(240_000);
+    const f = new Fixtures(cluster.kc);
+    const run = uniqueName('late');
+    const gate = `${run}-gate`;
+    // The suite's operator fans out 16 namespaces at once (--fanout-concurrency): the first
+    // credential's fan-out stops on the 16 gated namespaces, which sort first.
+    const GATED = 16;
+    const OPEN = 12;
+    const first = `${run}-first`;
+    const late = `${run}-late`;
+    const webhook = await holdingWebhook(gate, first);
+    const namespaces: string[] = [];
+    try {
+      namespaces.push(
+        ...(await Promise.all([
+          ...Array.from({ length: GATED }, () =>
+            f.namespace(`${run}-a`, { [run]: 'y', [gate]: 'y' }),
+          ),
+          ...Array.from({ length: OPEN }, () => f.namespace(`${run}-b`, { [run]: 'y' })),
+        ])),
+      );
+      namespaces.sort();
+      const gated = namespaces.slice(0, GATED);
+      const open = namespaces.slice(GATED);
+      for (const ns of namespaces) {
+        await waitFor(`ServiceAccount ${ns}/default`, () => f.serviceAccount(ns), Boolean);
+      }
+      const source = uniqueName('src-late');
+      await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-late-join');
+      const spec = (name: string) => ({
+        secretName: name,
+        namespaceSelector: { matchLabels: { [run]: 'y' } },
+        registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+      });
+      await f.createCredential(first, spec(first));
+      await waitFor(
+        'the first fan-out held on every gated namespace',
+        async () => webhook.held(),
+        (n) => n === GATED,
+      );
+      // The second credential's watch event comes while the first fans out.
+      await f.createCredential(late, spec(late));
+      // It writes the gated namespaces (passed by the first) on its own.
+      for (const ns of gated) {
+        await f.waitPullSecrets(ns, 'default', (names) => names.includes(late), {
+          timeoutMs: 60_000,
+        });
+      }
+      assert.equal(webhook.held(), GATED, 'the first fan-out still waits');
+      webhook.release();
+      for (const ns of namespaces) {
+        await f.waitPullSecrets(
+          ns,
+          'default',
+          (names) => names.includes(first) && names.includes(late),
+          { timeoutMs: 60_000 },
+        );
+      }
+      for (const name of [first, late]) await f.waitCondition(name, 'Ready', 'True');
+      // Any late write (a second pass, a fast path racing the fan-out) has had time to land.
+      await new Promise((r) => setTimeout(r, 3_000));
+
+      const writes = operatorWrites(new Set(namespaces));
+      const saUpdates = count(writes, 'update', 'serviceaccounts');
+      const secretCreates = count(writes, 'create', 'secrets');
+      process.stdout.write(
+        `      late credential over ${namespaces.length} namespaces: ${[...saUpdates.values()].reduce((a, b) => a + b, 0)} ServiceAccount updates (${GATED} x 2 + ${OPEN} x 1 expected)\n`,
+      );
+      for (const ns of namespaces)
+        assert.equal(secretCreates.get(ns), 2, `Secret creates in ${ns}`);
+      for (const ns of gated) {
+        assert.equal(saUpdates.get(ns), 2, `${ns}: the late credential's write, then the first's`);
+      }
+      for (const ns of open) {
+        assert.equal(saUpdates.get(ns), 1, `${ns}: one write with both entries`);
+      }
+      const synced = async (name: string) =>
+        (await f.getCredential(name))?.status?.syncedNamespaces;
+      assert.equal(await synced(late), namespaces.length);
+      assert.equal(await synced(first), namespaces.length);
+    } finally {
+      await webhook.close();
+      for (const name of [first, late]) await f.deleteCredential(name).catch(() => {});
+      for (const name of [first, late]) await f.waitCredentialGone(name).catch(() => {});
       await Promise.all(namespaces.map((name) => f.core.deleteNamespace({ name }).catch(() => {})));
     }
   });

@@ -325,6 +325,78 @@ describe('Reconciler.reconcileTogether', () => {
     );
   });
 
+  it('a credential due while another fans out joins it where it has not started: one ServiceAccount write there for both', async () => {
+    const { cluster, reconciler, spec } = setup();
+    const namespaces = Array.from({ length: 10 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+    for (const ns of namespaces) {
+      cluster.addNamespace(ns, { a: 'y', b: 'y' });
+      cluster.addServiceAccount(ns, 'default', [{ name: 'tenant-own' }]);
+    }
+    cluster.addCredential('a', spec('a'));
+    cluster.addCredential('b', spec('b'));
+    // b's Secret name is someone else's in n05, one of the namespaces it joins a for.
+    cluster.addSecret({ metadata: { name: 'b', namespace: 'n05' }, type: 'Opaque' });
+    // a's Secret creates are held: its fan-out (4 namespaces at once) stops at n00-n03.
+    const held: Array<() => void> = [];
+    let holding = true;
+    const create = cluster.createSecret.bind(cluster);
+    cluster.createSecret = async (secret) => {
+      if (holding && secret.metadata?.name === 'a') {
+        await new Promise<void>((resolve) => held.push(resolve));
+      }
+      return create(secret);
+    };
+    const first = reconciler.reconcileTogether(['a']);
+    await until(() => held.length === 4);
+    // b became due meanwhile (its watch event came later than a's).
+    const second = reconciler.reconcileTogether(['b']);
+    // b writes the four namespaces a has started on its own, and nothing else while a waits
+    // (the in-memory API answers without timers: 50 turns of the loop without a call is idle).
+    await until(() =>
+      namespaces
+        .slice(0, 4)
+        .every((ns) =>
+          (cluster.accounts.get(`${ns}/default`)?.imagePullSecrets ?? []).some(
+            (e) => e.name === 'b',
+          ),
+        ),
+    );
+    for (let calls = -1, still = 0; still < 50; still++) {
+      if (cluster.calls.length !== calls) [calls, still] = [cluster.calls.length, 0];
+      await tick();
+    }
+    assert.equal(held.length, 4, 'a still waits');
+    holding = false;
+    for (const resolve of held.splice(0)) resolve();
+    const results = [...(await first), ...(await second)];
+
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    );
+    const saWrites = (ns: string) =>
+      cluster.writes().filter((w) => w === `update serviceaccounts ${ns}/default`).length;
+    for (const ns of namespaces.slice(0, 4)) assert.equal(saWrites(ns), 2, `${ns}: b, then a`);
+    for (const ns of namespaces.slice(4)) {
+      assert.equal(saWrites(ns), 1, `${ns}: one write with both entries`);
+    }
+    for (const ns of namespaces) {
+      assert.deepEqual(
+        (cluster.accounts.get(`${ns}/default`)?.imagePullSecrets ?? []).map((e) => e.name).sort(),
+        ns === 'n05' ? ['a', 'tenant-own'] : ['a', 'b', 'tenant-own'],
+      );
+    }
+    const status = (name: string) => cluster.credentialObjects.get(name)?.status;
+    assert.equal(status('a')?.syncedNamespaces, 10);
+    assert.equal(status('b')?.syncedNamespaces, 9, 'b reports the namespaces a wrote for it');
+    assert.deepEqual(
+      status('b')?.failedNamespaces?.map((f) => f.name),
+      ['n05'],
+      'and its conflict in one of them',
+    );
+    assert.equal(reconciler.covers('b', 'n09'), false);
+  });
+
   it('covers a namespace while preparing and until its fan-out starts it', async () => {
     const { cluster, reconciler, spec } = setup();
     cluster.addNamespace('n1', { a: 'y' });
