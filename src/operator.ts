@@ -7,7 +7,8 @@ import { CLEANUP_FINALIZER } from './api/types.ts';
 import type { OperatorConfig } from './config.ts';
 import { effectiveSecretName } from './controller/desired.ts';
 import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
-import { ORPHANED_ENTRIES_KEY, Reconciler } from './controller/reconciler.ts';
+import { NamespaceWork } from './controller/namespace-work.ts';
+import { ORPHANED_ENTRIES_KEY, Reconciler, RetryableSyncError } from './controller/reconciler.ts';
 import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
 import { WorkQueue } from './controller/workqueue.ts';
 import { TokenCache } from './credentials/token-cache.ts';
@@ -61,11 +62,11 @@ export class Operator {
   /** RegistryCredential names: the full reconcile (targets, cleanup, status). */
   private readonly queue: WorkQueue;
   /**
-   * `credential/namespace`: one namespace synced from the caches (the onboarding fast path).
-   * Its own workers, so a burst of new namespaces is not served by the few workers that also
-   * run full reconciles of every namespace.
+   * Namespaces synced from the caches for the credentials due there (the onboarding fast
+   * path). Its own workers, so a burst of new namespaces is not served by the few workers
+   * that also run full reconciles of every namespace.
    */
-  private readonly namespaceQueue: WorkQueue;
+  private readonly namespaceWork: NamespaceWork;
   private readonly reconciler: Reconciler;
   private subscription?: Subscription;
   /**
@@ -95,9 +96,9 @@ export class Operator {
     });
     this.apiProbe = new ApiServerProbe(kc, { unhealthyAfterMs });
     this.queue = new WorkQueue({ metrics: this.metrics.queueMetrics() });
-    this.namespaceQueue = new WorkQueue({
-      metrics: this.metrics.queueMetrics(NAMESPACE_QUEUE),
-    });
+    this.namespaceWork = new NamespaceWork(
+      new WorkQueue({ metrics: this.metrics.queueMetrics(NAMESPACE_QUEUE) }),
+    );
     const leaderApi = this.api.withSignal(this.leadership.signal);
     this.reconciler = new Reconciler({
       view: this.caches,
@@ -259,9 +260,9 @@ export class Operator {
         },
       }),
       runWorkers(
-        this.namespaceQueue,
+        this.namespaceWork.queue,
         this.config.fanoutConcurrency,
-        (key) => this.reconcileNamespace(key),
+        (namespace) => this.reconcileNamespace(namespace),
         options,
       ),
     ];
@@ -274,7 +275,7 @@ export class Operator {
   async stop(drainMs = 30_000): Promise<void> {
     this.leadership.abort();
     this.queue.shutDown();
-    this.namespaceQueue.shutDown();
+    this.namespaceWork.queue.shutDown();
     if (this.stopWorkers.length > 0) {
       await Promise.race([
         Promise.all(this.stopWorkers.map((stop) => stop())),
@@ -325,31 +326,42 @@ export class Operator {
     );
   }
 
-  private async reconcileNamespace(key: string): Promise<Record<string, never>> {
-    const slash = key.indexOf('/');
-    const credential = key.slice(0, slash);
-    let result: Awaited<ReturnType<Reconciler['namespaces']['reconcileNamespace']>>;
+  /** The fast path of every credential due in `namespace`, each settled on its own result. */
+  private async reconcileNamespace(namespace: string): Promise<Record<string, never>> {
+    const credentials = this.namespaceWork.take(namespace);
+    if (credentials.length === 0) return {};
+    let results: Awaited<ReturnType<Reconciler['namespaces']['reconcileNamespaces']>>;
     try {
-      result = await this.reconciler.namespaces.reconcileNamespace(
-        credential,
-        key.slice(slash + 1),
-      );
+      results = await this.reconciler.namespaces.reconcileNamespaces(namespace, credentials);
     } catch (error) {
-      // Retried on this queue with backoff; meanwhile the status says it failed.
-      this.schedule([{ queue: 'status', credential }]);
-      throw error;
+      results = credentials.map(() => ({ status: 'rejected', reason: error }));
     }
-    // What the fast path leaves to the full reconcile: a conflict, a source or refresh
-    // error, an invalid selector, a namespace no longer selected (or gone).
-    if (result.fullReconcile) this.queue.add(credential);
-    return {};
+    const failed: string[] = [];
+    let firstError: unknown;
+    results.forEach((result, i) => {
+      const credential = credentials[i] as string;
+      if (result.status === 'rejected') {
+        failed.push(credential);
+        firstError ??= result.reason;
+      } else if (result.value.fullReconcile) {
+        // What the fast path leaves to the full reconcile: a conflict, a source or refresh
+        // error, an invalid selector, a namespace no longer selected (or gone).
+        this.queue.add(credential);
+      }
+    });
+    if (failed.length === 0) return {};
+    // Retried with the namespace's backoff; meanwhile their status says it failed.
+    this.namespaceWork.retry(namespace, failed);
+    this.schedule(failed.map((credential) => ({ queue: 'status', credential })));
+    const reason = firstError instanceof Error ? firstError.message : String(firstError);
+    throw new RetryableSyncError(`sync of ${failed.join(', ')} failed: ${reason}`);
   }
 
   private schedule(items: readonly WorkItem[]): void {
     for (const item of items) {
       if (item.queue === 'full') this.queue.add(item.credential);
       else if (item.queue === 'namespace') {
-        this.namespaceQueue.add(`${item.credential}/${item.namespace}`, { urgent: item.urgent });
+        this.namespaceWork.add(item.credential, item.namespace, { urgent: item.urgent });
       } else if (this.leading) this.queue.addAfter(item.credential, STATUS_COALESCE_MS);
     }
   }

@@ -68,28 +68,80 @@ export class NamespaceSync {
   }
 
   /**
-   * The per-namespace fast path: sync one namespace of one RegistryCredential from the caches,
-   * without waiting behind a full reconcile of every namespace. It writes only what the full
-   * reconcile would write there; namespaces leaving the targets, conflicts and status stay
-   * with the full reconcile (`fullReconcile` asks for one).
+   * The per-namespace fast path for one RegistryCredential: reconcileNamespaces of it alone.
    */
   async reconcileNamespace(name: string, ns: string): Promise<NamespaceReconcileResult> {
+    const [result] = await this.reconcileNamespaces(ns, [name]);
+    if (result?.status === 'rejected') throw result.reason;
+    return result?.value ?? {};
+  }
+
+  /**
+   * The per-namespace fast path: sync one namespace, for every RegistryCredential due there
+   * (a namespace or ServiceAccount that several select), from the caches, without waiting
+   * behind a full reconcile of every namespace. Each credential's Secret, then ONE write per
+   * ServiceAccount for all their entries, as a batched fan-out writes (syncTogether). It
+   * writes only what the full reconcile would write there; namespaces leaving the targets,
+   * conflicts and status stay with the full reconcile (`fullReconcile` asks for one). Each
+   * credential's result on its own, in the order of `names`: rejected with a
+   * RetryableSyncError where its sync failed and may succeed later.
+   */
+  async reconcileNamespaces(
+    ns: string,
+    names: readonly string[],
+  ): Promise<Array<PromiseSettledResult<NamespaceReconcileResult>>> {
+    const plans = await Promise.allSettled(names.map((name) => this.fastPathPlan(name, ns)));
+    const results: Array<PromiseSettledResult<NamespaceReconcileResult>> = [];
+    const writing: Array<{ at: number; write: NamespaceWrite }> = [];
+    plans.forEach((plan, i) => {
+      if (plan.status === 'rejected') {
+        results.push(plan);
+      } else if ('write' in plan.value) {
+        writing.push({ at: i, write: plan.value.write });
+        results.push({ status: 'fulfilled', value: {} }); // its outcome replaces it below
+      } else {
+        results.push({ status: 'fulfilled', value: plan.value.result });
+      }
+    });
+    if (writing.length === 0) return results;
+    const outcomes = await this.syncTogether(
+      ns,
+      writing.map(({ write }) => write),
+    );
+    writing.forEach(({ at }, j) => {
+      const outcome = outcomes[j] as NamespaceOutcome;
+      results[at] =
+        outcome.kind === 'failed' && outcome.transient
+          ? { status: 'rejected', reason: new RetryableSyncError(outcome.message) }
+          : // A conflict shows in the status; a namespace gone under us leaves the targets.
+            {
+              status: 'fulfilled',
+              value: outcome.kind === 'synced' ? {} : { fullReconcile: true },
+            };
+    });
+    return results;
+  }
+
+  /** What the fast path does for one credential in `ns`: nothing, a hand-over, or a write. */
+  private async fastPathPlan(
+    name: string,
+    ns: string,
+  ): Promise<{ result: NamespaceReconcileResult } | { write: NamespaceWrite }> {
     const { view } = this.ctx;
     const cred = view.credential(name);
     // Deletion, suspension and the finalizer are the full reconcile's, queued by the
     // RegistryCredential's own events.
-    if (!cred || cred.metadata.deletionTimestamp || cred.spec.suspend) return {};
-    if (!(cred.metadata.finalizers ?? []).includes(CLEANUP_FINALIZER)) return {};
+    if (!cred || cred.metadata.deletionTimestamp || cred.spec.suspend) return { result: {} };
+    if (!(cred.metadata.finalizers ?? []).includes(CLEANUP_FINALIZER)) return { result: {} };
     const info = view.namespace(ns);
     let selects: (ns: NamespaceInfo) => boolean;
     try {
       selects = namespaceSelection(cred.spec);
     } catch {
-      return { fullReconcile: true }; // it reports the invalid selector
+      return { result: { fullReconcile: true } }; // it reports the invalid selector
     }
-    if (!info || !selects(info)) return { fullReconcile: true }; // cleanup, if any
+    if (!info || !selects(info)) return { result: { fullReconcile: true } }; // cleanup, if any
     const secretName = effectiveSecretName(cred);
-    let json: string;
     try {
       // Every cloud call counts, whichever path made it (refresh failures metric).
       const resolved = await resolveFor(this.ctx, cred, (source, ok) =>
@@ -102,21 +154,16 @@ export class NamespaceSync {
         resolved.refreshErrors.length > 0 ||
         !new TokenState(this.ctx).holds(cred, cloudAuths(resolved))
       ) {
-        return { fullReconcile: true };
+        return { result: { fullReconcile: true } };
       }
-      json = buildDockerConfigJson(resolved.entries);
+      const json = buildDockerConfigJson(resolved.entries);
       this.remember(name, json);
-      if (this.inSync(cred, ns, secretName, json)) return {};
+      if (this.inSync(cred, ns, secretName, json)) return { result: {} };
+      return { write: { cred, secretName, json, writes: noWrites() } };
     } catch (error) {
-      if (error instanceof CredentialError) return { fullReconcile: true };
+      if (error instanceof CredentialError) return { result: { fullReconcile: true } };
       throw error;
     }
-    const outcome = await this.syncExclusive(cred, ns, secretName, json, noWrites());
-    if (outcome.kind === 'failed' && outcome.transient) {
-      throw new RetryableSyncError(outcome.message);
-    }
-    // A conflict shows in the status; a namespace gone under us leaves the targets.
-    return outcome.kind === 'synced' ? {} : { fullReconcile: true };
   }
 
   /**

@@ -340,4 +340,69 @@ describe('namespace-major writes', () => {
       await Promise.all(namespaces.map((name) => f.core.deleteNamespace({ name }).catch(() => {})));
     }
   });
+
+  it('a new namespace two credentials select gets one ServiceAccount write with both entries, even when one Secret is slow', async function (this: Mocha.Context) {
+    this.timeout(120_000);
+    const f = new Fixtures(cluster.kc);
+    const run = uniqueName('onb2');
+    const gate = `${run}-gate`;
+    const slow = `${run}-slow`;
+    const quick = `${run}-quick`;
+    const source = uniqueName('src-onb2');
+    await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-onboarding-two');
+    const spec = (name: string) => ({
+      secretName: name,
+      namespaceSelector: { matchLabels: { [run]: 'y' } },
+      registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+    });
+    let ns: string | undefined;
+    const webhook = await holdingWebhook(gate, slow);
+    try {
+      for (const name of [slow, quick]) await f.createCredential(name, spec(name));
+      for (const name of [slow, quick]) await f.waitCondition(name, 'Ready', 'True');
+      // Onboarding: the namespace comes after the credentials, and one credential's Secret
+      // create is slow (held by the API server's webhook call).
+      ns = await f.namespace(`${run}-ns`, { [run]: 'y', [gate]: 'y' });
+      const namespace = ns;
+      await waitFor(
+        'the slow Secret create held',
+        async () => webhook.held(),
+        (n) => n === 1,
+      );
+      await waitFor(`ServiceAccount ${ns}/default`, () => f.serviceAccount(namespace), Boolean);
+      // The window in which a sync of the quick credential on its own wrote the
+      // ServiceAccount (before namespace keys carried every credential due there): nothing
+      // happens in it now, so there is no event to wait for.
+      await new Promise((r) => setTimeout(r, 2_000));
+      webhook.release();
+      await f.waitPullSecrets(
+        ns,
+        'default',
+        (names) => names.includes(slow) && names.includes(quick),
+        {
+          timeoutMs: 60_000,
+        },
+      );
+      for (const name of [slow, quick]) await f.waitCondition(name, 'Ready', 'True');
+      // Any late write (a second pass, a full reconcile racing the fast path) has had time.
+      await new Promise((r) => setTimeout(r, 3_000));
+
+      const writes = operatorWrites(new Set([ns]));
+      assert.equal(count(writes, 'create', 'secrets').get(ns), 2, 'one Secret per credential');
+      assert.equal(
+        count(writes, 'update', 'serviceaccounts').get(ns),
+        1,
+        'one ServiceAccount write carrying both entries',
+      );
+      assert.deepEqual(
+        ((await f.serviceAccount(ns))?.imagePullSecrets ?? []).map((r) => r.name).sort(),
+        [quick, slow].sort(),
+      );
+    } finally {
+      await webhook.close();
+      for (const name of [slow, quick]) await f.deleteCredential(name).catch(() => {});
+      for (const name of [slow, quick]) await f.waitCredentialGone(name).catch(() => {});
+      if (ns) await f.core.deleteNamespace({ name: ns }).catch(() => {});
+    }
+  });
 });

@@ -258,6 +258,61 @@ describe('Reconciler (against an in-memory cluster)', () => {
     );
   });
 
+  it('syncs every credential due in a new namespace at once: their Secrets, then one write per ServiceAccount; each credential settled on its own result', async () => {
+    const { cluster, reconciler } = setup();
+    tenant(cluster, 'team-a');
+    const every = { serviceAccounts: ['*'] };
+    cluster.addCredential('acme', spec(every));
+    cluster.addCredential('beta', spec({ ...every, secretName: 'beta' }));
+    cluster.addCredential('failing', spec({ ...every, secretName: 'failing' }));
+    cluster.addCredential(
+      'elsewhere',
+      spec({ namespaceSelector: { matchLabels: { tenant: 'x' } } }),
+    );
+    for (const name of ['acme', 'beta', 'failing', 'elsewhere']) await reconciler.reconcile(name);
+    tenant(cluster, 'team-new');
+    cluster.addServiceAccount('team-new', 'builder', [{ name: 'their-own' }]);
+    cluster.failNext(
+      (c) => c.verb === 'create' && c.key === 'team-new/failing',
+      new KubeApiError(500, 'InternalError', 'etcd leader changed'),
+    );
+    const before = cluster.calls.length;
+
+    const results = await reconciler.namespaces.reconcileNamespaces('team-new', [
+      'acme',
+      'failing',
+      'elsewhere',
+      'beta',
+    ]);
+
+    assert.deepEqual(
+      results.map((r) => (r.status === 'fulfilled' ? r.value : 'rejected')),
+      [{}, 'rejected', { fullReconcile: true }, {}],
+      'the failing one is retried; the one not selecting the namespace goes to its full reconcile',
+    );
+    const rejected = results[1];
+    assert.ok(rejected?.status === 'rejected' && rejected.reason instanceof RetryableSyncError);
+    assert.deepEqual(
+      cluster.calls.slice(before).map((c) => `${c.verb} ${c.resource} ${c.key}`),
+      [
+        'create secrets team-new/acme',
+        'create secrets team-new/failing',
+        'create secrets team-new/beta',
+        'update serviceaccounts team-new/default',
+        'update serviceaccounts team-new/builder',
+      ],
+    );
+    assert.deepEqual(cluster.accounts.get('team-new/default')?.imagePullSecrets, [
+      { name: 'acme' },
+      { name: 'beta' },
+    ]);
+    assert.deepEqual(cluster.accounts.get('team-new/builder')?.imagePullSecrets, [
+      { name: 'their-own' },
+      { name: 'acme' },
+      { name: 'beta' },
+    ]);
+  });
+
   it('reports an invalid selector as InvalidSpec and keeps existing Secrets', async () => {
     const { cluster, reconciler } = setup();
     tenant(cluster, 'team-a');
