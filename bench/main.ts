@@ -57,6 +57,7 @@ JSON to bench/results/.
   --floor-watches             the fan-out and rotation floors also keep the watches a cache-based
                               client needs (the Secrets they write, every ServiceAccount): the
                               floor of an operator that reads from caches, for comparison
+                              (also the --scale group's fan-out and rotation floors)
   --scale                     issue #20 instead of the above (~40 min on 2 cores): N=10,000
                               namespaces x 3 ServiceAccounts, one credential selecting every
                               ServiceAccount (fan-out, rotation vs the floor; restart; idle;

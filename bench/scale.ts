@@ -47,6 +47,7 @@ import { countsDelta } from './metrics.ts';
 import type { BenchOperator } from './operator-run.ts';
 import type { ScenarioName, ScenarioResult } from './report.ts';
 import { percentiles, SyncTracker, within } from './sync-tracker.ts';
+import type { WatchEventType } from './watch.ts';
 
 export interface ScalePlan {
   /** Targeted namespaces (10,000). */
@@ -105,20 +106,33 @@ export async function runScaleGroup(ctx: BenchContext, plan: ScalePlan): Promise
       const runFloor = async (secretName: string): Promise<void> => {
         log(`[scale] N=${n}: floor (${secretName}, concurrency ${ctx.concurrency})`);
         floorFan.push(
-          await observedFloor(cluster, namespaces, secretName, firstPassword, accountNames, () =>
-            floorFanout(
-              cluster,
-              namespaces,
-              secretName,
-              firstPassword,
-              ctx.concurrency,
-              accountNames,
-            ),
+          await observedFloor(
+            cluster,
+            namespaces,
+            secretName,
+            firstPassword,
+            accountNames,
+            () =>
+              floorFanout(
+                cluster,
+                namespaces,
+                secretName,
+                firstPassword,
+                ctx.concurrency,
+                accountNames,
+              ),
+            ctx.floorWatches,
           ),
         );
         floorRot.push(
-          await observedFloor(cluster, namespaces, secretName, secondPassword, undefined, () =>
-            floorRotation(cluster, namespaces, secretName, secondPassword, ctx.concurrency),
+          await observedFloor(
+            cluster,
+            namespaces,
+            secretName,
+            secondPassword,
+            undefined,
+            () => floorRotation(cluster, namespaces, secretName, secondPassword, ctx.concurrency),
+            ctx.floorWatches,
           ),
         );
         log(
@@ -295,6 +309,7 @@ async function observedFloor(
   password: string,
   accountNames: readonly string[] | undefined,
   run: () => Promise<FloorResult>,
+  cacheWatches = false,
 ): Promise<FloorResult> {
   const tracker = new SyncTracker(namespaces, {
     secretName,
@@ -302,9 +317,36 @@ async function observedFloor(
     serviceAccounts: accountNames !== undefined,
     serviceAccountNames: accountNames,
   });
+  // The measurement's watches already decode every event of the floor's Secrets and of every
+  // ServiceAccount in this process; --floor-watches also keeps the objects in Maps, as an
+  // informer's cache does (and watches the ServiceAccounts during a rotation too).
+  const cache = new Map<string, unknown>();
+  const keep = (
+    type: WatchEventType,
+    obj: { metadata?: { namespace?: string; name?: string } },
+  ) => {
+    if (!cacheWatches) return;
+    const key = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    if (type === 'DELETED') cache.delete(key);
+    else cache.set(key, obj);
+  };
   const watches = await Promise.all([
-    cluster.watchSecrets({ labelSelector: FLOOR_LABEL_SELECTOR }, tracker.onSecret).start(),
-    ...(accountNames ? [cluster.watchServiceAccounts({}, tracker.onServiceAccount).start()] : []),
+    cluster
+      .watchSecrets({ labelSelector: FLOOR_LABEL_SELECTOR }, (type, secret, at) => {
+        keep(type, secret);
+        tracker.onSecret(type, secret, at);
+      })
+      .start(),
+    ...(accountNames || cacheWatches
+      ? [
+          cluster
+            .watchServiceAccounts({}, (type, sa, at) => {
+              keep(type, sa);
+              tracker.onServiceAccount(type, sa, at);
+            })
+            .start(),
+        ]
+      : []),
   ]);
   try {
     const result = await run();
