@@ -1,6 +1,8 @@
 // The operator under test: the built dist/main.js in its own process (test/support/operator.ts),
 // as the image runs it, with its CPU and memory read from /proc and its /metrics scraped.
 
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { allocatorEnv } from '../test/support/deployment.ts';
 import { OperatorProcess } from '../test/support/operator.ts';
 import { OPERATOR_NAMESPACE } from './cluster.ts';
@@ -193,6 +195,12 @@ export class BenchOperator {
   async stop(): Promise<ProcessSample> {
     const final = this.sample();
     await this.child.stop();
+    // BENCH_OPERATOR_LOGS=<dir>: each operator process's log, for a post-mortem of a run.
+    const dir = process.env.BENCH_OPERATOR_LOGS;
+    if (dir) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `operator-${this.pid}.log`), `${this.child.logs.join('\n')}\n`);
+    }
     return final;
   }
 
