@@ -324,7 +324,7 @@ export class Reconciler {
         }),
       );
     }
-    if (writing.length > 1 || joined.length > 0) {
+    if ((writing.length > 1 && own.size > 0) || joined.length > 0) {
       // Batches and joins decide how many ServiceAccount writes a burst costs (ADR 0014).
       this.ctx.log.info('fanning out together', {
         registryCredentials: writing.map((plan) => plan.name).join(','),
