@@ -90,7 +90,8 @@ export class BenchOperator {
       kubeconfigPath: options.kubeconfigPath,
       namespace: OPERATOR_NAMESPACE,
       fromDist: true,
-      logLevel: 'info',
+      // BENCH_OPERATOR_LOG_LEVEL=debug: every reconcile's key and duration (with BENCH_OPERATOR_LOGS).
+      logLevel: process.env.BENCH_OPERATOR_LOG_LEVEL === 'debug' ? 'debug' : 'info',
       args: [...options.args],
       env,
     });
