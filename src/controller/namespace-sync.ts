@@ -205,26 +205,13 @@ export class NamespaceSync {
   }
 
   /**
-   * syncNamespace, one at a time per credential and namespace (between the fast path and the
-   * full reconcile's fan-out; cleanup of namespaces that left the targets does not take part:
-   * the fast path never writes those); a sync that waited re-checks the caches (which hold
-   * the other's writes) before writing anything.
-   */
-  async syncExclusive(
-    cred: RegistryCredential,
-    ns: string,
-    secretName: string,
-    json: string,
-    writes: Writes,
-  ): Promise<NamespaceOutcome> {
-    const [outcome] = await this.syncTogether(ns, [{ cred, secretName, json, writes }]);
-    return outcome as NamespaceOutcome;
-  }
-
-  /**
-   * syncExclusive of several credentials in one namespace (a batched fan-out, ADR 0014
-   * "Namespace-major writes"): each credential's Secret, then ONE write per ServiceAccount
-   * composing every credential's entry edit. Outcomes in the order of `items`.
+   * syncNamespace of one or several credentials in one namespace (the fast path, a batched
+   * fan-out: ADR 0014 "Namespace-major writes"): each credential's Secret, then ONE write per
+   * ServiceAccount composing every credential's entry edit. Outcomes in the order of `items`.
+   * One at a time per credential and namespace (between the fast path and the full
+   * reconcile's fan-out; cleanup of namespaces that left the targets does not take part: the
+   * fast path never writes those); a sync that waited re-checks the caches (which hold the
+   * other's writes) before writing anything.
    */
   async syncTogether(ns: string, items: readonly NamespaceWrite[]): Promise<NamespaceOutcome[]> {
     const keys = items.map((item) => `${item.cred.metadata.name ?? ''}/${ns}`);
