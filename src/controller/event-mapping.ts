@@ -178,9 +178,16 @@ export class EventMapping {
         !this.credentialsSelecting(info).includes(owner)
       ) {
         work.full(owner);
-      } else if (!echo && (e.type === 'delete' || !this.view.upToDate(e.object, owner))) {
+      } else if (
+        !echo &&
+        (e.type === 'delete' || !this.view.upToDate(e.object, owner)) &&
+        !this.view.fullReconcileCovers?.(owner, ns)
+      ) {
         // Edited or deleted by someone else where its credential still writes it: that one
-        // namespace is restored.
+        // namespace is restored. Not where a full reconcile of the credential, queued or
+        // running, will write it from the caches anyway: an informer resync during a rotation
+        // replays every Secret not rotated yet, and each queued an urgent sync the fan-out
+        // was about to make (a burst of new namespaces waited behind thousands of them).
         work.namespace(owner, ns, true);
       }
     }
