@@ -154,7 +154,7 @@ describe('fan-out of a basic credential', () => {
           deleteSecrets: requests('delete', 'secrets'),
           gets: requests('get', 'secrets') + requests('get', 'serviceaccounts'),
           // This credential's keys the operator processed (its debug log has one line per
-          // key): full reconciles, and single namespaces.
+          // key): full reconciles, and the burst's namespaces (the fast path's keys).
           ...reconciledKeys(),
         };
       };
@@ -165,7 +165,7 @@ describe('fan-out of a basic credential', () => {
           if (!line.includes('"reconciled"')) continue;
           const key = (JSON.parse(line) as { key?: string }).key ?? '';
           if (key === name) full += 1;
-          else if (key.startsWith(`${name}/`)) single += 1;
+          else if (namespaces.includes(key)) single += 1;
         }
         return { full, single };
       };
