@@ -68,15 +68,6 @@ export class NamespaceSync {
   }
 
   /**
-   * The per-namespace fast path for one RegistryCredential: reconcileNamespaces of it alone.
-   */
-  async reconcileNamespace(name: string, ns: string): Promise<NamespaceReconcileResult> {
-    const [result] = await this.reconcileNamespaces(ns, [name]);
-    if (result?.status === 'rejected') throw result.reason;
-    return result?.value ?? {};
-  }
-
-  /**
    * The per-namespace fast path: sync one namespace, for every RegistryCredential due there
    * (a namespace or ServiceAccount that several select), from the caches, without waiting
    * behind a full reconcile of every namespace. Each credential's Secret, then ONE write per

@@ -244,16 +244,16 @@ describe('Reconciler (against an in-memory cluster)', () => {
     tenant(cluster, 'team-later');
     const before = cluster.calls.length;
 
-    const result = await reconciler.namespaces.reconcileNamespace('acme', 'team-new');
+    const [result] = await reconciler.namespaces.reconcileNamespaces('team-new', ['acme']);
 
-    assert.deepEqual(result, {});
+    assert.deepEqual(result, { status: 'fulfilled', value: {} });
     assert.deepEqual(
       cluster.calls.slice(before).map((c) => `${c.verb} ${c.resource} ${c.key}`),
       ['create secrets team-new/acme', 'update serviceaccounts team-new/default'],
     );
     assert.deepEqual(
-      await reconciler.namespaces.reconcileNamespace('acme', 'other-namespace'),
-      { fullReconcile: true },
+      await reconciler.namespaces.reconcileNamespaces('other-namespace', ['acme']),
+      [{ status: 'fulfilled', value: { fullReconcile: true } }],
       'a namespace it does not select is left to the full reconcile',
     );
   });
