@@ -28,7 +28,7 @@ import {
   floorRotation,
 } from './floor.ts';
 import { countsDelta, type RequestCounts, withoutHarness } from './metrics.ts';
-import type { BenchOperator, OperatorCounters } from './operator-run.ts';
+import type { BenchOperator, GcCounts, OperatorCounters } from './operator-run.ts';
 import type { ScenarioName, ScenarioResult } from './report.ts';
 import { SyncTracker, within } from './sync-tracker.ts';
 
@@ -48,6 +48,8 @@ export interface Window {
   cpuToIdleSeconds: number;
   /** cpuSeconds spent on the JavaScript thread (the rest: GC and compiler threads, libuv). */
   mainThreadCpuSeconds: number;
+  /** Garbage collections from the start until idle (major ones mark the whole heap). */
+  gc: GcCounts;
   /**
    * etcd + kube-apiserver + kube-controller-manager CPU seconds from the start to the end of
    * the wall time, as the floor's are counted (not to idle: that window would add seconds of
@@ -114,6 +116,11 @@ export async function closeWindow(
     cpuSeconds: atEnd.cpuSeconds - start.cpuSeconds,
     cpuToIdleSeconds: sample.cpuSeconds - start.cpuSeconds,
     mainThreadCpuSeconds: atEnd.mainThreadCpuSeconds - start.mainThreadCpuSeconds,
+    gc: {
+      major: counters.gc.major - start.counters.gc.major,
+      minor: counters.gc.minor - start.counters.gc.minor,
+      pauseSeconds: counters.gc.pauseSeconds - start.counters.gc.pauseSeconds,
+    },
     clusterCpuSeconds: clusterCpu.seconds,
     clusterCpuDetail: clusterCpu.detail,
     peakRssMB: megabytes(sample.peakRssBytes),
@@ -241,7 +248,7 @@ export function describeWindow(w: Window | undefined): string {
       .filter(([key]) => !key.startsWith('WATCH') && !key.includes('leases'))
       .map(([key, value]) => `${key}=${value}`)
       .join(' ');
-  return `${seconds(w.wallMs).toFixed(2)} s, operator CPU ${w.cpuSeconds.toFixed(2)} s (main thread ${w.mainThreadCpuSeconds.toFixed(2)} s; ${w.cpuToIdleSeconds.toFixed(2)} s to idle), cluster CPU ${w.clusterCpuSeconds.toFixed(2)} s (${w.clusterCpuDetail}), ${w.reconciles} reconciles (${w.reconcileSeconds.toFixed(2)} s); ${counts(w.requests)}`;
+  return `${seconds(w.wallMs).toFixed(2)} s, operator CPU ${w.cpuSeconds.toFixed(2)} s (main thread ${w.mainThreadCpuSeconds.toFixed(2)} s; ${w.cpuToIdleSeconds.toFixed(2)} s to idle; GC ${w.gc.major} major, ${w.gc.minor} minor, ${w.gc.pauseSeconds.toFixed(2)} s paused), cluster CPU ${w.clusterCpuSeconds.toFixed(2)} s (${w.clusterCpuDetail}), ${w.reconciles} reconciles (${w.reconcileSeconds.toFixed(2)} s); ${counts(w.requests)}`;
 }
 
 export function withFloor(

@@ -37,6 +37,15 @@ export interface OperatorCounters {
   /** controller_runtime_reconcile_total and the summed reconcile time. */
   reconciles: number;
   reconcileSeconds: number;
+  /** nodejs_gc_duration_seconds (prom-client): collections and pause seconds by kind. */
+  gc: GcCounts;
+}
+
+/** Garbage collections: major (mark-compact) and minor (scavenge) counts, pauses in seconds. */
+export interface GcCounts {
+  major: number;
+  minor: number;
+  pauseSeconds: number;
 }
 
 interface Activity {
@@ -134,6 +143,8 @@ export class BenchOperator {
       new Set([
         'controller_runtime_reconcile_total',
         'controller_runtime_reconcile_time_seconds_sum',
+        'nodejs_gc_duration_seconds_count',
+        'nodejs_gc_duration_seconds_sum',
       ]),
     );
     return {
@@ -141,6 +152,11 @@ export class BenchOperator {
       requests: operatorRequests(text),
       reconciles: sumOf(samples, 'controller_runtime_reconcile_total'),
       reconcileSeconds: sumOf(samples, 'controller_runtime_reconcile_time_seconds_sum'),
+      gc: {
+        major: sumOf(samples, 'nodejs_gc_duration_seconds_count', { kind: 'major' }),
+        minor: sumOf(samples, 'nodejs_gc_duration_seconds_count', { kind: 'minor' }),
+        pauseSeconds: sumOf(samples, 'nodejs_gc_duration_seconds_sum'),
+      },
     };
   }
 
