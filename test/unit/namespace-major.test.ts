@@ -198,14 +198,20 @@ describe('runWorkers with batching', () => {
   });
 });
 
+/** Makes `view.fullReconcileCovers` answer from the returned set of `credential/namespace`. */
+function coverage(view: object): Set<string> {
+  const covered = new Set<string>();
+  Object.assign(view, {
+    fullReconcileCovers: (credential: string, namespace: string) =>
+      covered.has(`${credential}/${namespace}`),
+  });
+  return covered;
+}
+
 describe('ServiceAccount events and full reconciles that cover the namespace', () => {
   it('an update queues no fast path for a credential whose full reconcile covers the namespace; a new ServiceAccount still does', () => {
     const { view, mapping } = fixture();
-    const covered = new Set<string>();
-    Object.assign(view, {
-      fullReconcileCovers: (credential: string, namespace: string) =>
-        covered.has(`${credential}/${namespace}`),
-    });
+    const covered = coverage(view);
     const update = () => mapping.serviceAccount({ type: 'update', object: sa('a1', 'default') });
     assert.deepEqual(update(), [nsOf('acme', 'a1')], 'entry missing, nothing covers it');
     covered.add('acme/a1');
@@ -225,11 +231,7 @@ describe('Secret events and full reconciles that cover the namespace', () => {
     // the rotation's fan-out was about to make anyway, and a burst of new namespaces waited
     // behind them (bench --scale, onboarding p95 8 s).
     const { view, mapping } = fixture();
-    const covered = new Set<string>();
-    Object.assign(view, {
-      fullReconcileCovers: (credential: string, namespace: string) =>
-        covered.has(`${credential}/${namespace}`),
-    });
+    const covered = coverage(view);
     const secret = managedSecret('a1', 'acme');
     view.secrets = [secret];
     const replay = () => mapping.secret({ type: 'update', object: secret, old: secret }, false);
