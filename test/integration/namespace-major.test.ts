@@ -405,4 +405,84 @@ describe('namespace-major writes', () => {
       if (ns) await f.core.deleteNamespace({ name: ns }).catch(() => {});
     }
   });
+
+  it("a ServiceAccount added where another credential's full reconcile is slow gets the quick credential's entry without waiting for it", async function (this: Mocha.Context) {
+    this.timeout(120_000);
+    // Onboarding under a rotation (issue #20, scenario 3): one credential's full reconcile
+    // is writing a namespace through a slow API server when a ServiceAccount appears there.
+    // The fast path syncs every credential due in the namespace; the one the full reconcile
+    // is writing waits for it, the others must not.
+    const f = new Fixtures(cluster.kc);
+    const run = uniqueName('nowait');
+    const gate = `${run}-gate`;
+    const quick = `${run}-quick`;
+    const slow = `${run}-slow`;
+    const source = uniqueName('src-nowait');
+    await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-no-wait');
+    const spec = (name: string) => ({
+      secretName: name,
+      namespaceSelector: { matchLabels: { [run]: 'y' } },
+      serviceAccounts: ['*'],
+      registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+    });
+    let ns: string | undefined;
+    const webhook = await holdingWebhook(gate, slow);
+    try {
+      await f.createCredential(quick, spec(quick));
+      await f.waitCondition(quick, 'Ready', 'True');
+      ns = await f.namespace(`${run}-ns`, { [run]: 'y', [gate]: 'y' });
+      await f.waitPullSecrets(ns, 'default', (names) => names.includes(quick));
+      // Its status counts the namespace: the full reconcile that the namespace queued has run
+      // (one running later would write the entry below itself, as the fast path should).
+      await waitFor(
+        `${quick} counts the namespace`,
+        async () => (await f.getCredential(quick)).status?.syncedNamespaces,
+        (n) => n === 1,
+      );
+      // The second credential's full reconcile fans out and stops on this namespace's Secret.
+      await f.createCredential(slow, spec(slow));
+      await waitFor(
+        "the slow credential's Secret create held",
+        async () => webhook.held(),
+        (n) => n === 1,
+      );
+      await f.core.createNamespacedServiceAccount({
+        namespace: ns,
+        body: { metadata: { name: 'app' } },
+      });
+      await f.waitPullSecrets(ns, 'app', (names) => names.includes(quick), {
+        timeoutMs: 15_000,
+      });
+      assert.equal(webhook.held(), 1, "the slow credential's Secret is still held");
+      assert.ok(
+        !(await f.pullSecretNames(ns, 'app')).includes(slow),
+        'no entry of the slow credential before its Secret exists',
+      );
+      webhook.release();
+      for (const sa of ['default', 'app']) {
+        await f.waitPullSecrets(ns, sa, (names) => names.includes(slow) && names.includes(quick), {
+          timeoutMs: 60_000,
+        });
+      }
+      for (const name of [slow, quick]) await f.waitCondition(name, 'Ready', 'True');
+      // Any late write (the fast path re-checking what it waited for) has had time to land.
+      await new Promise((r) => setTimeout(r, 3_000));
+      const updates = new Map<string, number>();
+      for (const e of operatorWrites(new Set([ns]))) {
+        if (e.verb !== 'update' || e.objectRef?.resource !== 'serviceaccounts') continue;
+        const name = e.objectRef.name ?? '';
+        updates.set(name, (updates.get(name) ?? 0) + 1);
+      }
+      assert.deepEqual(
+        Object.fromEntries(updates),
+        { default: 2, app: 2 },
+        "one write per credential's entry on each ServiceAccount, none repeated",
+      );
+    } finally {
+      await webhook.close();
+      for (const name of [slow, quick]) await f.deleteCredential(name).catch(() => {});
+      for (const name of [slow, quick]) await f.waitCredentialGone(name).catch(() => {});
+      if (ns) await f.core.deleteNamespace({ name: ns }).catch(() => {});
+    }
+  });
 });
