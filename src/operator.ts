@@ -7,6 +7,7 @@ import { CLEANUP_FINALIZER } from './api/types.ts';
 import type { OperatorConfig } from './config.ts';
 import { effectiveSecretName } from './controller/desired.ts';
 import { EventMapping, type WorkItem } from './controller/event-mapping.ts';
+import { FastPathFirst } from './controller/fast-path-first.ts';
 import { NamespaceWork } from './controller/namespace-work.ts';
 import { ORPHANED_ENTRIES_KEY, Reconciler, RetryableSyncError } from './controller/reconciler.ts';
 import { runWorkers, type StopWorkers, type WorkOutcome } from './controller/worker-pool.ts';
@@ -67,6 +68,7 @@ export class Operator {
    * that also run full reconciles of every namespace.
    */
   private readonly namespaceWork: NamespaceWork;
+  private readonly fastPathFirst: FastPathFirst;
   private readonly reconciler: Reconciler;
   private subscription?: Subscription;
   /**
@@ -99,6 +101,10 @@ export class Operator {
     this.namespaceWork = new NamespaceWork(
       new WorkQueue({ metrics: this.metrics.queueMetrics(NAMESPACE_QUEUE) }),
     );
+    const fastPathQueue = this.namespaceWork.queue;
+    this.fastPathFirst = new FastPathFirst(() =>
+      fastPathQueue.shuttingDown() ? 0 : fastPathQueue.len(),
+    );
     const leaderApi = this.api.withSignal(this.leadership.signal);
     this.reconciler = new Reconciler({
       view: this.caches,
@@ -117,6 +123,7 @@ export class Operator {
         if (!ok) this.metrics.refreshFailures.inc({ registrycredential: credential, source });
       },
       onStatus: (name, status) => this.metrics.credentialStatus(name, status),
+      fastPathFirst: this.fastPathFirst,
     });
     const caches = this.caches;
     const namespaces = this.reconciler.namespaces;
@@ -276,6 +283,7 @@ export class Operator {
     this.leadership.abort();
     this.queue.shutDown();
     this.namespaceWork.queue.shutDown();
+    this.fastPathFirst.changed();
     if (this.stopWorkers.length > 0) {
       await Promise.race([
         Promise.all(this.stopWorkers.map((stop) => stop())),
@@ -328,6 +336,8 @@ export class Operator {
 
   /** The fast path of every credential due in `namespace`, each settled on its own result. */
   private async reconcileNamespace(namespace: string): Promise<Record<string, never>> {
+    // A worker took it: the backlog the fan-outs yield to is shorter.
+    this.fastPathFirst.changed();
     const credentials = this.namespaceWork.take(namespace);
     if (credentials.length === 0) return {};
     let results: Awaited<ReturnType<Reconciler['namespaces']['reconcileNamespaces']>>;

@@ -12,6 +12,7 @@ import type { TokenCache } from '../credentials/token-cache.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ClusterView, ControllerApi } from './cluster-view.ts';
+import type { FastPathFirst } from './fast-path-first.ts';
 import { TokenState } from './token-state.ts';
 
 export type EventSink = Pick<EventRecorder, 'record'>;
@@ -39,6 +40,8 @@ export interface ReconcilerOptions {
   now?: () => Date;
   /** Called after each reconcile with the status it settled on (metrics). */
   onStatus?: (name: string, status: RegistryCredentialStatus | undefined) => void;
+  /** Fan-outs yield to a backlog of new namespaces on the fast path (fast-path-first.ts). */
+  fastPathFirst?: FastPathFirst;
 }
 
 export interface ReconcileContext extends ReconcilerOptions {

@@ -342,6 +342,8 @@ export class Reconciler {
     const queue = new PQueue({ concurrency: this.ctx.fanoutConcurrency * lanes });
     for (const ns of [...own.keys()].sort()) {
       void queue.add(async () => {
+        // A burst of new namespaces on the fast path goes first (fast-path-first.ts).
+        const leave = await this.ctx.fastPathFirst?.turn();
         // Taken when it starts: a plan that joined until now is written here too.
         const due = run.waiting.get(ns) as DueHere;
         run.waiting.delete(ns);
@@ -363,6 +365,7 @@ export class Reconciler {
             plan.outcomes.set(ns, outcomes[i] as NamespaceOutcome);
           });
         } finally {
+          leave?.();
           for (const resolve of due.done ?? []) resolve();
         }
       });

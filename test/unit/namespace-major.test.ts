@@ -4,6 +4,7 @@
 // ServiceAccount event queues no fast path for a credential whose full reconcile covers it.
 import assert from 'node:assert/strict';
 import type { RegistryCredentialSpec } from '../../src/api/types.ts';
+import { FastPathFirst } from '../../src/controller/fast-path-first.ts';
 import { Reconciler } from '../../src/controller/reconciler.ts';
 import { type Batching, gatherKeys, runWorkers } from '../../src/controller/worker-pool.ts';
 import { WorkQueue } from '../../src/controller/workqueue.ts';
@@ -249,7 +250,7 @@ describe('Reconciler.reconcileTogether', () => {
   const OPERATOR_NS = 'regcred-system';
   const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
-  function setup() {
+  function setup(fastPathFirst?: FastPathFirst) {
     const cluster = new InMemoryCluster();
     cluster.addNamespace(OPERATOR_NS);
     cluster.addSecret({
@@ -267,6 +268,7 @@ describe('Reconciler.reconcileTogether', () => {
       workers: 2,
       tokens: new TokenCache(),
       now: () => new Date('2026-06-01T00:00:00Z'),
+      ...(fastPathFirst ? { fastPathFirst } : {}),
     });
     const spec = (label: string, extra: Partial<RegistryCredentialSpec> = {}) => ({
       secretName: label,
@@ -422,6 +424,50 @@ describe('Reconciler.reconcileTogether', () => {
       'and its conflict in one of them',
     );
     assert.equal(reconciler.covers('b', 'n09'), false);
+  });
+
+  it('a fan-out syncs at most two namespaces at once while the fast path has a backlog, all of them again once it is gone', async () => {
+    let backlog = 3;
+    const gate = new FastPathFirst(() => backlog);
+    const { cluster, reconciler, spec } = setup(gate);
+    const namespaces = Array.from({ length: 8 }, (_, i) => `n${i}`);
+    for (const ns of namespaces) {
+      cluster.addNamespace(ns, { a: 'y' });
+      cluster.addServiceAccount(ns, 'default');
+    }
+    cluster.addCredential('a', spec('a'));
+    // Every Secret create is held: the creates in flight are the namespaces being synced.
+    const held: Array<() => void> = [];
+    const create = cluster.createSecret.bind(cluster);
+    cluster.createSecret = async (secret) => {
+      await new Promise<void>((resolve) => held.push(resolve));
+      return create(secret);
+    };
+    const release = () => {
+      for (const resolve of held.splice(0)) resolve();
+    };
+    const running = reconciler.reconcileTogether(['a']);
+    await until(() => held.length === 2);
+    for (let still = 0; still < 50; still++) await tick();
+    assert.equal(held.length, 2, 'two namespaces at once (fan-out concurrency 4) with a backlog');
+    assert.equal(gate.waiting, 2, 'the other two the fan-out started wait for their turn');
+    release();
+    await until(() => held.length === 2);
+    assert.equal(cluster.writes().filter((w) => w.startsWith('create secrets')).length, 2);
+    // The fast path's workers took what was waiting.
+    backlog = 0;
+    gate.changed();
+    await until(() => held.length === 4);
+    for (let still = 0; still < 50; still++) await tick();
+    assert.equal(held.length, 4, 'the fan-out concurrency again');
+    while (!cluster.credentialObjects.get('a')?.status?.syncedNamespaces) {
+      release();
+      await tick();
+    }
+    const [result] = await running;
+    assert.equal(result?.status, 'fulfilled');
+    assert.equal(cluster.credentialObjects.get('a')?.status?.syncedNamespaces, 8);
+    assert.equal(gate.running, 0);
   });
 
   it('covers a namespace while preparing and until its fan-out starts it', async () => {
