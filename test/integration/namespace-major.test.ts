@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { RegistryCredentialSpec } from '../../src/api/types.ts';
 import { testCertificates } from '../support/fakes/test-ca.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
@@ -45,6 +46,19 @@ function count(events: AuditEvent[], verb: string, resource: string): Map<string
     byNamespace.set(ns, (byNamespace.get(ns) ?? 0) + 1);
   }
   return byNamespace;
+}
+
+/**
+ * The spec of a credential writing its Secret `name` into the namespaces labelled `run`, from
+ * the basic source Secret `source`.
+ */
+function labelledSpec(run: string, source: string, extra: Partial<RegistryCredentialSpec> = {}) {
+  return (name: string): RegistryCredentialSpec => ({
+    secretName: name,
+    namespaceSelector: { matchLabels: { [run]: 'y' } },
+    registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
+    ...extra,
+  });
 }
 
 /**
@@ -282,11 +296,7 @@ describe('namespace-major writes', () => {
       }
       const source = uniqueName('src-late');
       await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-late-join');
-      const spec = (name: string) => ({
-        secretName: name,
-        namespaceSelector: { matchLabels: { [run]: 'y' } },
-        registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
-      });
+      const spec = labelledSpec(run, source);
       await f.createCredential(first, spec(first));
       await waitFor(
         'the first fan-out held on every gated namespace',
@@ -350,11 +360,7 @@ describe('namespace-major writes', () => {
     const quick = `${run}-quick`;
     const source = uniqueName('src-onb2');
     await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-onboarding-two');
-    const spec = (name: string) => ({
-      secretName: name,
-      namespaceSelector: { matchLabels: { [run]: 'y' } },
-      registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
-    });
+    const spec = labelledSpec(run, source);
     let ns: string | undefined;
     const webhook = await holdingWebhook(gate, slow);
     try {
@@ -419,12 +425,7 @@ describe('namespace-major writes', () => {
     const slow = `${run}-slow`;
     const source = uniqueName('src-nowait');
     await f.basicSecret(OPERATOR_NAMESPACE, source, 'robot', 's3cr3t-no-wait');
-    const spec = (name: string) => ({
-      secretName: name,
-      namespaceSelector: { matchLabels: { [run]: 'y' } },
-      serviceAccounts: ['*'],
-      registries: [{ server: 'registry.example.com', basic: { secretRef: { name: source } } }],
-    });
+    const spec = labelledSpec(run, source, { serviceAccounts: ['*'] });
     let ns: string | undefined;
     const webhook = await holdingWebhook(gate, slow);
     try {
