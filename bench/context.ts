@@ -13,6 +13,8 @@ export interface BenchContext {
   operatorArgs: readonly string[];
   /** NODE_OPTIONS for the operator (--operator-node-args). */
   operatorNodeOptions?: string;
+  /** Flags on the operator's node command line (--operator-node-flags). */
+  operatorNodeFlags: readonly string[];
   /** The operator's --fanout-concurrency, which the floor baseline uses too. */
   concurrency: number;
   /**
@@ -30,6 +32,7 @@ export function startOperator(ctx: BenchContext, cluster: BenchCluster): Promise
     kubeconfigPath: cluster.operatorKubeconfigPath,
     args: ctx.operatorArgs,
     nodeOptions: ctx.operatorNodeOptions,
+    nodeFlags: ctx.operatorNodeFlags,
   });
 }
 

@@ -2,11 +2,11 @@
 // the operator in its own process, each next to a floor baseline; prints a table with the
 // targets checked and writes the JSON under bench/results/. `--help` for the options.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { deploymentEnv, deploymentNodeFlags } from '../test/support/deployment.ts';
 import type { BenchContext } from './context.ts';
 import { runFanoutGroup } from './fanout.ts';
 import { runMemory } from './memory.ts';
@@ -54,6 +54,10 @@ JSON to bench/results/.
   --operator-args "<flags>"   extra operator flags, e.g. "--fanout-concurrency=32 --workers=8"
   --operator-node-args "<a>"  Node flags for the operator process (passed as NODE_OPTIONS),
                               e.g. "--cpu-prof" (profiles go to bench/results/profiles/<run>/)
+                              (default: the NODE_OPTIONS of config/manager/manager.yaml)
+  --operator-node-flags "<a>" flags on the operator's node command line, for V8 flags that
+                              NODE_OPTIONS refuses, e.g. "--trace-gc" (default: those of the
+                              command in config/manager/manager.yaml; "" for none)
   --floor-watches             the fan-out and rotation floors also keep the watches a cache-based
                               client needs (the Secrets they write, every ServiceAccount): the
                               floor of an operator that reads from caches, for comparison
@@ -113,6 +117,7 @@ interface Options {
   webhookBurst: number;
   operatorArgs: string[];
   operatorNodeArgs?: string;
+  operatorNodeFlags?: string;
   floorWatches: boolean;
   build: boolean;
   out?: string;
@@ -159,6 +164,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'webhook-burst': { type: 'string' },
       'operator-args': { type: 'string' },
       'operator-node-args': { type: 'string' },
+      'operator-node-flags': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       scale: { type: 'boolean', default: false },
       'scale-scenarios': { type: 'string' },
@@ -242,6 +248,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     webhookBurst: positive('webhook-burst', values['webhook-burst'] ?? '8'),
     operatorArgs: (values['operator-args'] ?? '').split(/\s+/).filter((a) => a !== ''),
     operatorNodeArgs: values['operator-node-args'],
+    operatorNodeFlags: values['operator-node-flags'],
     floorWatches: values['floor-watches'] === true,
     build: values['no-build'] !== true,
     out: values.out,
@@ -320,6 +327,11 @@ async function main(): Promise<number> {
 
   let nodeOptions = options.operatorNodeArgs ?? deploymentNodeOptions();
   log(`[bench] operator NODE_OPTIONS: ${nodeOptions || '(none)'}`);
+  const nodeFlags =
+    options.operatorNodeFlags === undefined
+      ? deploymentNodeFlags()
+      : options.operatorNodeFlags.split(/\s+/).filter((a) => a !== '');
+  log(`[bench] operator node flags: ${nodeFlags.join(' ') || '(none)'}`);
   let profileDir: string | undefined;
   if (nodeOptions?.includes('--cpu-prof') || nodeOptions?.includes('--heap-prof')) {
     profileDir = join(resultsDir, 'profiles', runStamp);
@@ -335,6 +347,7 @@ async function main(): Promise<number> {
     log,
     operatorArgs: options.operatorArgs,
     operatorNodeOptions: nodeOptions,
+    operatorNodeFlags: nodeFlags,
     concurrency: fanoutConcurrency(options.operatorArgs),
     floorWatches: options.floorWatches,
   };
@@ -426,7 +439,7 @@ async function main(): Promise<number> {
     `\nregcred-operator benchmark (${mode}): ${cores} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadStart[0]?.toFixed(2)} at start, ${loadEnd[0]?.toFixed(2)} at end, ${((finishedAt.getTime() - startedAt.getTime()) / 1000).toFixed(0)} s\n`,
   );
   out.write(
-    `operator: dist/main.js ${options.operatorArgs.join(' ') || '(default flags)'}; floor concurrency ${ctx.concurrency}${ctx.floorWatches ? ', with the watches a cache-based client holds (--floor-watches)' : ''}\n\n`,
+    `operator: node ${[...nodeFlags, 'dist/main.js'].join(' ')} ${options.operatorArgs.join(' ') || '(default flags)'}, NODE_OPTIONS ${nodeOptions || '(none)'}; floor concurrency ${ctx.concurrency}${ctx.floorWatches ? ', with the watches a cache-based client holds (--floor-watches)' : ''}\n\n`,
   );
   out.write(
     `load average (1 min, every 30 s): min ${Math.min(...loads).toFixed(2)}, mean ${(loads.reduce((a, b) => a + b, 0) / loads.length).toFixed(2)}, max ${Math.max(...loads).toFixed(2)} over ${loads.length} samples\n\n`,
@@ -462,6 +475,7 @@ async function main(): Promise<number> {
     operator: {
       args: options.operatorArgs,
       nodeOptions,
+      nodeFlags,
       floorConcurrency: ctx.concurrency,
       floorWatches: ctx.floorWatches,
     },
@@ -490,15 +504,5 @@ main().then(
 
 /** The NODE_OPTIONS the production Deployment sets, so the benchmark measures what runs. */
 function deploymentNodeOptions(): string | undefined {
-  const manifest = parseYaml(
-    readFileSync(join(import.meta.dirname, '..', 'config', 'manager', 'manager.yaml'), 'utf8'),
-  ) as {
-    spec?: {
-      template?: {
-        spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> };
-      };
-    };
-  };
-  const env = manifest.spec?.template?.spec?.containers?.[0]?.env ?? [];
-  return env.find((e) => e.name === 'NODE_OPTIONS')?.value;
+  return deploymentEnv().NODE_OPTIONS;
 }

@@ -21,6 +21,8 @@ export interface BenchOperatorOptions {
   args: readonly string[];
   /** NODE_OPTIONS for the operator process (--operator-node-args), e.g. --cpu-prof. */
   nodeOptions?: string;
+  /** Flags on node's command line, before the script (--operator-node-flags). */
+  nodeFlags?: readonly string[];
 }
 
 export interface IdleOptions {
@@ -102,6 +104,7 @@ export class BenchOperator {
       // BENCH_OPERATOR_LOG_LEVEL=debug: every reconcile's key and duration (with BENCH_OPERATOR_LOGS).
       logLevel: process.env.BENCH_OPERATOR_LOG_LEVEL === 'debug' ? 'debug' : 'info',
       args: [...options.args],
+      nodeFlags: options.nodeFlags,
       env,
     });
     const spawnedAt = performance.now();

@@ -227,7 +227,7 @@ async function waitPatched(cluster: BenchCluster, namespace: string, who: () => 
   }
 }
 
-/** bench/webhook-floor.ts in its own process, with the operator's NODE_OPTIONS. */
+/** bench/webhook-floor.ts in its own process, with the operator's NODE_OPTIONS and node flags. */
 class FloorWebhook {
   private readonly child: ReturnType<typeof spawn>;
   readonly pid: number;
@@ -241,12 +241,15 @@ class FloorWebhook {
     this.ca = ca;
   }
 
-  static async start(nodeOptions: string | undefined): Promise<FloorWebhook> {
+  static async start(
+    nodeOptions: string | undefined,
+    nodeFlags: readonly string[],
+  ): Promise<FloorWebhook> {
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (nodeOptions !== undefined) env.NODE_OPTIONS = nodeOptions;
     const child = spawn(
       process.execPath,
-      [join(import.meta.dirname, 'webhook-floor.ts'), SECRET_NAME],
+      [...nodeFlags, join(import.meta.dirname, 'webhook-floor.ts'), SECRET_NAME],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
         env,
@@ -365,7 +368,7 @@ export async function runWebhook(ctx: BenchContext, plan: WebhookPlan): Promise<
           () => `the webhook; the operator's last log lines:\n${op.lastLogs(15).join('\n')}`,
         );
         // The floor webhook: the same configuration (Ignore, 3 s), its own name and namespaces.
-        floorHook = await FloorWebhook.start(ctx.operatorNodeOptions);
+        floorHook = await FloorWebhook.start(ctx.operatorNodeOptions, ctx.operatorNodeFlags);
         const hook = floorHook;
         log(`[bench] webhook: operator pid ${op.pid}, floor webhook pid ${hook.pid}`);
         await kubectl(['apply', '-f', '-'], floorConfigurationYaml(hook.port, hookRun, hook.ca));

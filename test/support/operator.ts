@@ -39,6 +39,8 @@ export interface OperatorProcessOptions {
   identity?: string;
   /** Run from the built dist/ (as the image does) instead of src/; see buildDist(). */
   fromDist?: boolean;
+  /** Flags for node itself, before the script (e.g. deploymentNodeFlags()). */
+  nodeFlags?: readonly string[];
 }
 
 /** Every line any operator process printed in this test run: the leak checks read it. */
@@ -85,6 +87,7 @@ export class OperatorProcess {
     const o = this.options;
     const entry = o.fromDist ? join(repoRoot, 'dist', 'main.js') : join(repoRoot, 'src', 'main.ts');
     const args = [
+      ...(o.nodeFlags ?? []),
       entry,
       `--kubeconfig=${o.kubeconfigPath}`,
       `--namespace=${o.namespace ?? 'regcred-system'}`,
