@@ -21,7 +21,7 @@ import {
   PULL_SECRETS_ANNOTATION,
   type RegistryCredentialSpec,
 } from '../../src/api/types.ts';
-import { deploymentEnv } from '../support/deployment.ts';
+import { deploymentEnv, deploymentNodeFlags } from '../support/deployment.ts';
 import { Fixtures } from '../support/fixtures.ts';
 import { uniqueName } from '../support/names.ts';
 import { startOperator } from '../support/operator.ts';
@@ -331,13 +331,14 @@ describe('tenancy: what a tenant with edit in its own namespace can and cannot m
     const ns = await tenantNamespace({ tenant });
     const { name } = await credential({ namespaceSelector: { matchLabels: { tenant } } });
     await f.waitCondition(name, 'Ready', 'True', 'Ready');
-    // Measured as it runs in production: the Deployment's heap settings.
+    // Measured as it runs in production: the Deployment's heap settings and node flags.
     await cluster.stopOperator();
     const op = await startOperator({
       kubeconfigPath: cluster.operatorKubeconfigPath,
       namespace: OPERATOR_NAMESPACE,
       sourceNamespaces: [EXTRA_SOURCE_NAMESPACE],
       env: deploymentEnv(),
+      nodeFlags: deploymentNodeFlags(),
     });
     try {
       const memory = () => {
