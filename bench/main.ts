@@ -131,7 +131,7 @@ function positive(name: string, raw: string): number {
 }
 
 /** Flags whose values start with a dash themselves: `--operator-args "--x=1"` becomes `--operator-args=--x=1`. */
-const PASS_THROUGH = new Set(['--operator-args', '--operator-node-args']);
+const PASS_THROUGH = new Set(['--operator-args', '--operator-node-args', '--operator-node-flags']);
 
 function joinPassThrough(argv: readonly string[]): string[] {
   const joined: string[] = [];
