@@ -325,7 +325,8 @@ async function main(): Promise<number> {
   }
   if (options.build) build(log);
 
-  let nodeOptions = options.operatorNodeArgs ?? deploymentNodeOptions();
+  // By default what the production Deployment runs: its NODE_OPTIONS and its command's flags.
+  let nodeOptions = options.operatorNodeArgs ?? deploymentEnv().NODE_OPTIONS;
   log(`[bench] operator NODE_OPTIONS: ${nodeOptions || '(none)'}`);
   const nodeFlags =
     options.operatorNodeFlags === undefined
@@ -501,8 +502,3 @@ main().then(
     process.exit(1);
   },
 );
-
-/** The NODE_OPTIONS the production Deployment sets, so the benchmark measures what runs. */
-function deploymentNodeOptions(): string | undefined {
-  return deploymentEnv().NODE_OPTIONS;
-}

@@ -6,7 +6,6 @@ import { parse as parseYaml } from 'yaml';
 
 export interface ManagerContainer {
   command?: string[];
-  args?: string[];
   env?: Array<{ name: string; value?: string }>;
 }
 
