@@ -178,6 +178,44 @@ export class OperatorProcess {
     }
   }
 
+  /**
+   * A full garbage collection in the operator process, through its inspector: for a process
+   * started with `--inspect=127.0.0.1:0` among its nodeFlags (the port it printed is read
+   * from the logs). A memory test measures what the process keeps, not garbage V8 has not
+   * collected yet: when it does so depends on its heuristics, not on the operator.
+   */
+  async collectGarbage(timeoutMs = 30_000): Promise<void> {
+    const url = this.logs
+      .map((line) => /Debugger listening on (ws:\/\/\S+)/.exec(line)?.[1])
+      .findLast((u) => u !== undefined);
+    if (!url) throw new Error('the operator was not started with --inspect=127.0.0.1:0');
+    const socket = new WebSocket(url);
+    try {
+      await new Promise<void>((resolveGc, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no answer from the inspector within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const settle = (error?: Error) => {
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolveGc();
+        };
+        socket.addEventListener('open', () =>
+          socket.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' })),
+        );
+        socket.addEventListener('message', (event) => {
+          const answer = JSON.parse(String(event.data)) as { id?: number; error?: unknown };
+          if (answer.id !== 1) return;
+          settle(answer.error ? new Error(JSON.stringify(answer.error)) : undefined);
+        });
+        socket.addEventListener('error', () => settle(new Error(`inspector ${url}: failed`)));
+      });
+    } finally {
+      socket.close();
+    }
+  }
+
   /** The exit code once the process has exited (null: killed by a signal or still running). */
   get exitCode(): number | null {
     return this.child?.exitCode ?? null;
