@@ -76,6 +76,7 @@ export async function openWindow(cluster: BenchCluster, op: BenchOperator): Prom
   await op.waitIdle();
   await cluster.waitQuiet();
   const [requests, counters] = await Promise.all([cluster.apiRequests(), op.counters()]);
+  op.startScrapeWindow();
   const peakReset = op.resetPeak();
   const opSample = op.sample();
   return {
@@ -105,6 +106,7 @@ export async function closeWindow(
   await cluster.waitQuiet(1000);
   const [requests, counters] = await Promise.all([cluster.apiRequests(), op.counters()]);
   if (!start.peakReset) notes.push('peak RSS is the process lifetime peak (clear_refs refused)');
+  notes.push(...op.scrapeNotes());
   return {
     wallMs,
     requests: withoutHarness(countsDelta(requests, start.requests), harness),

@@ -50,6 +50,8 @@ export interface GcCounts {
   pauseSeconds: number;
 }
 
+const LAG_MAX = 'nodejs_eventloop_lag_max_seconds';
+
 interface Activity {
   depth: number;
   reconciles: number;
@@ -60,6 +62,8 @@ export class BenchOperator {
   private readonly child: OperatorProcess;
   readonly pid: number;
   private last?: ProcessSample;
+  private lagMaxSeconds = 0;
+  private slowScrapes: string[] = [];
 
   /** performance.now() just before the process was spawned. */
   readonly spawnedAt: number;
@@ -134,8 +138,46 @@ export class BenchOperator {
     return resetPeakRss(this.pid);
   }
 
+  /**
+   * One /metrics scrape. A scrape without an answer within 5 s (OperatorProcess.httpGet) is
+   * tried again, twice at most, and noted for the window (`scrapeNotes`): a lost scrape costs
+   * the window a note, not the scenario. Each answer's event-loop lag maximum (prom-client's
+   * `nodejs_eventloop_lag_max_seconds`, since the scrape before) is kept for the window.
+   */
   async metricsText(): Promise<string> {
-    return this.child.metrics();
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        const text = await this.child.metrics();
+        const lag = sumOf(parseMetrics(text, new Set([LAG_MAX])), LAG_MAX);
+        if (lag > this.lagMaxSeconds) this.lagMaxSeconds = lag;
+        return text;
+      } catch (error) {
+        this.slowScrapes.push(
+          `${(error as Error).message} after ${Math.round(performance.now() - started)} ms (attempt ${attempt})`,
+        );
+        if (attempt === 3) throw error;
+      }
+    }
+  }
+
+  /** Starts counting the event-loop lag maximum and the failed scrapes anew. */
+  startScrapeWindow(): void {
+    this.lagMaxSeconds = 0;
+    this.slowScrapes = [];
+  }
+
+  /** What the scrapes since startScrapeWindow saw: notes for the window's result. */
+  scrapeNotes(): string[] {
+    const notes = [
+      `the operator's event-loop lag, the most any scrape reported: ${Math.round(this.lagMaxSeconds * 1000)} ms`,
+    ];
+    if (this.slowScrapes.length > 0) {
+      notes.push(
+        `${this.slowScrapes.length} /metrics scrape(s) failed and were retried: ${this.slowScrapes.slice(0, 5).join('; ')}`,
+      );
+    }
+    return notes;
   }
 
   /** regcred_api_writes_total and regcred_api_requests_total (reads included), one scrape. */

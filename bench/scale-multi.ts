@@ -231,22 +231,36 @@ export async function runMultiCredential(
         let rot: Window;
         try {
           log(`[multi] operator: ${plan.credentials} RegistryCredentials at once`);
-          fan = await measure(cluster, op, secretsIn('pull-'), firstPassword, true, async () => {
-            await cluster.forEachConcurrently(
-              halves.map((_, c) => c),
-              8,
-              async (c) => {
-                await cluster.createCredentialWithSpec(`bench-multi-${pad(c)}`, {
-                  secretName: `pull-${pad(c)}`,
-                  namespaceSelector: { matchLabels: { [credentialLabel(c)]: 'true' } },
-                  registries: [
-                    { server: REGISTRY_SERVER, basic: { secretRef: { name: sourceOf(c) } } },
-                  ],
-                });
-              },
-            );
-            return { 'POST registrycredentials': plan.credentials };
-          });
+          // When each create was answered: how far apart the changes reached the API server.
+          const createdAt: number[] = [];
+          const createNotes: string[] = [];
+          fan = await measure(
+            cluster,
+            op,
+            secretsIn('pull-'),
+            firstPassword,
+            true,
+            async () => {
+              const createsFrom = performance.now();
+              await cluster.forEachConcurrently(
+                halves.map((_, c) => c),
+                8,
+                async (c) => {
+                  await cluster.createCredentialWithSpec(`bench-multi-${pad(c)}`, {
+                    secretName: `pull-${pad(c)}`,
+                    namespaceSelector: { matchLabels: { [credentialLabel(c)]: 'true' } },
+                    registries: [
+                      { server: REGISTRY_SERVER, basic: { secretRef: { name: sourceOf(c) } } },
+                    ],
+                  });
+                  createdAt.push(performance.now());
+                },
+              );
+              createNotes.push(createSpread(createsFrom, createdAt));
+              return { 'POST registrycredentials': plan.credentials };
+            },
+            createNotes,
+          );
           log(`[multi] ${describeWindow(fan)}`);
           log(`[multi] operator: rotation of the source shared by ${plan.shared}`);
           rot = await measure(
@@ -301,6 +315,24 @@ export async function runMultiCredential(
   );
 }
 
+/**
+ * How long the creates took from the first request to the last answer, and the longest wait
+ * between two answers: a wait longer than the operator's gathering window (100 ms of a free
+ * event loop) lets a batch start before the rest arrived, and those namespaces get a second
+ * ServiceAccount write.
+ */
+export function createSpread(from: number, answeredAt: readonly number[]): string {
+  const sorted = [...answeredAt].sort((a, b) => a - b);
+  let previous = from;
+  let longest = 0;
+  for (const at of sorted) {
+    longest = Math.max(longest, at - previous);
+    previous = at;
+  }
+  const span = previous - from;
+  return `${sorted.length} RegistryCredential creates answered within ${Math.round(span)} ms; the longest wait between two answers ${Math.round(longest)} ms`;
+}
+
 /** The operator's window: `act` starts the change and names the harness's own requests. */
 async function measure(
   cluster: BenchCluster,
@@ -309,6 +341,7 @@ async function measure(
   password: string,
   serviceAccounts: boolean,
   act: () => Promise<Record<string, number>>,
+  notes: string[] = [],
 ): Promise<Window> {
   const tracker = new MultiTracker(expected, password, serviceAccounts);
   const total = tracker.left;
@@ -337,7 +370,7 @@ async function measure(
         `${tracker.left} of ${total} Secrets and ServiceAccounts not synced after ${timeoutMs / 1000} s; operator logs:\n${op.lastLogs().join('\n')}`,
       );
     }
-    return await closeWindow(cluster, op, start, tracker.lastAt - started, [], harness);
+    return await closeWindow(cluster, op, start, tracker.lastAt - started, notes, harness);
   } finally {
     for (const w of watches) w.stop();
   }
