@@ -17,6 +17,14 @@ function alive(pid: number): boolean {
   }
 }
 
+function procStat(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ').slice(0, 4).join(' ');
+  } catch {
+    return `${pid} (gone)`;
+  }
+}
+
 const NOTHING = { processes: [], mounts: [], cgroups: [], netns: [], interfaces: [] };
 
 describe('the test node (kubelet + containerd)', () => {
@@ -128,7 +136,13 @@ describe('the test node (kubelet + containerd)', () => {
       child.kill(signal);
       assert.equal(await exited, signal === 'SIGINT' ? 130 : 143);
       assert.deepEqual(hostSnapshotFor(info), NOTHING);
-      assert.deepEqual([...info.pids, ...info.planePids].filter(alive), []);
+      // With what each still running is (its /proc stat line: name and state), to tell a
+      // process left behind from one still being torn down.
+      assert.deepEqual(
+        [...info.pids, ...info.planePids].filter(alive).map(procStat),
+        [],
+        'a process of the node or its plane outlived the script',
+      );
       assert.equal(existsSync(info.dir), false, `${info.dir} was removed`);
     });
   }

@@ -158,6 +158,15 @@ function mountsMentioning(needle: string): string[] {
 }
 
 /** Pids (other than ours) whose command line or cgroup mentions one of `needles`. */
+/** True while `pid` exists and is not a zombie (a zombie has exited: only its entry is left). */
+export function processRunning(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 function processesMentioning(needles: string[]): Array<{ pid: number; command: string }> {
   const found: Array<{ pid: number; command: string }> = [];
   for (const entry of readdirSync('/proc')) {
@@ -625,10 +634,17 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
     this.swept = true;
     const needles = needlesFor(this.dir, this.containerIds());
     // Processes: the shims and container processes outlive a killed containerd.
+    const killed = new Set<number>();
+    for (const child of [this.kubelet, this.containerd]) {
+      if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+        killed.add(child.pid);
+      }
+    }
     for (let attempt = 0; attempt < 100; attempt++) {
       const left = processesMentioning(needles);
       if (left.length === 0) break;
       for (const { pid } of left) {
+        killed.add(pid);
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -637,6 +653,10 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
       }
       sleepSync(20);
     }
+    // A process being torn down stops mentioning the node (its cmdline reads empty) before it
+    // is gone: wait, bounded, until every one killed has exited (a zombie has).
+    for (let attempt = 0; attempt < 250 && [...killed].some(processRunning); attempt++)
+      sleepSync(20);
     // Mounts (rootfs overlays, sandbox shm, volumes): deepest first; lazily if busy.
     for (let attempt = 0; attempt < 5; attempt++) {
       const mounts = mountsMentioning(this.dir).sort((a, b) => b.length - a.length);
