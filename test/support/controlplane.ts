@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitExitedSync } from './processes.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -80,8 +81,14 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const plane of live) plane.killNow();
   });
+  // `on`, not `once`: a listener that removed itself would tell the node harness's handler
+  // (test/support/node.ts), which runs next, that it is alone, and it would exit the process
+  // before the planes stopped (their components then outlived it).
+  let signalled = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (signalled) return;
+      signalled = true;
       void Promise.all([...live].map((plane) => plane.stop())).finally(() =>
         process.exit(signal === 'SIGINT' ? 130 : 143),
       );
@@ -534,9 +541,18 @@ export class ControlPlane {
     return this.stopping;
   }
 
-  /** Last resort on process exit: no awaiting is possible there. */
+  /** Last resort on process exit: no awaiting is possible there, so it blocks (bounded). */
   killNow(): void {
-    for (const component of this.components.values()) component.process?.kill('SIGKILL');
+    const pids: number[] = [];
+    for (const component of this.components.values()) {
+      const child = component.process;
+      if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null)
+        continue;
+      child.kill('SIGKILL');
+      pids.push(child.pid);
+    }
+    // Killed is not gone yet: a process exiting now would outlive this one for a moment.
+    waitExitedSync(pids);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -32,6 +32,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { type ControlPlane, freePort, type StaticToken } from './controlplane.ts';
 import { tarArchive, writeOciImage } from './oci-image.ts';
+import { sleepSync, waitExitedSync } from './processes.ts';
 import { folderOf, provision } from './provision.ts';
 import { waitUntil } from './wait.ts';
 
@@ -114,10 +115,6 @@ function installHooks(): void {
   }
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 /** The machine's first non-loopback IPv4 address: the kubelet refuses 127.0.0.1 as node IP. */
 function hostAddress(): string {
   for (const addresses of Object.values(networkInterfaces())) {
@@ -158,15 +155,6 @@ function mountsMentioning(needle: string): string[] {
 }
 
 /** Pids (other than ours) whose command line or cgroup mentions one of `needles`. */
-/** True while `pid` exists and is not a zombie (a zombie has exited: only its entry is left). */
-export function processRunning(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 function processesMentioning(needles: string[]): Array<{ pid: number; command: string }> {
   const found: Array<{ pid: number; command: string }> = [];
   for (const entry of readdirSync('/proc')) {
@@ -655,8 +643,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.tracing.processor
     }
     // A process being torn down stops mentioning the node (its cmdline reads empty) before it
     // is gone: wait, bounded, until every one killed has exited (a zombie has).
-    for (let attempt = 0; attempt < 250 && [...killed].some(processRunning); attempt++)
-      sleepSync(20);
+    waitExitedSync(killed);
     // Mounts (rootfs overlays, sandbox shm, volumes): deepest first; lazily if busy.
     for (let attempt = 0; attempt < 5; attempt++) {
       const mounts = mountsMentioning(this.dir).sort((a, b) => b.length - a.length);
